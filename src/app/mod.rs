@@ -1,0 +1,157 @@
+//! Use cases: each one reads and changes state in one transaction and queues the messages
+//! and emails it causes in the outbox of that same transaction. No network calls here; the
+//! adapters (telegram, web, workers) call these and deliver what they return.
+
+pub mod access;
+pub mod new_group;
+pub mod purchase;
+pub mod queries;
+pub mod settle;
+pub mod views;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keyboard::Keyboard;
+use crate::mail::Rendered;
+use crate::replies::UserError;
+use crate::store::outbox::{self, Channel, NewMessage};
+use crate::store::{Conn, Store};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A Telegram user as an update names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+}
+
+/// What every use case needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    /// The bot's @username, for `t.me` deep links.
+    pub bot_username: Arc<str>,
+    /// Wakes the outbox worker after a commit that queued something.
+    pub outbox_wake: Arc<Notify>,
+    /// Wakes the settlement sweep (a group filled, or the clock moved).
+    pub sweep_wake: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<crate::store::ledger::LedgerError> for AppError {
+    fn from(e: crate::store::ledger::LedgerError) -> Self {
+        match e {
+            crate::store::ledger::LedgerError::Db(d) => AppError::Db(d),
+            other => AppError::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Other(format!("rendering a template: {e}"))
+    }
+}
+
+impl From<crate::domain::group_key::KeyError> for AppError {
+    fn from(e: crate::domain::group_key::KeyError) -> Self {
+        AppError::Other(e.to_string())
+    }
+}
+
+impl AppError {
+    /// What the person who caused it is told.
+    pub fn user_error(&self) -> UserError {
+        match self {
+            AppError::User(u) => u.clone(),
+            _ => UserError::Internal,
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl Ctx {
+    pub fn new(store: Store, config: Arc<Config>, clock: Clock, bot_username: impl Into<Arc<str>>) -> Self {
+        Self {
+            store,
+            config,
+            clock,
+            bot_username: bot_username.into(),
+            outbox_wake: Arc::new(Notify::new()),
+            sweep_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn money(&self, minor: i64) -> String {
+        self.config.currency.format(minor)
+    }
+
+    pub fn deep_link(&self, payload: &str) -> String {
+        format!("https://t.me/{}?start={payload}", self.bot_username)
+    }
+
+    pub fn page_url(&self, key: &str) -> String {
+        format!("{}/g/{key}", self.config.public_url)
+    }
+
+    pub fn receipt_url(&self, key: &str, token: &str) -> String {
+        format!("{}/g/{key}/receipt/{token}", self.config.public_url)
+    }
+
+    /// Signals the workers after a commit.
+    pub fn committed(&self) {
+        self.outbox_wake.notify_one();
+    }
+}
+
+/// Queues a bot message (HTML) to a chat.
+pub async fn queue_message(
+    conn: &mut Conn,
+    now: i64,
+    dedupe_key: String,
+    chat_id: i64,
+    html: String,
+    keyboard: Option<Keyboard>,
+    fallback_email: Option<String>,
+) -> Result<bool, sqlx::Error> {
+    let m = NewMessage {
+        dedupe_key,
+        channel: Channel::Telegram { chat_id, keyboard: keyboard.map(|k| k.to_json()), fallback_email },
+        text: html,
+    };
+    outbox::enqueue(conn, &m, now).await
+}
+
+/// Queues an email with text and HTML parts.
+pub async fn queue_email(
+    conn: &mut Conn,
+    now: i64,
+    dedupe_key: String,
+    to: &str,
+    mail: Rendered,
+) -> Result<bool, sqlx::Error> {
+    let m = NewMessage {
+        dedupe_key,
+        channel: Channel::Email { to: to.to_string(), subject: mail.subject, html: Some(mail.html) },
+        text: mail.text,
+    };
+    outbox::enqueue(conn, &m, now).await
+}

@@ -1,0 +1,136 @@
+//! The `groupbuy` command line: `serve`, `migrate`, `catalog import FILE`, `settle`.
+
+use crate::clock::Clock;
+use crate::config::{CatalogFile, Config, parse_products};
+use crate::startup::{App, open_store};
+use crate::store::products;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "groupbuy", version, about = "Group purchasing in Telegram: buy now at the normal price, get the head-count discount back as points.")]
+pub struct Cli {
+    /// The configuration file (default: ./groupbuy.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the bot, the web side and the workers.
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage the product catalog.
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogCmd,
+    },
+    /// Settle every group whose key has expired (or that filled), then exit.
+    Settle,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatalogCmd {
+    /// Add or update products from a TOML file of [[products]] tables (sku, name, price).
+    Import {
+        /// The catalog file.
+        file: PathBuf,
+    },
+}
+
+/// Reads the configuration: the file (if any) and the process environment.
+pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let text = match path {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the configuration file {}", p.display()))?),
+        None => std::fs::read_to_string("groupbuy.toml").ok(),
+    };
+    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("GROUPBUY_")).collect();
+    Ok(Config::from_sources(text.as_deref(), &env)?)
+}
+
+pub async fn main() -> ExitCode {
+    crate::telemetry::init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("groupbuy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_ref())?;
+    let clock = Clock::system();
+    match cli.command {
+        Cmd::Serve => {
+            let app = App::build(config, clock).await?;
+            let (trigger, shutdown) = crate::shutdown::channel();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down: finishing the work in flight");
+                trigger.trigger();
+            });
+            app.run(shutdown).await
+        }
+        Cmd::Migrate => {
+            open_store(&config, &clock).await?;
+            println!("database is up to date: {}", redact(&config.database_url));
+            Ok(())
+        }
+        Cmd::Catalog { action: CatalogCmd::Import { file } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let parsed: CatalogFile = toml::from_str(&text).with_context(|| format!("{} is not a valid catalog file", file.display()))?;
+            let list = parse_products(&parsed.products)?;
+            let store = open_store(&config, &clock).await?;
+            let mut tx = store.write().await?;
+            let n = products::upsert(&mut tx, &list, clock.now()).await?;
+            tx.commit().await?;
+            println!("imported {n} products from {}", file.display());
+            Ok(())
+        }
+        Cmd::Settle => {
+            let store = open_store(&config, &clock).await?;
+            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
+            let n = crate::app::settle::sweep(&ctx).await?;
+            println!("settled {n} groups; their notices are queued and `groupbuy serve` delivers them");
+            Ok(())
+        }
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,395 @@
+//! Configuration: a pure function of (TOML text, environment), environment winning.
+//!
+//! Every setting has one name in the TOML file (`database_url`) and one in the environment
+//! (`GROUPBUY_DATABASE_URL`). A bad value stops start-up with one sentence naming the setting.
+
+use crate::domain::catalog::{Product, Sku};
+use crate::domain::money::{Currency, Money};
+use crate::domain::region::RegionBonus;
+use crate::domain::tiers::{Rate, Tier, TierTable};
+use crate::domain::Policy;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub telegram_token: Option<Secret>,
+    pub telegram_api_url: Option<url_like::Url>,
+    pub database_url: String,
+    pub smtp_url: Option<Secret>,
+    pub mail_dir: String,
+    pub mail_from: String,
+    pub fulfilment_email: String,
+    pub public_url: String,
+    pub http_addr: SocketAddr,
+    pub payment_provider_token: Secret,
+    pub webhook_secret: Option<Secret>,
+    pub support_contact: String,
+    pub currency: Currency,
+    pub tiers: TierTable,
+    pub policy: Policy,
+    pub key_lifetime_secs: i64,
+    pub max_head_count: u32,
+    pub region_bonus: Option<RegionBonus>,
+    pub shipping_fee: Money,
+    pub sweep_interval_secs: u64,
+    pub products: Vec<Product>,
+}
+
+/// A plain URL string checked for a scheme and host (we avoid another dependency for it).
+pub mod url_like {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Url(pub String);
+    impl Url {
+        pub fn parse(s: &str) -> Option<Self> {
+            let s = s.trim().trim_end_matches('/');
+            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+            (!rest.is_empty() && !rest.contains(char::is_whitespace)).then(|| Self(s.to_string()))
+        }
+        pub fn is_https(&self) -> bool {
+            self.0.starts_with("https://")
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("the configuration file is not valid TOML: {0}")]
+    Toml(String),
+    #[error("setting `{name}` (environment {env}) is invalid: {reason}")]
+    Invalid { name: &'static str, env: String, reason: String },
+    #[error("setting `telegram_token` is missing: set GROUPBUY_TELEGRAM_TOKEN to the token @BotFather gave you")]
+    MissingToken,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    telegram_token: Option<String>,
+    telegram_api_url: Option<String>,
+    database_url: Option<String>,
+    smtp_url: Option<String>,
+    mail_dir: Option<String>,
+    mail_from: Option<String>,
+    fulfilment_email: Option<String>,
+    public_url: Option<String>,
+    http_addr: Option<String>,
+    payment_provider_token: Option<String>,
+    webhook_secret: Option<String>,
+    support_contact: Option<String>,
+    currency: Option<String>,
+    policy: Option<String>,
+    key_lifetime_hours: Option<i64>,
+    max_head_count: Option<i64>,
+    shipping_fee: Option<i64>,
+    sweep_interval_secs: Option<i64>,
+    #[serde(default)]
+    tiers: Vec<FileTier>,
+    region_bonus: Option<FileRegionBonus>,
+    #[serde(default)]
+    products: Vec<FileProduct>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTier {
+    members: i64,
+    percent: toml::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRegionBonus {
+    amount: i64,
+    #[serde(default = "two")]
+    min_buyers: i64,
+    #[serde(default)]
+    window_hours: i64,
+}
+
+fn two() -> i64 {
+    2
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileProduct {
+    pub sku: String,
+    pub name: String,
+    pub price: i64,
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name, env: env_name(name), reason: reason.into() }
+}
+
+fn env_name(name: &str) -> String {
+    format!("GROUPBUY_{}", name.to_ascii_uppercase())
+}
+
+/// Percent as TOML integer (`5`) or decimal (`2.5`) into basis points, exactly.
+fn percent_to_rate(v: &toml::Value) -> Option<Rate> {
+    let bp = match v {
+        toml::Value::Integer(i) => i.checked_mul(100)?,
+        toml::Value::Float(f) => {
+            let scaled = f * 100.0;
+            if (scaled - scaled.round()).abs() > 1e-6 {
+                return None;
+            }
+            scaled.round() as i64
+        }
+        toml::Value::String(s) => return percent_to_rate(&s.trim().trim_end_matches('%').parse::<f64>().ok().map(toml::Value::Float)?),
+        _ => return None,
+    };
+    Rate::from_basis_points(u32::try_from(bp).ok()?)
+}
+
+/// Parses products from a catalog file (the same `[[products]]` tables as `groupbuy.toml`).
+pub fn parse_products(raw: &[FileProduct]) -> Result<Vec<Product>, ConfigError> {
+    let mut out: Vec<Product> = Vec::with_capacity(raw.len());
+    for p in raw {
+        let sku = Sku::parse(&p.sku).map_err(|e| invalid("products", format!("{:?}: {e}", p.sku)))?;
+        let price = Money::from_minor(p.price).map_err(|e| invalid("products", format!("{sku}: {e}")))?;
+        let name = p.name.trim();
+        if name.is_empty() || name.chars().count() > 32 {
+            return Err(invalid("products", format!("{sku}: a product name is 1 to 32 characters (Telegram's invoice title limit)")));
+        }
+        if price.minor() == 0 {
+            return Err(invalid("products", format!("{sku}: price must be above 0")));
+        }
+        if out.iter().any(|o| o.sku == sku) {
+            return Err(invalid("products", format!("{sku} appears twice")));
+        }
+        out.push(Product { sku, name: name.to_string(), price });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CatalogFile {
+    #[serde(default)]
+    pub products: Vec<FileProduct>,
+}
+
+impl Config {
+    /// Builds the configuration from the TOML file's text (if any) and the environment.
+    /// The token is checked by [`Config::require_token`], so `migrate` works without one.
+    pub fn from_sources(toml_text: Option<&str>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let file: FileConfig = match toml_text {
+            Some(t) => toml::from_str(t).map_err(|e| ConfigError::Toml(e.message().to_string()))?,
+            None => FileConfig::default(),
+        };
+        let pick = |name: &'static str, file_value: Option<String>| -> Option<String> {
+            env.get(&env_name(name)).cloned().or(file_value).filter(|v| !v.trim().is_empty())
+        };
+        let int = |name: &'static str, file_value: Option<i64>| -> Result<Option<i64>, ConfigError> {
+            match env.get(&env_name(name)) {
+                Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(name, format!("{v:?} is not a whole number"))),
+                None => Ok(file_value),
+            }
+        };
+
+        let http_addr_raw = pick("http_addr", file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let http_addr: SocketAddr = http_addr_raw
+            .parse()
+            .map_err(|_| invalid("http_addr", format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080")))?;
+        let telegram_api_url = match pick("telegram_api_url", file.telegram_api_url) {
+            Some(u) => Some(url_like::Url::parse(&u).ok_or_else(|| invalid("telegram_api_url", format!("{u:?} is not an http(s) URL")))?),
+            None => None,
+        };
+        let public_url_raw = pick("public_url", file.public_url).unwrap_or_else(|| format!("http://{http_addr}"));
+        let public_url = url_like::Url::parse(&public_url_raw)
+            .ok_or_else(|| invalid("public_url", format!("{public_url_raw:?} is not an http(s) URL")))?
+            .0;
+        let smtp_url = pick("smtp_url", file.smtp_url);
+        if let Some(u) = &smtp_url {
+            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                return Err(invalid("smtp_url", "it must start with smtp:// or smtps://"));
+            }
+        }
+        let database_url = pick("database_url", file.database_url).unwrap_or_else(|| "sqlite://groupbuy.db".into());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(invalid("database_url", "it must start with sqlite:// or postgres://"));
+        }
+        let mail_from = pick("mail_from", file.mail_from).unwrap_or_else(|| "groupbuy <groupbuy@localhost>".into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("mail_from", format!("{mail_from:?} is not an email address")));
+        }
+        let fulfilment_email = pick("fulfilment_email", file.fulfilment_email).unwrap_or_else(|| "fulfilment@localhost".into());
+        if fulfilment_email.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("fulfilment_email", format!("{fulfilment_email:?} is not an email address")));
+        }
+        let webhook_secret = pick("webhook_secret", file.webhook_secret).map(Secret::new);
+        if let Some(s) = &webhook_secret {
+            let ok = s.0.len() <= 256 && s.0.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(invalid("webhook_secret", "Telegram allows 1-256 characters of A-Z, a-z, 0-9, _ and -"));
+            }
+        }
+
+        let currency_raw = pick("currency", file.currency).unwrap_or_else(|| "JPY".into());
+        let currency = Currency::parse(&currency_raw).map_err(|e| invalid("currency", e.to_string()))?;
+        let policy_raw = pick("policy", file.policy).unwrap_or_else(|| "all_or_nothing".into());
+        let policy = Policy::parse(&policy_raw).ok_or_else(|| invalid("policy", "use all_or_nothing or partial"))?;
+        let hours = int("key_lifetime_hours", file.key_lifetime_hours)?.unwrap_or(72);
+        if !(1..=24 * 365).contains(&hours) {
+            return Err(invalid("key_lifetime_hours", "it must be between 1 and 8760"));
+        }
+        let max_head = int("max_head_count", file.max_head_count)?.unwrap_or(1_000);
+        let max_head_count = u32::try_from(max_head).ok().filter(|n| (2..=100_000).contains(n))
+            .ok_or_else(|| invalid("max_head_count", "it must be between 2 and 100000"))?;
+        let fee = int("shipping_fee", file.shipping_fee)?.unwrap_or(0);
+        let shipping_fee = Money::from_minor(fee).map_err(|e| invalid("shipping_fee", e.to_string()))?;
+        let sweep = int("sweep_interval_secs", file.sweep_interval_secs)?.unwrap_or(60);
+        let sweep_interval_secs = u64::try_from(sweep).ok().filter(|s| *s >= 1)
+            .ok_or_else(|| invalid("sweep_interval_secs", "it must be at least 1"))?;
+
+        let tiers = if file.tiers.is_empty() {
+            default_tiers()
+        } else {
+            let mut parsed = Vec::new();
+            for t in &file.tiers {
+                let members = u32::try_from(t.members).map_err(|_| invalid("tiers", "members must be positive"))?;
+                let rate = percent_to_rate(&t.percent)
+                    .ok_or_else(|| invalid("tiers", format!("percent {} must be 0 to 100 with at most two decimals", t.percent)))?;
+                parsed.push(Tier { members, rate });
+            }
+            TierTable::new(parsed).map_err(|e| invalid("tiers", e.to_string()))?
+        };
+        let region_bonus = match file.region_bonus {
+            None => None,
+            Some(b) => Some(RegionBonus {
+                amount: Money::from_minor(b.amount).map_err(|e| invalid("region_bonus", e.to_string()))?,
+                min_buyers: u32::try_from(b.min_buyers).ok().filter(|n| *n >= 2)
+                    .ok_or_else(|| invalid("region_bonus", "min_buyers must be at least 2"))?,
+                window_secs: b.window_hours.checked_mul(3_600).filter(|s| *s >= 0)
+                    .ok_or_else(|| invalid("region_bonus", "window_hours must be 0 (whole group) or more"))?,
+            }),
+        };
+        let products = parse_products(&file.products)?;
+
+        Ok(Self {
+            telegram_token: pick("telegram_token", file.telegram_token).map(Secret::new),
+            telegram_api_url,
+            database_url,
+            smtp_url: smtp_url.map(Secret::new),
+            mail_dir: pick("mail_dir", file.mail_dir).unwrap_or_else(|| "mail".into()),
+            mail_from,
+            fulfilment_email,
+            public_url,
+            http_addr,
+            payment_provider_token: Secret::new(pick("payment_provider_token", file.payment_provider_token).unwrap_or_default()),
+            webhook_secret,
+            support_contact: pick("support_contact", file.support_contact)
+                .unwrap_or_else(|| "Reply to this chat with your order number and we will help.".into()),
+            currency,
+            tiers,
+            policy,
+            key_lifetime_secs: hours * 3_600,
+            max_head_count,
+            region_bonus,
+            shipping_fee,
+            sweep_interval_secs,
+            products,
+        })
+    }
+
+    pub fn require_token(&self) -> Result<&Secret, ConfigError> {
+        self.telegram_token.as_ref().filter(|t| !t.is_empty()).ok_or(ConfigError::MissingToken)
+    }
+
+    /// Payments in Telegram Stars when no provider token is configured.
+    pub fn uses_stars(&self) -> bool {
+        self.payment_provider_token.is_empty()
+    }
+
+    /// The currency of invoices: the catalog's, or `XTR` for Telegram Stars.
+    pub fn invoice_currency(&self) -> &str {
+        if self.uses_stars() { "XTR" } else { self.currency.code() }
+    }
+}
+
+/// The patent's example table: 1→0 %, 2→3 %, 3→5 %, 4→10 %.
+pub fn default_tiers() -> TierTable {
+    let t = |members, bp| Tier { members, rate: Rate::from_basis_points(bp).unwrap_or(Rate::ZERO) };
+    TierTable::new(vec![t(1, 0), t(2, 300), t(3, 500), t(4, 1_000)]).unwrap_or_else(|_| unreachable!("constant table is valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_and_example_file() {
+        let text = include_str!("../groupbuy.example.toml");
+        let c = Config::from_sources(Some(text), &env(&[])).expect("example parses");
+        assert_eq!(c.database_url, "sqlite://groupbuy.db");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.products.len(), 3);
+        assert_eq!(c.products[0].price.minor(), 34_800);
+        assert_eq!(c.tiers.rate_for(3).to_string(), "5%");
+        assert!(c.uses_stars());
+        assert_eq!(c.require_token(), Err(ConfigError::MissingToken));
+    }
+
+    #[test]
+    fn environment_wins() {
+        let c = Config::from_sources(
+            Some("database_url = \"sqlite://file.db\"\ntelegram_token = \"1:a\""),
+            &env(&[("GROUPBUY_DATABASE_URL", "postgres://x/y"), ("GROUPBUY_TELEGRAM_TOKEN", "2:b")]),
+        )
+        .expect("valid");
+        assert_eq!(c.database_url, "postgres://x/y");
+        assert_eq!(c.require_token().map(|t| t.expose().to_string()), Ok("2:b".into()));
+        assert_eq!(format!("{:?}", c.telegram_token), "Some(\"***\")");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e)).expect_err("invalid").to_string();
+        assert!(err("", &[("GROUPBUY_HTTP_ADDR", "nowhere")]).contains("`http_addr` (environment GROUPBUY_HTTP_ADDR)"));
+        assert!(err("policy = \"maybe\"", &[]).contains("`policy`"));
+        assert!(err("[[tiers]]\nmembers = 2\npercent = 5\n[[tiers]]\nmembers = 3\npercent = 3", &[]).contains("smaller rate"));
+        assert!(err("", &[("GROUPBUY_SMTP_URL", "http://x")]).contains("`smtp_url`"));
+        assert!(err("unknown_key = 1", &[]).contains("not valid TOML"));
+        assert!(err("", &[("GROUPBUY_KEY_LIFETIME_HOURS", "soon")]).contains("`key_lifetime_hours`"));
+    }
+
+    #[test]
+    fn percent_forms() {
+        assert_eq!(percent_to_rate(&toml::Value::Integer(5)).map(Rate::basis_points), Some(500));
+        assert_eq!(percent_to_rate(&toml::Value::Float(2.5)).map(Rate::basis_points), Some(250));
+        assert_eq!(percent_to_rate(&toml::Value::String("12.25%".into())).map(Rate::basis_points), Some(1_225));
+        assert_eq!(percent_to_rate(&toml::Value::Float(2.555)), None);
+        assert_eq!(percent_to_rate(&toml::Value::Integer(101)), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! The shape of one group purchase: how many seats, what happens if it does not fill, and
+//! where it is in its life.
+
+use std::fmt;
+
+/// N, the number of purchases that fill the group (the organiser counts if they buy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HeadCount(u32);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadCountError {
+    #[error("the head count must be a whole number")]
+    NotANumber,
+    #[error("the head count must be between {min} and {max}")]
+    OutOfRange { min: u32, max: u32 },
+}
+
+impl HeadCount {
+    pub const MIN: u32 = 2;
+
+    pub fn parse(raw: &str, max: u32) -> Result<Self, HeadCountError> {
+        let n: i64 = raw.trim().parse().map_err(|_| HeadCountError::NotANumber)?;
+        Self::new(n, max)
+    }
+
+    pub fn new(n: i64, max: u32) -> Result<Self, HeadCountError> {
+        let range = HeadCountError::OutOfRange { min: Self::MIN, max };
+        let n = u32::try_from(n).map_err(|_| range.clone())?;
+        if (Self::MIN..=max).contains(&n) { Ok(Self(n)) } else { Err(range) }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for HeadCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a group that did not fill by its expiry gets (¶0060, ¶0086).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// No discount unless every seat was bought.
+    #[default]
+    AllOrNothing,
+    /// The tier of the number who actually bought.
+    Partial,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::AllOrNothing => "all_or_nothing",
+            Policy::Partial => "partial",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "all_or_nothing" => Some(Policy::AllOrNothing),
+            "partial" => Some(Policy::Partial),
+            _ => None,
+        }
+    }
+}
+
+/// Where a group is in its life. Only `Open` groups take purchases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStatus {
+    Open,
+    Settled,
+    Cancelled,
+}
+
+impl GroupStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStatus::Open => "open",
+            GroupStatus::Settled => "settled",
+            GroupStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(GroupStatus::Open),
+            "settled" => Some(GroupStatus::Settled),
+            "cancelled" => Some(GroupStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_count_range() {
+        assert_eq!(HeadCount::parse("3", 50).map(HeadCount::get), Ok(3));
+        assert_eq!(HeadCount::parse("x", 50), Err(HeadCountError::NotANumber));
+        assert_eq!(
+            HeadCount::parse("1", 50),
+            Err(HeadCountError::OutOfRange { min: 2, max: 50 })
+        );
+        assert!(HeadCount::parse("51", 50).is_err());
+        assert!(HeadCount::parse("-3", 50).is_err());
+        assert!(HeadCount::parse("99999999999", 50).is_err());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in [Policy::AllOrNothing, Policy::Partial] {
+            assert_eq!(Policy::parse(p.as_str()), Some(p));
+        }
+        for s in [GroupStatus::Open, GroupStatus::Settled, GroupStatus::Cancelled] {
+            assert_eq!(GroupStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Settlement: what each buyer of a closed group gets back (claims 6–8, ¶0079–0088).
+//!
+//! Rules, in order:
+//! 1. The object users are the counted purchases; the group is *filled* when they reach N.
+//! 2. The rate is the tier of the buyer count if the group filled; otherwise 0 under
+//!    `all_or_nothing` (¶0060) or the tier of the actual count under `partial` (¶0086).
+//! 3. Each purchase earns `floor(price × rate)` (see [`Money::share`]).
+//! 4. When the group earned a discount at all, buyers who share a region (see
+//!    [`RegionBonus`]) each earn the bonus on top.
+//! 5. A credit never exceeds the price of the purchase it belongs to.
+//! 6. Points are credited 1 for 1 minor unit.
+
+use super::group::{HeadCount, Policy};
+use super::money::{Money, Points};
+use super::region::{RegionBonus, RegionCode};
+use super::tiers::{Rate, TierTable};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseLine {
+    pub purchase_id: i64,
+    pub buyer_id: i64,
+    pub price: Money,
+    pub region: Option<RegionCode>,
+    pub bought_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credit {
+    pub purchase_id: i64,
+    pub buyer_id: i64,
+    pub discount: Money,
+    pub region_bonus: Money,
+    pub points: Points,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub filled: bool,
+    pub buyers: u32,
+    pub rate: Rate,
+    pub credits: Vec<Credit>,
+    pub total: Points,
+}
+
+pub fn settle(
+    policy: Policy,
+    tiers: &TierTable,
+    head_count: HeadCount,
+    purchases: &[PurchaseLine],
+    bonus: Option<&RegionBonus>,
+) -> Outcome {
+    let buyers = u32::try_from(purchases.len()).unwrap_or(u32::MAX);
+    let filled = buyers >= head_count.get();
+    let rate = match (filled, policy) {
+        (true, _) | (false, Policy::Partial) => tiers.rate_for(buyers),
+        (false, Policy::AllOrNothing) => Rate::ZERO,
+    };
+    let earned_discount = filled || policy == Policy::Partial;
+    let credits: Vec<Credit> = purchases
+        .iter()
+        .map(|p| {
+            let discount = p.price.share(rate.basis_points());
+            let region_bonus = match (bonus, &p.region) {
+                (Some(b), Some(region)) if earned_discount => {
+                    let all = purchases.iter().map(|q| (q.region.clone(), q.bought_at));
+                    if b.qualifies((region, p.bought_at), all) { b.amount } else { Money::ZERO }
+                }
+                _ => Money::ZERO,
+            };
+            let uncapped = discount.checked_add(region_bonus).unwrap_or(p.price);
+            let credit = uncapped.min(p.price);
+            Credit {
+                purchase_id: p.purchase_id,
+                buyer_id: p.buyer_id,
+                discount,
+                region_bonus: credit.saturating_sub(discount),
+                points: Points::of(credit),
+            }
+        })
+        .collect();
+    let total = Points::new(credits.iter().map(|c| c.points.value()).sum());
+    Outcome { filled, buyers, rate, credits, total }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tiers::Tier;
+    use proptest::prelude::*;
+
+    fn table() -> TierTable {
+        let t = |m, bp| Tier { members: m, rate: Rate::from_basis_points(bp).expect("in range") };
+        TierTable::new(vec![t(1, 0), t(2, 300), t(3, 500), t(4, 1_000)]).expect("valid")
+    }
+
+    fn line(id: i64, price: i64, region: Option<&str>, at: i64) -> PurchaseLine {
+        PurchaseLine {
+            purchase_id: id,
+            buyer_id: 100 + id,
+            price: Money::from_minor(price).expect("positive"),
+            region: region.map(RegionCode::from_stored),
+            bought_at: at,
+        }
+    }
+
+    fn n(v: u32) -> HeadCount {
+        HeadCount::new(i64::from(v), 1_000).expect("in range")
+    }
+
+    #[test]
+    fn full_group_of_three_gets_five_percent() {
+        let ps = [line(1, 34_800, None, 0), line(2, 34_800, None, 1), line(3, 29_800, None, 2)];
+        let out = settle(Policy::AllOrNothing, &table(), n(3), &ps, None);
+        assert!(out.filled);
+        assert_eq!(out.rate.to_string(), "5%");
+        let pts: Vec<i64> = out.credits.iter().map(|c| c.points.value()).collect();
+        assert_eq!(pts, vec![1_740, 1_740, 1_490]);
+        assert_eq!(out.total.value(), 4_970);
+    }
+
+    #[test]
+    fn unfilled_group_depends_on_policy() {
+        let ps = [line(1, 34_800, None, 0), line(2, 34_800, None, 1)];
+        let none = settle(Policy::AllOrNothing, &table(), n(3), &ps, None);
+        assert!(!none.filled);
+        assert_eq!(none.total, Points::ZERO);
+        let partial = settle(Policy::Partial, &table(), n(3), &ps, None);
+        assert_eq!(partial.rate.to_string(), "3%");
+        assert_eq!(partial.total.value(), 2 * 1_044);
+    }
+
+    #[test]
+    fn region_bonus_for_shared_regions_only() {
+        let bonus = RegionBonus { amount: Money::from_minor(500).expect("positive"), min_buyers: 2, window_secs: 0 };
+        let ps = [
+            line(1, 34_800, Some("JP-TOKYO"), 0),
+            line(2, 34_800, Some("JP-TOKYO"), 5),
+            line(3, 34_800, Some("JP-OSAKA"), 9),
+        ];
+        let out = settle(Policy::AllOrNothing, &table(), n(3), &ps, Some(&bonus));
+        let pts: Vec<i64> = out.credits.iter().map(|c| c.points.value()).collect();
+        assert_eq!(pts, vec![2_240, 2_240, 1_740]);
+        // No discount earned, no bonus either.
+        let unfilled = settle(Policy::AllOrNothing, &table(), n(4), &ps, Some(&bonus));
+        assert_eq!(unfilled.total, Points::ZERO);
+    }
+
+    fn arb_lines() -> impl Strategy<Value = Vec<PurchaseLine>> {
+        proptest::collection::vec((0i64..5_000_000, proptest::option::of(0u8..3), 0i64..100_000), 0..40).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (price, region, at))| {
+                    let region = region.map(|r| format!("JP-R{r}"));
+                    line(i as i64, price, region.as_deref(), at)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_credit_never_exceeds_what_was_paid(
+            ps in arb_lines(), head in 2u32..50, partial in any::<bool>(),
+            bonus_amount in 0i64..10_000, window in 0i64..50_000,
+        ) {
+            let policy = if partial { Policy::Partial } else { Policy::AllOrNothing };
+            let bonus = RegionBonus { amount: Money::from_minor(bonus_amount).expect("positive"), min_buyers: 2, window_secs: window };
+            let out = settle(policy, &table(), n(head), &ps, Some(&bonus));
+            for (c, p) in out.credits.iter().zip(&ps) {
+                prop_assert!(c.points.value() <= p.price.minor());
+                prop_assert!(c.points.value() >= 0);
+            }
+            prop_assert_eq!(out.total.value(), out.credits.iter().map(|c| c.points.value()).sum::<i64>());
+        }
+
+        #[test]
+        fn points_are_the_sum_of_price_times_rate_rounded_down(ps in arb_lines(), head in 2u32..50, partial in any::<bool>()) {
+            let policy = if partial { Policy::Partial } else { Policy::AllOrNothing };
+            let out = settle(policy, &table(), n(head), &ps, None);
+            let bp = i128::from(out.rate.basis_points());
+            let expected: i128 = ps.iter().map(|p| i128::from(p.price.minor()) * bp / 10_000).sum();
+            prop_assert_eq!(i128::from(out.total.value()), expected);
+        }
+
+        #[test]
+        fn all_or_nothing_pays_nothing_when_not_filled(ps in arb_lines(), extra in 1u32..20) {
+            let head = u32::try_from(ps.len()).expect("small") + extra;
+            let bonus = RegionBonus { amount: Money::from_minor(700).expect("positive"), min_buyers: 2, window_secs: 0 };
+            let out = settle(Policy::AllOrNothing, &table(), n(head.max(2)), &ps, Some(&bonus));
+            prop_assert!(!out.filled);
+            prop_assert_eq!(out.total, Points::ZERO);
+        }
+
+        #[test]
+        fn more_buyers_never_lowers_the_rate(ps in arb_lines(), head in 2u32..50) {
+            let out_all = settle(Policy::Partial, &table(), n(head), &ps, None);
+            if !ps.is_empty() {
+                let fewer = settle(Policy::Partial, &table(), n(head), &ps[..ps.len() - 1], None);
+                prop_assert!(fewer.rate <= out_all.rate);
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The discount tier table: how much back for how many buyers (e.g. 2→3 %, 3→5 %, 4→10 %).
+
+use std::fmt;
+
+/// A discount rate in basis points (1/100 of a percent), 0–10 000. Integers only: a rate of
+/// 2.5 % is 250.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Rate(u32);
+
+impl Rate {
+    pub const ZERO: Rate = Rate(0);
+
+    pub fn from_basis_points(bp: u32) -> Option<Self> {
+        (bp <= 10_000).then_some(Self(bp))
+    }
+
+    pub fn basis_points(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.0 / 100, self.0 % 100);
+        match frac {
+            0 => write!(f, "{whole}%"),
+            f10 if f10 % 10 == 0 => write!(f, "{whole}.{}%", f10 / 10),
+            _ => write!(f, "{whole}.{frac:02}%"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    pub members: u32,
+    pub rate: Rate,
+}
+
+/// Tiers sorted by head count, rates never falling as the count grows: a bigger group can
+/// never get a smaller rate, by construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierTable(Vec<Tier>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TierError {
+    #[error("the tier table is empty")]
+    Empty,
+    #[error("tier for {0} members appears twice")]
+    Duplicate(u32),
+    #[error("tier for {bigger} members has a smaller rate than the tier for {smaller}")]
+    Falling { smaller: u32, bigger: u32 },
+    #[error("a tier needs at least 1 member")]
+    ZeroMembers,
+}
+
+impl TierTable {
+    pub fn new(mut tiers: Vec<Tier>) -> Result<Self, TierError> {
+        if tiers.is_empty() {
+            return Err(TierError::Empty);
+        }
+        tiers.sort_by_key(|t| t.members);
+        if tiers[0].members == 0 {
+            return Err(TierError::ZeroMembers);
+        }
+        for pair in tiers.windows(2) {
+            if pair[0].members == pair[1].members {
+                return Err(TierError::Duplicate(pair[0].members));
+            }
+            if pair[1].rate < pair[0].rate {
+                return Err(TierError::Falling { smaller: pair[0].members, bigger: pair[1].members });
+            }
+        }
+        Ok(Self(tiers))
+    }
+
+    /// The rate of the largest tier whose head count the group has reached; 0 below the first.
+    pub fn rate_for(&self, buyers: u32) -> Rate {
+        self.0
+            .iter()
+            .take_while(|t| t.members <= buyers)
+            .last()
+            .map_or(Rate::ZERO, |t| t.rate)
+    }
+
+    pub fn tiers(&self) -> &[Tier] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tier(members: u32, bp: u32) -> Tier {
+        Tier { members, rate: Rate::from_basis_points(bp).expect("in range") }
+    }
+
+    pub(crate) fn patent_table() -> TierTable {
+        TierTable::new(vec![tier(1, 0), tier(2, 300), tier(3, 500), tier(4, 1_000)]).expect("valid")
+    }
+
+    #[test]
+    fn patent_figures() {
+        let t = patent_table();
+        assert_eq!(t.rate_for(0), Rate::ZERO);
+        assert_eq!(t.rate_for(1), Rate::ZERO);
+        assert_eq!(t.rate_for(2).to_string(), "3%");
+        assert_eq!(t.rate_for(3).to_string(), "5%");
+        assert_eq!(t.rate_for(4).to_string(), "10%");
+        assert_eq!(t.rate_for(40).to_string(), "10%");
+        assert_eq!(Rate::from_basis_points(250).map(|r| r.to_string()), Some("2.5%".into()));
+        assert_eq!(Rate::from_basis_points(1_234).map(|r| r.to_string()), Some("12.34%".into()));
+        assert_eq!(Rate::from_basis_points(10_001), None);
+    }
+
+    #[test]
+    fn invalid_tables_are_refused() {
+        assert_eq!(TierTable::new(vec![]), Err(TierError::Empty));
+        assert_eq!(TierTable::new(vec![tier(2, 1), tier(2, 2)]), Err(TierError::Duplicate(2)));
+        assert_eq!(
+            TierTable::new(vec![tier(2, 500), tier(3, 300)]),
+            Err(TierError::Falling { smaller: 2, bigger: 3 })
+        );
+        assert_eq!(TierTable::new(vec![tier(0, 1)]), Err(TierError::ZeroMembers));
+    }
+
+    proptest! {
+        #[test]
+        fn a_bigger_group_never_gets_a_smaller_rate(
+            raw in proptest::collection::vec((1u32..200, 0u32..=10_000), 1..12),
+            a in 0u32..300, b in 0u32..300,
+        ) {
+            // Any accepted table is monotone; build one by sorting the random rates.
+            let mut rates: Vec<u32> = raw.iter().map(|r| r.1).collect();
+            rates.sort_unstable();
+            let mut members: Vec<u32> = raw.iter().map(|r| r.0).collect();
+            members.sort_unstable();
+            members.dedup();
+            let tiers = members.iter().zip(rates).map(|(&m, bp)| tier(m, bp)).collect();
+            let table = TierTable::new(tiers).expect("sorted table is valid");
+            let (small, big) = (a.min(b), a.max(b));
+            prop_assert!(table.rate_for(small) <= table.rate_for(big));
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! groupbuy: a Telegram bot plus email invitations for group purchasing. Members buy at
+//! once at the normal price; when the group closes, the head-count discount comes back to
+//! each of them as credit points.
+//!
+//! A map of the crate, in reading order:
+//! - [`domain`]: pure business rules — money, keys, members, tiers, regions, settlement.
+//! - [`config`]: settings from `groupbuy.toml` and `GROUPBUY_*` variables.
+//! - [`clock`]: the one source of "now" (movable in tests).
+//! - [`store`]: the only place with SQL (SQLite and PostgreSQL).
+//! - [`replies`], [`keyboard`]: what the bot says and the buttons it shows.
+//! - [`app`]: use cases — one transaction each, effects queued in the outbox.
+//! - [`mail`]: email rendering (askama) and sending (lettre).
+//! - [`telegram`]: the teloxide adapter — command menu, handler tree, handlers.
+//! - [`workers`]: outbox delivery within Telegram's limits, the settlement sweep.
+//! - [`startup`], [`shutdown`], [`cli`], [`telemetry`]: running it.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod keyboard;
+pub mod mail;
+pub mod replies;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telegram;
+pub mod telemetry;
+pub mod workers;

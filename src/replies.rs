@@ -1,0 +1,286 @@
+//! Everything the bot says, in one catalogue. Each variant renders to Telegram HTML with
+//! every user-supplied string escaped; tests assert on the variant and on the text.
+
+use crate::domain::member::MemberError;
+use crate::domain::{GroupKey, HeadCount};
+use std::fmt::Write;
+
+/// Escapes text for Telegram's HTML parse mode (`<`, `>`, `&`, and `"` inside attributes).
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// "2026-11-24 09:00 UTC".
+pub fn when(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// "2 days 3 hours", "45 minutes", "less than a minute".
+pub fn duration(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, (secs % 86_400) / 3_600, (secs % 3_600) / 60);
+    let unit = |n: i64, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    match (d, h, m) {
+        (0, 0, 0) => "less than a minute".into(),
+        (0, 0, m) => unit(m, "minute"),
+        (0, h, m) if m > 0 => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
+        (0, h, _) => unit(h, "hour"),
+        (d, 0, _) => unit(d, "day"),
+        (d, h, _) => format!("{} {}", unit(d, "day"), unit(h, "hour")),
+    }
+}
+
+/// Bad input, each with the reply its sender gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("usage of /newgroup")]
+    NewGroupUsage,
+    #[error("unknown product {0:?}")]
+    UnknownProduct(String),
+    #[error("ambiguous product {query:?}")]
+    AmbiguousProduct { query: String, candidates: Vec<String> },
+    #[error("head count {raw:?} invalid")]
+    HeadCount { raw: String, min: u32, max: u32 },
+    #[error("{members} members for {seats} seats")]
+    TooManyMembers { members: usize, seats: u32 },
+    #[error("duplicate member {0}")]
+    DuplicateMember(String),
+    #[error("bad member: {0}")]
+    BadMember(MemberError),
+    #[error("bad expiry {0:?}")]
+    BadExpiry(String),
+    #[error("key usage for /{0}")]
+    KeyUsage(&'static str),
+    #[error("malformed key {0:?}")]
+    MalformedKey(String),
+    #[error("unknown key")]
+    UnknownKey,
+    #[error("expired key")]
+    Expired { key: String, at: i64 },
+    #[error("settled key")]
+    Settled { key: String },
+    #[error("cancelled key")]
+    Cancelled { key: String },
+    #[error("group full")]
+    GroupFull { key: String, seats: u32 },
+    #[error("not invited")]
+    NotInvited { key: String },
+    #[error("already bought")]
+    AlreadyBought { key: String },
+    #[error("no open group")]
+    NoOpenGroup,
+    #[error("invitation taken")]
+    InvitationTaken,
+    #[error("price changed")]
+    PriceChanged,
+    #[error("wrong buyer")]
+    WrongBuyer,
+    #[error("not enough points")]
+    NotEnoughPoints { balance: i64 },
+    #[error("bad shipping address")]
+    BadAddress,
+    #[error("only the organiser")]
+    NotOrganiser,
+    #[error("already has purchases")]
+    HasPurchases { key: String },
+    #[error("stale button")]
+    StaleButton,
+    #[error("not a private chat")]
+    PrivateOnly,
+    #[error("internal error")]
+    Internal,
+}
+
+impl UserError {
+    /// The reply, as Telegram HTML.
+    pub fn html(&self) -> String {
+        match self {
+            UserError::NewGroupUsage => "To start a group purchase, write\n<code>/newgroup PRODUCT HEADCOUNT [MEMBER ...] [EXPIRY]</code>\n\
+                for example <code>/newgroup camera 3 @alice 123456 carol@example.com 48h</code>.\n\
+                Members are @usernames, numeric Telegram ids or email addresses. The expiry is like 30m, 48h or 7d.".into(),
+            UserError::UnknownProduct(q) => format!(
+                "I don't know a product called “{}”. Tap /help to see how to list the catalog, or use a product code such as <code>camera</code>.",
+                esc(q)
+            ),
+            UserError::AmbiguousProduct { query, candidates } => format!(
+                "“{}” matches several products: {}. Please use the product code.",
+                esc(query),
+                candidates.iter().map(|c| format!("<code>{}</code>", esc(c))).collect::<Vec<_>>().join(", ")
+            ),
+            UserError::HeadCount { raw, min, max } => format!(
+                "The head count must be a whole number from {min} to {max}; “{}” is not.",
+                esc(raw)
+            ),
+            UserError::TooManyMembers { members, seats } => format!(
+                "You named {members} members for {seats} seats. Name at most {seats}, or raise the head count."
+            ),
+            UserError::DuplicateMember(m) => format!("{} is named twice. Name each member once.", esc(m)),
+            UserError::BadMember(e) => format!("{}.", esc(&capitalise(&e.to_string()))),
+            UserError::BadExpiry(raw) => format!(
+                "“{}” is not an expiry I understand. Use minutes, hours or days, like 30m, 48h or 7d (at most 365d).",
+                esc(raw)
+            ),
+            UserError::KeyUsage(cmd) => format!("Please add the group key: <code>/{cmd} KEY</code>."),
+            UserError::MalformedKey(raw) => format!(
+                "“{}” is not a group key. Keys are 18 letters and digits, like <code>7KQ2XM9PD4HB6TRWZC</code>.",
+                esc(raw)
+            ),
+            UserError::UnknownKey => "I can't find a group purchase with that key. Please check it with the person who invited you.".into(),
+            UserError::Expired { key, at } => format!(
+                "Group <code>{}</code> expired on {}: it no longer takes purchases.",
+                esc(key),
+                when(*at)
+            ),
+            UserError::Settled { key } => format!(
+                "Group <code>{}</code> has closed and its discount was paid out: the key is no longer valid.",
+                esc(key)
+            ),
+            UserError::Cancelled { key } => format!("Group <code>{}</code> was cancelled by its organiser.", esc(key)),
+            UserError::GroupFull { key, seats } => format!(
+                "Sorry, all {seats} seats of group <code>{}</code> are taken. Ask the organiser to start another round.",
+                esc(key)
+            ),
+            UserError::NotInvited { key } => format!(
+                "The seats of group <code>{}</code> are reserved for the people its organiser invited.",
+                esc(key)
+            ),
+            UserError::AlreadyBought { key } => format!(
+                "You have already bought in group <code>{}</code>: one purchase per member counts.",
+                esc(key)
+            ),
+            UserError::NoOpenGroup => "You have no open group purchase to buy in. Ask the organiser for the key, then send <code>/buy KEY</code>.".into(),
+            UserError::InvitationTaken => "This invitation link was already used by another Telegram account. Ask the organiser to invite you again.".into(),
+            UserError::PriceChanged => "The price of this product changed since the invoice was made. Please tap Buy again for a fresh invoice.".into(),
+            UserError::WrongBuyer => "This invoice was made for someone else. Tap Buy in your own chat with the bot.".into(),
+            UserError::NotEnoughPoints { balance } => format!(
+                "You now have only {balance} points, fewer than this invoice redeems. Please tap Buy again."
+            ),
+            UserError::BadAddress => "Please give a full shipping address with its country.".into(),
+            UserError::NotOrganiser => "Only the organiser of this group can do that.".into(),
+            UserError::HasPurchases { key } => format!(
+                "Group <code>{}</code> already has purchases, so it can no longer be cancelled.",
+                esc(key)
+            ),
+            UserError::StaleButton => "That button belongs to an old message. Please use /buy again.".into(),
+            UserError::PrivateOnly => "Let's do that in private: open a chat with me and send the command there.".into(),
+            UserError::Internal => "Something went wrong on our side. Nothing was charged or lost; please try again in a minute.".into(),
+        }
+    }
+
+    /// Plain text, for places without HTML (the pre-checkout error shown by Telegram).
+    pub fn plain(&self) -> String {
+        strip_tags(&self.html())
+    }
+
+    pub fn from_head_count(raw: &str, max: u32) -> Self {
+        UserError::HeadCount { raw: raw.to_string(), min: HeadCount::MIN, max }
+    }
+
+    /// A short word for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UserError::NewGroupUsage => "newgroup_usage",
+            UserError::UnknownProduct(_) => "unknown_product",
+            UserError::AmbiguousProduct { .. } => "ambiguous_product",
+            UserError::HeadCount { .. } => "head_count",
+            UserError::TooManyMembers { .. } => "too_many_members",
+            UserError::DuplicateMember(_) => "duplicate_member",
+            UserError::BadMember(_) => "bad_member",
+            UserError::BadExpiry(_) => "bad_expiry",
+            UserError::KeyUsage(_) => "key_usage",
+            UserError::MalformedKey(_) => "malformed_key",
+            UserError::UnknownKey => "unknown_key",
+            UserError::Expired { .. } => "expired",
+            UserError::Settled { .. } => "settled",
+            UserError::Cancelled { .. } => "cancelled",
+            UserError::GroupFull { .. } => "full",
+            UserError::NotInvited { .. } => "not_invited",
+            UserError::AlreadyBought { .. } => "already_bought",
+            UserError::NoOpenGroup => "no_open_group",
+            UserError::InvitationTaken => "invitation_taken",
+            UserError::PriceChanged => "price_changed",
+            UserError::WrongBuyer => "wrong_buyer",
+            UserError::NotEnoughPoints { .. } => "not_enough_points",
+            UserError::BadAddress => "bad_address",
+            UserError::NotOrganiser => "not_organiser",
+            UserError::HasPurchases { .. } => "has_purchases",
+            UserError::StaleButton => "stale_button",
+            UserError::PrivateOnly => "private_only",
+            UserError::Internal => "internal",
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+/// Telegram HTML to plain text: drops tags and decodes the four entities Telegram knows.
+pub fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+}
+
+pub const HELP: &str = "<b>groupbuy</b>: buy together, pay the normal price now, get the group discount back as points.\n\n\
+/newgroup PRODUCT N [MEMBERS…] [EXPIRY] — start a group purchase for N people\n\
+/join KEY — join a group with its key\n\
+/buy [KEY] — buy your seat\n\
+/status [KEY] — seats filled, time left, discount reached\n\
+/mygroups — your group purchases\n\
+/points — your points and how you earned them\n\
+/cancel KEY — cancel a group you organised (before anyone buys)\n\
+/paysupport — help with a payment\n\n\
+Members are @usernames, numeric Telegram ids or email addresses; I message each one.";
+
+/// A list line such as "• Alice — bought".
+pub fn bullet(out: &mut String, line: &str) {
+    let _ = writeln!(out, "• {line}");
+}
+
+pub fn key_code(key: &GroupKey) -> String {
+    format!("<code>{}</code>", esc(key.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(esc("<b>a & \"b\"</b>"), "&lt;b&gt;a &amp; &quot;b&quot;&lt;/b&gt;");
+        let e = UserError::UnknownProduct("<script>".into());
+        assert!(e.html().contains("&lt;script&gt;"));
+        assert!(!e.html().contains("<script>"));
+        assert!(e.plain().contains("<script>"));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(30), "less than a minute");
+        assert_eq!(duration(60), "1 minute");
+        assert_eq!(duration(3_660), "1 hour 1 minute");
+        assert_eq!(duration(2 * 86_400 + 3 * 3_600), "2 days 3 hours");
+        assert_eq!(duration(86_400), "1 day");
+    }
+}

@@ -1,0 +1,331 @@
+//! Group purchases, their invited members, and settlement records.
+
+use super::{Backend, Conn};
+use crate::domain::{GroupStatus, MemberRef, Policy};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub id: i64,
+    pub key: String,
+    pub sku: String,
+    pub head_count: u32,
+    pub organiser_id: i64,
+    pub chat_id: i64,
+    pub policy: Policy,
+    pub status: GroupStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+impl GroupRow {
+    pub fn is_expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+const COLUMNS: &str =
+    "id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, closed_at";
+
+fn decode_err(what: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} in the database").into())
+}
+
+fn from_row(r: &AnyRow) -> Result<GroupRow, sqlx::Error> {
+    let policy: String = r.try_get("policy")?;
+    let status: String = r.try_get("status")?;
+    let head: i64 = r.try_get("head_count")?;
+    Ok(GroupRow {
+        id: r.try_get("id")?,
+        key: r.try_get("group_key")?,
+        sku: r.try_get("sku")?,
+        head_count: u32::try_from(head).map_err(|_| decode_err("head count"))?,
+        organiser_id: r.try_get("organiser_id")?,
+        chat_id: r.try_get("chat_id")?,
+        policy: Policy::parse(&policy).ok_or_else(|| decode_err("policy"))?,
+        status: GroupStatus::parse(&status).ok_or_else(|| decode_err("status"))?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        closed_at: r.try_get("closed_at")?,
+    })
+}
+
+pub struct NewGroup<'a> {
+    pub key: &'a str,
+    pub sku: &'a str,
+    pub head_count: u32,
+    pub organiser_id: i64,
+    pub chat_id: i64,
+    pub policy: Policy,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO group_buys (group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
+    )
+    .bind(g.key)
+    .bind(g.sku)
+    .bind(i64::from(g.head_count))
+    .bind(g.organiser_id)
+    .bind(g.chat_id)
+    .bind(g.policy.as_str())
+    .bind(g.now)
+    .bind(g.expires_at)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
+}
+
+pub async fn by_key(conn: &mut Conn, key: &str) -> Result<Option<GroupRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM group_buys WHERE group_key = $1")))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<GroupRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM group_buys WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Reads a group inside a write transaction, locking its row on PostgreSQL so purchases and
+/// settlement of one group are serialised (SQLite's `BEGIN IMMEDIATE` already serialises).
+pub async fn lock(conn: &mut Conn, backend: Backend, id: i64) -> Result<Option<GroupRow>, sqlx::Error> {
+    let suffix = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " FOR UPDATE",
+    };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM group_buys WHERE id = $1{suffix}")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Moves an open group to `status`; false if it was no longer open (someone else closed it).
+pub async fn close(conn: &mut Conn, id: i64, status: GroupStatus, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE group_buys SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'")
+        .bind(id)
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Open groups that are expired or filled and so must be settled, oldest first.
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT g.id FROM group_buys g WHERE g.status = 'open' AND (g.expires_at <= $1
+            OR (SELECT COUNT(*) FROM purchases p WHERE p.group_id = g.id AND p.counted = 1) >= g.head_count)
+         ORDER BY g.expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| r.try_get(0)).collect()
+}
+
+/// The earliest expiry among open groups: when the sweep next has work.
+pub async fn next_expiry(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query("SELECT MIN(expires_at) FROM group_buys WHERE status = 'open'")
+        .fetch_one(&mut *conn)
+        .await?;
+    row.try_get(0)
+}
+
+/// Groups a user organised, was invited to, or bought in; newest first.
+pub async fn for_user(conn: &mut Conn, user_id: i64, limit: i64) -> Result<Vec<GroupRow>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM group_buys WHERE organiser_id = $1
+            OR id IN (SELECT group_id FROM members WHERE user_id = $1)
+            OR id IN (SELECT group_id FROM purchases WHERE buyer_id = $1)
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    )))
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub id: i64,
+    pub group_id: i64,
+    pub member: MemberRef,
+    pub invite_code: Option<String>,
+    pub user_id: Option<i64>,
+    pub prompted_at: Option<i64>,
+}
+
+const MEMBER_COLUMNS: &str = "id, group_id, kind, value, invite_code, user_id, prompted_at";
+
+fn member_from_row(r: &AnyRow) -> Result<MemberRow, sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    let value: String = r.try_get("value")?;
+    Ok(MemberRow {
+        id: r.try_get("id")?,
+        group_id: r.try_get("group_id")?,
+        member: MemberRef::from_row(&kind, &value).ok_or_else(|| decode_err("member"))?,
+        invite_code: r.try_get("invite_code")?,
+        user_id: r.try_get("user_id")?,
+        prompted_at: r.try_get("prompted_at")?,
+    })
+}
+
+pub async fn insert_member(
+    conn: &mut Conn,
+    group_id: i64,
+    member: &MemberRef,
+    invite_code: Option<&str>,
+    user_id: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO members (group_id, kind, value, invite_code, user_id) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(group_id)
+    .bind(member.kind())
+    .bind(member.value())
+    .bind(invite_code)
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
+}
+
+pub async fn members_of(conn: &mut Conn, group_id: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE group_id = $1 ORDER BY id"
+    )))
+    .bind(group_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(member_from_row).collect()
+}
+
+/// Members of open, unexpired groups who are this Telegram user (by id or username) and have
+/// not been prompted yet: the claim-11 "upon access" prompts.
+pub async fn unprompted_for(
+    conn: &mut Conn,
+    user_id: i64,
+    username: Option<&str>,
+    now: i64,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.prompted_at IS NULL
+            AND ((m.kind = 'user_id' AND m.value = $1) OR (m.kind = 'username' AND m.value = $2) OR m.user_id = $3)
+            AND m.group_id IN (SELECT id FROM group_buys WHERE status = 'open' AND expires_at > $4)
+         ORDER BY m.id"
+    )))
+    .bind(user_id.to_string())
+    .bind(username.map(str::to_ascii_lowercase).unwrap_or_default())
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(member_from_row).collect()
+}
+
+pub async fn member_by_invite(conn: &mut Conn, code: &str) -> Result<Option<MemberRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE invite_code = $1"
+    )))
+    .bind(code)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(member_from_row).transpose()
+}
+
+/// The member row of a group that is this Telegram user, if they were invited.
+pub async fn member_for_user(
+    conn: &mut Conn,
+    group_id: i64,
+    user_id: i64,
+    username: Option<&str>,
+) -> Result<Option<MemberRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE group_id = $1
+            AND (user_id = $2 OR (kind = 'user_id' AND value = $3) OR (kind = 'username' AND value = $4))
+         ORDER BY id LIMIT 1"
+    )))
+    .bind(group_id)
+    .bind(user_id)
+    .bind(user_id.to_string())
+    .bind(username.map(str::to_ascii_lowercase).unwrap_or_default())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(member_from_row).transpose()
+}
+
+/// Binds a member row to the Telegram user it turned out to be.
+pub async fn bind_member(conn: &mut Conn, member_id: i64, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE members SET user_id = $2 WHERE id = $1").bind(member_id).bind(user_id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub async fn mark_prompted(conn: &mut Conn, member_id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE members SET prompted_at = $2 WHERE id = $1 AND prompted_at IS NULL")
+        .bind(member_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementRow {
+    pub group_id: i64,
+    pub buyers: i64,
+    pub filled: bool,
+    pub rate_bp: i64,
+    pub total_points: i64,
+    pub created_at: i64,
+}
+
+/// Records a settlement; false if the group was already settled (the primary key holds).
+pub async fn insert_settlement(conn: &mut Conn, s: &SettlementRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO settlements (group_id, buyers, filled, rate_bp, total_points, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id) DO NOTHING",
+    )
+    .bind(s.group_id)
+    .bind(s.buyers)
+    .bind(i64::from(s.filled))
+    .bind(s.rate_bp)
+    .bind(s.total_points)
+    .bind(s.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn settlement(conn: &mut Conn, group_id: i64) -> Result<Option<SettlementRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT group_id, buyers, filled, rate_bp, total_points, created_at FROM settlements WHERE group_id = $1",
+    )
+    .bind(group_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(SettlementRow {
+            group_id: r.try_get("group_id")?,
+            buyers: r.try_get("buyers")?,
+            filled: r.try_get::<i64, _>("filled")? != 0,
+            rate_bp: r.try_get("rate_bp")?,
+            total_points: r.try_get("total_points")?,
+            created_at: r.try_get("created_at")?,
+        })
+    })
+    .transpose()
+}

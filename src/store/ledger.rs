@@ -1,0 +1,136 @@
+//! The one ledger of money and points: double entry, each transaction sums to zero.
+//!
+//! Accounts and signs (debits positive):
+//! - `cash`: money received from Telegram payments (+ on purchase).
+//! - `sales`: revenue at the normal price (− on purchase).
+//! - `discounts`: points granted by settlements (+ when granted).
+//! - `points:<user>`: what we owe a user in points; their balance is minus its sum
+//!   (− when credited, + when redeemed).
+
+use super::Conn;
+use crate::domain::Points;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub account: String,
+    pub amount: i64,
+    pub user_id: Option<i64>,
+}
+
+impl Entry {
+    pub fn cash(amount: i64) -> Self {
+        Self { account: "cash".into(), amount, user_id: None }
+    }
+    pub fn sales(amount: i64) -> Self {
+        Self { account: "sales".into(), amount, user_id: None }
+    }
+    pub fn discounts(amount: i64) -> Self {
+        Self { account: "discounts".into(), amount, user_id: None }
+    }
+    pub fn points(user_id: i64, amount: i64) -> Self {
+        Self { account: format!("points:{user_id}"), amount, user_id: Some(user_id) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger transaction {0} does not balance")]
+    Unbalanced(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub struct Refs<'a> {
+    pub txn: &'a str,
+    pub group_id: Option<i64>,
+    pub purchase_id: Option<i64>,
+    pub memo: &'a str,
+    pub now: i64,
+}
+
+/// Posts a balanced transaction. Posting the same `txn` again is a no-op (returns false).
+pub async fn post(conn: &mut Conn, refs: &Refs<'_>, entries: &[Entry]) -> Result<bool, LedgerError> {
+    if entries.iter().map(|e| e.amount).sum::<i64>() != 0 {
+        return Err(LedgerError::Unbalanced(refs.txn.to_string()));
+    }
+    let mut inserted = 0;
+    for e in entries.iter().filter(|e| e.amount != 0) {
+        inserted += sqlx::query(
+            "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (txn, account) DO NOTHING",
+        )
+        .bind(refs.txn)
+        .bind(&e.account)
+        .bind(e.amount)
+        .bind(e.user_id)
+        .bind(refs.group_id)
+        .bind(refs.purchase_id)
+        .bind(refs.memo)
+        .bind(refs.now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(inserted > 0)
+}
+
+pub async fn balance(conn: &mut Conn, user_id: i64) -> Result<Points, sqlx::Error> {
+    let sum: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE account = $1")
+        .bind(format!("points:{user_id}"))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    Ok(Points::new(-sum))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsLine {
+    pub change: i64,
+    pub memo: String,
+    pub at: i64,
+}
+
+/// The latest changes to a user's points, newest first.
+pub async fn history(conn: &mut Conn, user_id: i64, limit: i64) -> Result<Vec<PointsLine>, sqlx::Error> {
+    let rows = sqlx::query("SELECT amount, memo, created_at FROM ledger WHERE account = $1 ORDER BY id DESC LIMIT $2")
+        .bind(format!("points:{user_id}"))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok(PointsLine { change: -r.try_get::<i64, _>(0)?, memo: r.try_get(1)?, at: r.try_get(2)? }))
+        .collect()
+}
+
+/// Sum of every entry (always 0) and the number of transactions that do not sum to 0.
+pub async fn audit(conn: &mut Conn) -> Result<(i64, i64), sqlx::Error> {
+    let total: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    let unbalanced: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT txn FROM ledger GROUP BY txn HAVING SUM(amount) <> 0) AS t",
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    Ok((total, unbalanced))
+}
+
+pub async fn account_sum(conn: &mut Conn, account: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE account = $1")
+        .bind(account)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
+}
+
+/// Number of settlement credits (one per credited purchase) for a user.
+pub async fn credits_for(conn: &mut Conn, user_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM ledger WHERE account = $1 AND txn LIKE 'settle:%' AND amount < 0")
+        .bind(format!("points:{user_id}"))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
+}

@@ -1,0 +1,155 @@
+//! The outbox: messages and emails owed to people, enqueued in the same transaction as the
+//! change that causes them, delivered (at least once) by `workers::outbox`.
+
+use super::Conn;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    /// A bot message to a chat, HTML parse mode, optional inline keyboard (JSON).
+    Telegram { chat_id: i64, keyboard: Option<String>, fallback_email: Option<String> },
+    Email { to: String, subject: String, html: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// What this message is, unique: enqueuing the same key twice queues it once.
+    pub dedupe_key: String,
+    pub channel: Channel,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub channel: Channel,
+    pub text: String,
+    pub attempts: i64,
+    pub status: String,
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error";
+
+fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
+    let channel: String = r.try_get("channel")?;
+    let channel = match channel.as_str() {
+        "telegram" => Channel::Telegram {
+            chat_id: r.try_get::<Option<i64>, _>("chat_id")?.unwrap_or_default(),
+            keyboard: r.try_get("keyboard")?,
+            fallback_email: r.try_get("fallback_email")?,
+        },
+        _ => Channel::Email {
+            to: r.try_get::<Option<String>, _>("email_to")?.unwrap_or_default(),
+            subject: r.try_get("subject")?,
+            html: r.try_get("body_html")?,
+        },
+    };
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        channel,
+        text: r.try_get("body_text")?,
+        attempts: r.try_get("attempts")?,
+        status: r.try_get("status")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+/// Queues a message; false if one with the same dedupe key was already queued.
+pub async fn enqueue(conn: &mut Conn, m: &NewMessage, now: i64) -> Result<bool, sqlx::Error> {
+    let (channel, chat_id, keyboard, fallback, to, subject, html) = match &m.channel {
+        Channel::Telegram { chat_id, keyboard, fallback_email } => {
+            ("telegram", Some(*chat_id), keyboard.clone(), fallback_email.clone(), None, String::new(), None)
+        }
+        Channel::Email { to, subject, html } => {
+            ("email", None, None, None, Some(to.clone()), subject.clone(), html.clone())
+        }
+    };
+    let done = sqlx::query(
+        "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
+             fallback_email, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(&m.dedupe_key)
+    .bind(channel)
+    .bind(chat_id)
+    .bind(to)
+    .bind(subject)
+    .bind(&m.text)
+    .bind(html)
+    .bind(keyboard)
+    .bind(fallback)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Pending rows whose time has come, oldest first.
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
+}
+
+pub async fn mark_sent(conn: &mut Conn, id: i64, remote_id: Option<&str>, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .bind(remote_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn retry_later(conn: &mut Conn, id: i64, at: i64, error: &str, count_attempt: bool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(error)
+    .bind(i64::from(count_attempt))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_dead(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Rows that did not go out: dead letters and pending rows that failed at least once.
+pub async fn stuck(conn: &mut Conn, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM outbox WHERE status = 'dead' OR (status = 'pending' AND attempts > 0) ORDER BY id LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn count_by_status(conn: &mut Conn, status: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1").bind(status).fetch_one(&mut *conn).await?.try_get(0)
+}

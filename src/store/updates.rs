@@ -1,0 +1,24 @@
+//! Telegram updates already handled: Telegram may deliver one twice (getUpdates retries,
+//! webhook redeliveries), and ids are not always increasing, so remember ids, not a maximum.
+
+use super::Conn;
+
+pub async fn seen(conn: &mut Conn, update_id: i64) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM processed_updates WHERE update_id = $1")
+        .bind(update_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Claims an update inside the transaction that applies its effects; false if it was handled.
+pub async fn claim(conn: &mut Conn, update_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO processed_updates (update_id, processed_at) VALUES ($1, $2) ON CONFLICT (update_id) DO NOTHING",
+    )
+    .bind(update_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,86 @@
+//! People who have talked to the bot.
+
+use super::Conn;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub started: bool,
+    pub unreachable: bool,
+    pub email: Option<String>,
+}
+
+fn from_row(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        first_name: r.try_get("first_name")?,
+        started: r.try_get::<i64, _>("started")? != 0,
+        unreachable: r.try_get::<i64, _>("unreachable")? != 0,
+        email: r.try_get("email")?,
+    })
+}
+
+const COLUMNS: &str = "id, username, first_name, started, unreachable, email";
+
+/// Records that a user wrote to the bot; `private` marks that they can now be messaged.
+/// Returns the row as it was before (None for a newcomer).
+pub async fn seen(
+    conn: &mut Conn,
+    id: i64,
+    username: Option<&str>,
+    first_name: &str,
+    private: bool,
+    now: i64,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let before = get(conn, id).await?;
+    let username = username.map(str::to_ascii_lowercase);
+    sqlx::query(
+        "INSERT INTO users (id, username, first_name, started, unreachable, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 0, $5, $5)
+         ON CONFLICT (id) DO UPDATE SET username = excluded.username, first_name = excluded.first_name,
+             started = CASE WHEN excluded.started = 1 THEN 1 ELSE users.started END,
+             unreachable = CASE WHEN excluded.started = 1 THEN 0 ELSE users.unreachable END,
+             updated_at = excluded.updated_at",
+    )
+    .bind(id)
+    .bind(username)
+    .bind(first_name)
+    .bind(i64::from(private))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(before)
+}
+
+pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE username = $1 ORDER BY updated_at DESC LIMIT 1"
+    )))
+    .bind(username)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn set_email(conn: &mut Conn, id: i64, email: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email = $2 WHERE id = $1").bind(id).bind(email).execute(&mut *conn).await?;
+    Ok(())
+}
+
+pub async fn mark_unreachable(conn: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET unreachable = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! The buy flow in Telegram: buttons, invoices, `pre_checkout_query` (answered within 10 s),
+//! `shipping_query`, and `successful_payment`.
+
+use super::handlers::{reply, reply_error};
+use super::{HandlerResult, done, person, update_id};
+use crate::app::purchase::{self, Address, InvoiceSpec, Payment, Recorded, Step};
+use crate::app::{AppError, Ctx, Person};
+use crate::keyboard::Press;
+use crate::replies::UserError;
+use std::time::Duration;
+use teloxide::prelude::*;
+use teloxide::types::{LabeledPrice, ShippingAddress, ShippingOption};
+
+/// Telegram wants the pre-checkout answer within 10 s; we answer "try again" at 8 s.
+const PRE_CHECKOUT_BUDGET: Duration = Duration::from_secs(8);
+
+pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> HandlerResult {
+    let who = person(&q.from);
+    // Stop the button's spinner first; the answer itself comes as a message.
+    if let Err(e) = bot.answer_callback_query(q.id.clone()).await {
+        tracing::warn!(error = %e, "could not answer a callback query");
+    }
+    let chat = ChatId(who.id);
+    let step = match q.data.as_deref().and_then(Press::decode) {
+        Some(press) => purchase::press(&ctx, &who, &press).await,
+        None => Err(UserError::StaleButton.into()),
+    };
+    match step {
+        Ok(Step::Message(html, kb)) => reply(&bot, chat, html, Some(kb)).await?,
+        Ok(Step::Invoice(spec)) => send_invoice(&bot, &ctx, chat, &spec).await?,
+        Err(e) => reply_error(&bot, chat, &who, "button", &e).await?,
+    }
+    done(&ctx, &upd).await;
+    Ok(())
+}
+
+async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) -> HandlerResult {
+    let prices: Vec<LabeledPrice> = spec
+        .prices
+        .iter()
+        .map(|(label, amount)| LabeledPrice::new(label.clone(), u32::try_from(*amount).unwrap_or(u32::MAX)))
+        .collect();
+    let mut req = bot.send_invoice(chat, &spec.title, &spec.description, &spec.payload, &spec.currency, prices);
+    if !ctx.config.uses_stars() {
+        req = req
+            .provider_token(ctx.config.payment_provider_token.expose())
+            .need_name(true)
+            .need_shipping_address(spec.need_shipping)
+            .is_flexible(spec.need_shipping);
+    }
+    req.await?;
+    tracing::info!(chat = chat.0, payload = %spec.payload, "invoice sent");
+    Ok(())
+}
+
+pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx, upd: Update) -> HandlerResult {
+    let who = person(&q.from);
+    let check = purchase::pre_checkout(&ctx, &who, &q.currency, i64::from(q.total_amount), &q.invoice_payload);
+    let verdict = match tokio::time::timeout(PRE_CHECKOUT_BUDGET, check).await {
+        Ok(v) => v,
+        Err(_) => Err(AppError::Other("pre-checkout check ran out of time".into())),
+    };
+    match &verdict {
+        Ok(()) => {
+            bot.answer_pre_checkout_query(q.id.clone(), true).await?;
+            tracing::info!(user = who.id, payload = %q.invoice_payload, "pre-checkout approved");
+        }
+        Err(e) => {
+            log_refusal(&who, e);
+            bot.answer_pre_checkout_query(q.id.clone(), false).error_message(e.user_error().plain()).await?;
+        }
+    }
+    done(&ctx, &upd).await;
+    Ok(())
+}
+
+fn log_refusal(who: &Person, e: &AppError) {
+    match e {
+        AppError::User(u) => tracing::info!(user = who.id, code = u.code(), "pre-checkout refused"),
+        other => tracing::error!(user = who.id, error = %other, "pre-checkout failed"),
+    }
+}
+
+fn address(a: &ShippingAddress) -> Address {
+    let country = serde_json::to_value(a.country_code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    Address {
+        country_code: country,
+        state: a.state.clone(),
+        city: a.city.clone(),
+        street_line1: a.street_line1.clone(),
+        street_line2: a.street_line2.clone(),
+        post_code: a.post_code.clone(),
+    }
+}
+
+pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx, upd: Update) -> HandlerResult {
+    let who = person(&q.from);
+    match purchase::shipping_options(&ctx, &address(&q.shipping_address)) {
+        Ok(options) => {
+            let options = options.into_iter().map(|(id, title, fee)| {
+                ShippingOption::new(id, title.clone(), vec![LabeledPrice::new(title, u32::try_from(fee).unwrap_or(0))])
+            });
+            bot.answer_shipping_query(q.id.clone(), true).shipping_options(options).await?;
+        }
+        Err(e) => {
+            tracing::info!(user = who.id, code = e.code(), "shipping address refused");
+            bot.answer_shipping_query(q.id.clone(), false).error_message(e.plain()).await?;
+        }
+    }
+    done(&ctx, &upd).await;
+    Ok(())
+}
+
+pub async fn on_successful_payment(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
+    let (Some(from), Some(sp)) = (msg.from.as_ref(), msg.successful_payment()) else { return Ok(()) };
+    let who = person(from);
+    let pay = Payment {
+        currency: sp.currency.clone(),
+        total: i64::from(sp.total_amount),
+        payload: sp.invoice_payload.clone(),
+        charge_id: sp.telegram_payment_charge_id.0.clone(),
+        provider_charge_id: sp.provider_payment_charge_id.clone(),
+        recipient: sp.order_info.name.clone(),
+        address: sp.order_info.shipping_address.as_ref().map(address),
+    };
+    // The money was taken: keep trying to record it rather than lose it to a passing fault.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match purchase::record(&ctx, update_id(&upd), &who, &pay).await {
+            Ok(Recorded::Duplicate) => {
+                tracing::info!(charge = %pay.charge_id, "duplicate successful_payment ignored");
+                break;
+            }
+            Ok(Recorded::New { .. }) => break,
+            Err(AppError::Db(e)) if attempt < 5 => {
+                tracing::warn!(charge = %pay.charge_id, attempt, error = %e, "recording a payment failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => {
+                tracing::error!(charge = %pay.charge_id, error = %e, "PAYMENT NOT RECORDED: operator action needed");
+                reply(&bot, msg.chat.id, UserError::Internal.html(), None).await?;
+                return Ok(());
+            }
+        }
+    }
+    done(&ctx, &upd).await;
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Delivers the outbox: at least once, never holding a database lock across a network call,
+//! never dropping a row whose send failed, within Telegram's limits.
+//!
+//! Each pass reads due rows, sends those whose chat may receive now (see [`Limiter`]) and
+//! records each outcome in its own short transaction. Failures are classified:
+//! 429 → wait `retry_after` for that chat, not counted as an attempt; blocked/deactivated →
+//! the user is marked unreachable and the message goes by email when we have one;
+//! "can't parse entities" → resent as plain text; other errors → capped exponential backoff
+//! with jitter, then a dead letter with the reason.
+
+use super::limiter::Limiter;
+use crate::app::Ctx;
+use crate::keyboard::{Action, Keyboard};
+use crate::mail::Mailer;
+use crate::mail::transport::{MailError, Outgoing};
+use crate::replies::strip_tags;
+use crate::shutdown::Shutdown;
+use crate::store::outbox::{self, Channel, NewMessage, OutboxRow};
+use crate::store::users;
+use rand::RngExt;
+use std::time::{Duration, Instant};
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ParseMode};
+use teloxide::{ApiError, RequestError};
+
+/// After this many failed attempts a row becomes a dead letter.
+pub const MAX_ATTEMPTS: i64 = 12;
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct OutboxWorker {
+    ctx: Ctx,
+    bot: Bot,
+    mailer: Mailer,
+    limiter: Limiter,
+    epoch: Instant,
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sent(Option<String>),
+    /// Wait this long before trying this chat again; not the row's fault.
+    Throttled { secs: u64, whole_bot: bool },
+    Retry(String),
+    Dead(String),
+    /// The recipient blocked the bot or is gone.
+    Unreachable(String),
+    /// Telegram could not parse our HTML: send the same words as plain text.
+    Unparseable(String),
+}
+
+pub fn to_markup(kb: &Keyboard) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(kb.rows.iter().map(|row| {
+        row.iter()
+            .filter_map(|b| match &b.action {
+                Action::Callback(data) => Some(InlineKeyboardButton::callback(b.text.clone(), data.clone())),
+                Action::Url(u) => u.parse().ok().map(|u| InlineKeyboardButton::url(b.text.clone(), u)),
+            })
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// Capped exponential backoff with jitter: 2 s, 4 s, … up to an hour.
+pub fn backoff_secs(attempts: i64) -> i64 {
+    let base = 2i64.saturating_pow(u32::try_from(attempts.clamp(1, 12)).unwrap_or(12)).min(3_600);
+    base + rand::rng().random_range(0..=base / 4)
+}
+
+impl OutboxWorker {
+    pub fn new(ctx: Ctx, bot: Bot, mailer: Mailer) -> Self {
+        Self { ctx, bot, mailer, limiter: Limiter::new(0), epoch: Instant::now() }
+    }
+
+    fn ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One pass over due rows. Returns how many were handled and, if some had to wait for
+    /// the rate limiter, how long until the earliest may go.
+    pub async fn deliver_due(&mut self) -> Result<(usize, Option<Duration>), sqlx::Error> {
+        let rows = {
+            let mut conn = self.ctx.store.read().await?;
+            outbox::due(&mut conn, self.ctx.now(), 200).await?
+        };
+        let mut handled = 0;
+        let mut wait: Option<u64> = None;
+        for row in rows {
+            if let Channel::Telegram { chat_id, .. } = row.channel {
+                let now = self.ms();
+                let ready = self.limiter.ready_at(chat_id, now);
+                if ready > now {
+                    wait = Some(wait.map_or(ready - now, |w| w.min(ready - now)));
+                    continue;
+                }
+                self.limiter.take(chat_id, now);
+            }
+            let outcome = self.attempt(&row).await;
+            self.record(&row, outcome).await?;
+            handled += 1;
+        }
+        self.limiter.trim(self.ms());
+        Ok((handled, wait.map(Duration::from_millis)))
+    }
+
+    async fn attempt(&self, row: &OutboxRow) -> Delivery {
+        match &row.channel {
+            Channel::Telegram { chat_id, keyboard, .. } => self.send_telegram(*chat_id, &row.text, keyboard.as_deref(), true).await,
+            Channel::Email { to, subject, html } => {
+                let out = Outgoing {
+                    to,
+                    subject,
+                    text: &row.text,
+                    html: html.as_deref(),
+                    message_id: message_id(row, &self.mailer.domain()),
+                };
+                match self.mailer.send(&out).await {
+                    Ok(()) => Delivery::Sent(None),
+                    Err(MailError::Permanent(e)) => Delivery::Dead(e),
+                    Err(MailError::Temporary(e)) => Delivery::Retry(e),
+                }
+            }
+        }
+    }
+
+    async fn send_telegram(&self, chat_id: i64, text: &str, keyboard: Option<&str>, html: bool) -> Delivery {
+        let mut req = self
+            .bot
+            .send_message(ChatId(chat_id), text)
+            .link_preview_options(LinkPreviewOptions {
+                is_disabled: true,
+                url: None,
+                prefer_small_media: false,
+                prefer_large_media: false,
+                show_above_text: false,
+            });
+        if html {
+            req = req.parse_mode(ParseMode::Html);
+        }
+        if let Some(kb) = keyboard.and_then(Keyboard::from_json) {
+            req = req.reply_markup(to_markup(&kb));
+        }
+        match tokio::time::timeout(SEND_TIMEOUT, req.send()).await {
+            Err(_) => Delivery::Retry("Telegram did not answer within 30 s".into()),
+            Ok(Ok(msg)) => Delivery::Sent(Some(msg.id.0.to_string())),
+            Ok(Err(e)) => classify(e),
+        }
+    }
+
+    async fn record(&mut self, row: &OutboxRow, outcome: Delivery) -> Result<(), sqlx::Error> {
+        let now = self.ctx.now();
+        let mut tx = self.ctx.store.write().await?;
+        match &outcome {
+            Delivery::Sent(remote) => outbox::mark_sent(&mut tx, row.id, remote.as_deref(), now).await?,
+            Delivery::Throttled { secs, whole_bot } => {
+                let chat = match row.channel {
+                    Channel::Telegram { chat_id, .. } if !whole_bot => Some(chat_id),
+                    _ => None,
+                };
+                self.limiter.pause(chat, self.ms() + secs * 1_000);
+                let secs = i64::try_from(*secs).unwrap_or(i64::MAX);
+                outbox::retry_later(&mut tx, row.id, now + secs, "429 Too Many Requests", false).await?;
+            }
+            Delivery::Retry(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
+                outbox::mark_dead(&mut tx, row.id, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await?
+            }
+            Delivery::Retry(e) => outbox::retry_later(&mut tx, row.id, now + backoff_secs(row.attempts + 1), e, true).await?,
+            Delivery::Dead(e) => outbox::mark_dead(&mut tx, row.id, e).await?,
+            Delivery::Unreachable(e) => {
+                outbox::mark_dead(&mut tx, row.id, e).await?;
+                if let Channel::Telegram { chat_id, fallback_email, .. } = &row.channel {
+                    if *chat_id > 0 {
+                        users::mark_unreachable(&mut tx, *chat_id).await?;
+                    }
+                    if let Some(to) = fallback_email {
+                        let fallback = NewMessage {
+                            dedupe_key: format!("fallback:{}", row.id),
+                            channel: Channel::Email { to: to.clone(), subject: "A message from groupbuy".into(), html: None },
+                            text: strip_tags(&row.text),
+                        };
+                        outbox::enqueue(&mut tx, &fallback, now).await?;
+                    }
+                }
+            }
+            Delivery::Unparseable(e) => {
+                tracing::error!(outbox_id = row.id, error = %e, "Telegram could not parse our HTML; resending as plain text");
+                // Send the plain version now: outside the transaction, so commit first.
+                tx.commit().await?;
+                let (chat_id, keyboard) = match &row.channel {
+                    Channel::Telegram { chat_id, keyboard, .. } => (*chat_id, keyboard.clone()),
+                    Channel::Email { .. } => return Ok(()),
+                };
+                let plain = self.send_telegram(chat_id, &strip_tags(&row.text), keyboard.as_deref(), false).await;
+                let plain = match plain {
+                    Delivery::Unparseable(e) => Delivery::Dead(e),
+                    other => other,
+                };
+                return Box::pin(self.record(row, plain)).await;
+            }
+        }
+        tx.commit().await?;
+        match &outcome {
+            Delivery::Sent(_) => tracing::debug!(outbox_id = row.id, key = %row.dedupe_key, "delivered"),
+            Delivery::Throttled { secs, .. } => tracing::warn!(outbox_id = row.id, secs, "Telegram asked us to slow down"),
+            other => tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = ?other, "not delivered"),
+        }
+        Ok(())
+    }
+
+    /// Delivers until shutdown, sleeping until the next row is due, the limiter allows the
+    /// next send, or a commit pokes us.
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        let wake = self.ctx.outbox_wake.clone();
+        loop {
+            if shutdown.is_triggered() {
+                return;
+            }
+            let pause = match self.deliver_due().await {
+                Ok((_, Some(wait))) => wait,
+                Ok((handled, None)) if handled > 0 => Duration::ZERO,
+                Ok(_) => self.until_next_due().await,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox pass failed; retrying shortly");
+                    Duration::from_secs(1)
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = wake.notified() => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        let next = match self.ctx.store.read().await {
+            Ok(mut conn) => outbox::next_due_at(&mut conn).await.ok().flatten(),
+            Err(_) => None,
+        };
+        match next {
+            Some(at) => Duration::from_secs(u64::try_from((at - self.ctx.now()).max(0)).unwrap_or(60).clamp(0, 60)),
+            None => Duration::from_secs(60),
+        }
+    }
+}
+
+/// A Message-ID that is the same for every attempt at one outbox row.
+pub fn message_id(row: &OutboxRow, domain: &str) -> String {
+    let key: String = row.dedupe_key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '.' }).collect();
+    format!("<gb.{}.{key}@{domain}>", row.id)
+}
+
+fn classify(e: RequestError) -> Delivery {
+    match e {
+        RequestError::RetryAfter(s) => Delivery::Throttled { secs: u64::from(s.seconds().max(1)), whole_bot: false },
+        RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup | ApiError::BotKickedFromChannel) => Delivery::Unreachable(e.to_string()),
+        RequestError::Api(ApiError::CantInitiateConversation | ApiError::ChatNotFound | ApiError::CantTalkWithBots) => {
+            Delivery::Unreachable(e.to_string())
+        }
+        RequestError::Api(ApiError::Unknown(ref s)) if s.contains("can't parse entities") => Delivery::Unparseable(s.clone()),
+        RequestError::Api(ApiError::Unknown(ref s)) if s.starts_with("Forbidden: bot can't send messages") => {
+            // Seen to clear after minutes (RELIABILITY.md §1.5): retry, do not mark blocked.
+            Delivery::Retry(s.clone())
+        }
+        RequestError::Api(ApiError::InvalidToken) => Delivery::Retry(e.to_string()),
+        RequestError::Api(_) => Delivery::Dead(e.to_string()),
+        RequestError::MigrateToChatId(_) => Delivery::Dead(e.to_string()),
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => Delivery::Retry(e.to_string()),
+    }
+}

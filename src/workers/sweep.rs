@@ -1,0 +1,30 @@
+//! Settles groups whose key expired (and any filled group a crash left open): sleeps until
+//! the next expiry, the configured interval, or a poke.
+
+use crate::app::Ctx;
+use crate::app::settle::sweep;
+use crate::shutdown::Shutdown;
+use crate::store::groups;
+use std::time::Duration;
+
+pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
+    let wake = ctx.sweep_wake.clone();
+    let interval = ctx.config.sweep_interval_secs;
+    loop {
+        match sweep(&ctx).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(settled = n, "sweep settled expired groups"),
+            Err(e) => tracing::error!(error = %e, "settlement sweep failed"),
+        }
+        let next = match ctx.store.read().await {
+            Ok(mut conn) => groups::next_expiry(&mut conn).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let secs = next.map_or(interval, |at| u64::try_from((at - ctx.now()).max(1)).unwrap_or(interval).min(interval));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+            _ = wake.notified() => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}

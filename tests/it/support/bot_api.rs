@@ -1,0 +1,545 @@
+//! `FakeBotApi`: a Telegram Bot API fake speaking real HTTP + JSON on loopback.
+//!
+//! Point the unchanged bot at it with `Bot::new(fake.token()).set_api_url(fake.api_url())`.
+//! Every request is parsed (JSON, urlencoded form, multipart form or query string), checked
+//! against `shared/telegram/bot-api.json`, recorded, and answered with Telegram-shaped JSON.
+//!
+//! Answers to invalid requests: unknown method → HTTP 400 "Not Found: method not found";
+//! missing required field or wrong type → HTTP 400 "Bad Request: <violation>" (like Telegram,
+//! which also rejects them); unknown fields are recorded as violations but the call succeeds
+//! (Telegram ignores them). Never a 5xx unless a `Fault::ServerError` was asked for: teloxide
+//! sleeps 10 s after any 5xx.
+//!
+//! Dropping the fake fails the test when any call violated the schema (unless
+//! `allow_violations()` was called) or an `expect_calls(method, n)` count is not met.
+//!
+//! Layout: this file holds the public handle; `http` parses, validates, applies faults and
+//! records; `answers` builds results and long-polls `getUpdates`; `updates` builds the update
+//! JSON that Telegram would send.
+#![allow(dead_code)]
+
+mod answers;
+mod http;
+mod updates;
+
+pub use updates::*;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::schema::schema;
+use http::as_i64;
+
+pub const BOT_ID: i64 = 123456;
+pub const BOT_USERNAME: &str = "groupbuy_test_bot";
+pub const BOT_FIRST_NAME: &str = "GroupBuy Test";
+pub const TOKEN: &str = "123456:TEST-TOKEN";
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Position in [`FakeBotApi::calls`].
+    pub index: usize,
+    /// Canonical camelCase name from the schema (`sendMessage`), or the name as sent when the
+    /// method is unknown.
+    pub method: String,
+    /// Decoded parameters (form/multipart/query strings decoded by declared type).
+    pub params: Value,
+    /// When the request arrived.
+    pub at: Instant,
+    /// The request's Content-Type (`application/json`, `multipart/form-data; boundary=…`).
+    pub content_type: String,
+    /// HTTP status the fake answered with.
+    pub status: u16,
+    /// `true` when the answer was not `ok` (fault, unknown method, invalid call).
+    pub failed: bool,
+    /// The full JSON body the fake answered with (`{"ok":true,"result":...}`).
+    pub response: Value,
+    /// Schema violations of this call.
+    pub violations: Vec<String>,
+}
+
+impl Call {
+    pub fn chat_id(&self) -> Option<i64> {
+        as_i64(self.params.get("chat_id")?)
+    }
+    pub fn str_param(&self, name: &str) -> Option<&str> {
+        self.params.get(name)?.as_str()
+    }
+    pub fn text(&self) -> Option<&str> {
+        self.str_param("text")
+    }
+    /// `result.message_id` of a successful call that returned a Message.
+    pub fn result_message_id(&self) -> Option<i64> {
+        self.response.get("result")?.get("message_id")?.as_i64()
+    }
+    /// All `callback_data` of the inline keyboard in `reply_markup`, row by row.
+    pub fn callback_data(&self) -> Vec<String> {
+        self.params
+            .pointer("/reply_markup/inline_keyboard")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|b| b.get("callback_data")?.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// An error the fake returns instead of the normal answer.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// HTTP 429 with `parameters.retry_after` (teloxide: `RequestError::RetryAfter`).
+    TooManyRequests { retry_after: u32 },
+    /// HTTP 502 "Bad Gateway". teloxide sleeps 10 s before returning the error!
+    ServerError,
+    /// HTTP 403, e.g. "Forbidden: bot was blocked by the user".
+    Forbidden(&'static str),
+    /// HTTP 400 with this description, e.g. "Bad Request: chat not found".
+    BadRequest(String),
+    /// Answer normally, but only after this delay (a timeout when longer than the client's).
+    Delay(Duration),
+}
+
+struct FaultRule {
+    method_lc: String,
+    chat_id: Option<i64>,
+    remaining: u32,
+    fault: Fault,
+}
+
+struct Pending {
+    id: i64,
+    update: Value,
+    /// Injected with `inject_raw_with_id`: delivered once even if its id is below the offset.
+    forced: bool,
+    delivered: bool,
+}
+
+#[derive(Default)]
+struct FakeState {
+    calls: Vec<Call>,
+    violations: Vec<String>,
+    pending: Vec<Pending>,
+    next_update_id: i64,
+    next_message_id: i64,
+    /// Messages the bot sent, by (chat_id, message_id), as returned.
+    messages: HashMap<(i64, i64), Value>,
+    /// Users seen in injected updates: id → user JSON (for realistic private chats).
+    users: HashMap<i64, Value>,
+    faults: Vec<FaultRule>,
+    webhook: Option<Value>,
+    commands: Value,
+    lenient: bool,
+    allow_violations: bool,
+    /// (method, exact number of successful calls) checked on drop.
+    expectations: Vec<(String, usize)>,
+}
+
+struct Shared {
+    state: Mutex<FakeState>,
+    /// Poked on every recorded call and on every confirmation of updates.
+    changed: Notify,
+    /// Poked on every injected update.
+    updates: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct FakeBotApi {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// On drop (unless the test is already panicking): fails the test when a call violated the
+/// schema (opt out with [`FakeBotApi::allow_violations`]) or an [`FakeBotApi::expect_calls`]
+/// count is not met.
+impl Drop for FakeBotApi {
+    fn drop(&mut self) {
+        self.server.abort();
+        if !std::thread::panicking() {
+            if !self.shared.lock().allow_violations {
+                self.assert_no_violations();
+            }
+            self.verify();
+        }
+    }
+}
+
+impl FakeBotApi {
+    pub async fn start() -> FakeBotApi {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(FakeState {
+                next_update_id: 1,
+                next_message_id: 1,
+                commands: json!([]),
+                ..Default::default()
+            }),
+            changed: Notify::new(),
+            updates: Notify::new(),
+        });
+        let app = Router::new()
+            .route("/{bot}/{method}", axum::routing::any(http::handle))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Bot API on 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fake Bot API local_addr");
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("[fake-bot-api] server stopped: {e}");
+            }
+        });
+        FakeBotApi {
+            shared,
+            addr,
+            server,
+        }
+    }
+
+    /// For `teloxide::Bot::set_api_url`; teloxide appends `bot{token}/{Method}`.
+    pub fn api_url(&self) -> reqwest::Url {
+        reqwest::Url::parse(&format!("http://{}/", self.addr)).expect("fake Bot API url")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn token(&self) -> &'static str {
+        TOKEN
+    }
+
+    pub fn bot_user_json() -> Value {
+        answers::bot_user()
+    }
+
+    // ---- recorded calls -------------------------------------------------------------------
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// Calls to a method (case-insensitive name, e.g. "sendMessage").
+    pub fn calls_to(&self, method: &str) -> Vec<Call> {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.method.eq_ignore_ascii_case(method))
+            .cloned()
+            .collect()
+    }
+
+    /// Texts the user in `chat_id` got: `text` of successful sendMessage/editMessageText,
+    /// `caption` of other sends/editMessageCaption and `title` of sendInvoice, in order.
+    pub fn sent_texts_to(&self, chat_id: i64) -> Vec<String> {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| !c.failed && c.chat_id() == Some(chat_id))
+            .filter_map(|c| match c.method.as_str() {
+                "sendMessage" | "editMessageText" => c.text().map(str::to_owned),
+                "sendInvoice" => c.str_param("title").map(str::to_owned),
+                m if m.starts_with("send") || m == "editMessageCaption" => {
+                    c.str_param("caption").map(str::to_owned)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.lock().violations.clone()
+    }
+
+    #[track_caller]
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(
+            v.is_empty(),
+            "the bot made {} invalid Bot API call(s):\n  {}",
+            v.len(),
+            v.join("\n  ")
+        );
+    }
+
+    /// The test expects exactly `n` successful calls to `method` by the time the fake is
+    /// dropped (or [`FakeBotApi::verify`] is called). Wait for them first.
+    pub fn expect_calls(&self, method: &str, n: usize) {
+        self.shared.lock().expectations.push((method.to_owned(), n));
+    }
+
+    /// Panics when an [`FakeBotApi::expect_calls`] count is not met.
+    #[track_caller]
+    pub fn verify(&self) {
+        let st = self.shared.lock();
+        let unmet: Vec<String> = st
+            .expectations
+            .iter()
+            .filter_map(|(m, n)| {
+                let got = st
+                    .calls
+                    .iter()
+                    .filter(|c| !c.failed && c.method.eq_ignore_ascii_case(m))
+                    .count();
+                (got != *n).then(|| format!("expected {n} successful {m} call(s), got {got}"))
+            })
+            .collect();
+        drop(st);
+        assert!(
+            unmet.is_empty(),
+            "FakeBotApi expectations not met:\n  {}",
+            unmet.join("\n  ")
+        );
+    }
+
+    /// The test makes invalid calls on purpose: do not fail on drop because of violations.
+    pub fn allow_violations(&self) {
+        self.shared.lock().allow_violations = true;
+    }
+
+    /// Forget recorded calls and violations (pending updates, faults and messages stay).
+    pub fn clear_calls(&self) {
+        let mut st = self.shared.lock();
+        st.calls.clear();
+        st.violations.clear();
+    }
+
+    /// When `true`, calls with missing/mistyped fields are still answered as successful
+    /// (violations are recorded either way). Default `false`: HTTP 400 like Telegram.
+    pub fn set_lenient(&self, lenient: bool) {
+        self.shared.lock().lenient = lenient;
+    }
+
+    /// The last `setWebhook` parameters, `None` after `deleteWebhook`.
+    pub fn webhook(&self) -> Option<Value> {
+        self.shared.lock().webhook.clone()
+    }
+
+    /// The commands of the last `setMyCommands`.
+    pub fn commands(&self) -> Value {
+        self.shared.lock().commands.clone()
+    }
+
+    /// The current state of a message the bot sent (after edits).
+    pub fn message(&self, chat_id: i64, message_id: i64) -> Option<Value> {
+        self.shared
+            .lock()
+            .messages
+            .get(&(chat_id, message_id))
+            .cloned()
+    }
+
+    // ---- waiting --------------------------------------------------------------------------
+
+    /// Waits for a recorded call (already recorded or future) matching `pred`.
+    pub async fn wait_for_call(
+        &self,
+        pred: impl Fn(&Call) -> bool,
+        timeout: Duration,
+    ) -> Option<Call> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut notified = pin!(self.shared.changed.notified());
+            notified.as_mut().enable();
+            if let Some(c) = self.shared.lock().calls.iter().find(|c| pred(c)) {
+                return Some(c.clone());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Waits until `pred` holds over all recorded calls. Returns `false` on timeout.
+    pub async fn wait_until(&self, pred: impl Fn(&[Call]) -> bool, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut notified = pin!(self.shared.changed.notified());
+            notified.as_mut().enable();
+            if pred(&self.shared.lock().calls) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Waits until at least `n` successful calls to `method` were recorded; returns them
+    /// (possibly fewer on timeout).
+    pub async fn wait_for_calls_to(&self, method: &str, n: usize, timeout: Duration) -> Vec<Call> {
+        let m = method.to_owned();
+        self.wait_until(
+            |calls| {
+                calls
+                    .iter()
+                    .filter(|c| !c.failed && c.method.eq_ignore_ascii_case(&m))
+                    .count()
+                    >= n
+            },
+            timeout,
+        )
+        .await;
+        self.calls_to(method)
+            .into_iter()
+            .filter(|c| !c.failed)
+            .collect()
+    }
+
+    /// Waits until every injected update was confirmed by a `getUpdates` offset.
+    pub async fn wait_updates_drained(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut notified = pin!(self.shared.changed.notified());
+            notified.as_mut().enable();
+            if self.shared.lock().pending.is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    pub fn pending_updates(&self) -> usize {
+        self.shared.lock().pending.len()
+    }
+
+    // ---- injection ------------------------------------------------------------------------
+
+    /// Queues an update for `getUpdates`. Assigns `update_id` when absent; returns it.
+    pub fn inject(&self, mut update: Value) -> i64 {
+        let mut st = self.shared.lock();
+        let id = assign_update_id(&mut st, &mut update);
+        remember_users(&mut st, &update);
+        st.pending.push(Pending {
+            id,
+            update,
+            forced: false,
+            delivered: false,
+        });
+        drop(st);
+        self.shared.updates.notify_waiters();
+        id
+    }
+
+    /// Queues exactly this update with this `update_id`, delivered even if that id was already
+    /// confirmed (duplicate delivery, as after a Telegram-side retry).
+    pub fn inject_raw_with_id(&self, id: i64, mut update: Value) {
+        update["update_id"] = json!(id);
+        let mut st = self.shared.lock();
+        st.next_update_id = st.next_update_id.max(id + 1);
+        remember_users(&mut st, &update);
+        st.pending.push(Pending {
+            id,
+            update,
+            forced: true,
+            delivered: false,
+        });
+        drop(st);
+        self.shared.updates.notify_waiters();
+    }
+
+    /// POSTs an update to the bot's webhook like Telegram does (with
+    /// `X-Telegram-Bot-Api-Secret-Token` when `secret` is given). Assigns `update_id` when
+    /// absent.
+    pub async fn post_to_webhook(
+        &self,
+        url: &str,
+        secret: Option<&str>,
+        mut update: Value,
+    ) -> Result<reqwest::StatusCode, reqwest::Error> {
+        {
+            let mut st = self.shared.lock();
+            assign_update_id(&mut st, &mut update);
+            remember_users(&mut st, &update);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let mut req = client.post(url).json(&update);
+        if let Some(s) = secret {
+            req = req.header("X-Telegram-Bot-Api-Secret-Token", s);
+        }
+        Ok(req.send().await?.status())
+    }
+
+    // ---- faults ---------------------------------------------------------------------------
+
+    /// The next `n` calls of `method` (any chat) get `fault`.
+    pub fn fail_next(&self, method: &str, n: u32, fault: Fault) {
+        self.add_fault(method, None, n, fault);
+    }
+
+    /// The next `n` calls of `method` with this `chat_id` get `fault`.
+    pub fn fail_next_for_chat(&self, method: &str, chat_id: i64, n: u32, fault: Fault) {
+        self.add_fault(method, Some(chat_id), n, fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    fn add_fault(&self, method: &str, chat_id: Option<i64>, n: u32, fault: Fault) {
+        let method_lc = method.to_ascii_lowercase();
+        assert!(
+            schema().method(&method_lc).is_some(),
+            "fail_next: `{method}` is not a Bot API method"
+        );
+        if n > 0 {
+            self.shared.lock().faults.push(FaultRule {
+                method_lc,
+                chat_id,
+                remaining: n,
+                fault,
+            });
+        }
+    }
+}
+
+fn assign_update_id(st: &mut FakeState, update: &mut Value) -> i64 {
+    let id = match update.get("update_id").and_then(Value::as_i64) {
+        Some(id) => id,
+        None => {
+            let id = st.next_update_id;
+            update["update_id"] = json!(id);
+            id
+        }
+    };
+    st.next_update_id = st.next_update_id.max(id + 1);
+    id
+}
+
+fn remember_users(st: &mut FakeState, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            if let Some(from) = m.get("from")
+                && let (Some(id), Some(false)) = (
+                    from.get("id").and_then(Value::as_i64),
+                    from.get("is_bot").and_then(Value::as_bool),
+                )
+            {
+                st.users.insert(id, from.clone());
+            }
+            m.values().for_each(|x| remember_users(st, x));
+        }
+        Value::Array(a) => a.iter().for_each(|x| remember_users(st, x)),
+        _ => {}
+    }
+}
