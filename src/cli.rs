@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "groupbuy", version, about = "Group purchasing in Telegram: buy now at the normal price, get the head-count discount back as points.")]
+#[command(
+    name = "groupbuy",
+    version,
+    about = "Group purchasing in Telegram: buy now at the normal price, get the head-count discount back as points."
+)]
 pub struct Cli {
     /// The configuration file (default: ./groupbuy.toml when it exists).
     #[arg(long, global = true, value_name = "FILE")]
@@ -47,10 +51,15 @@ pub enum CatalogCmd {
 /// Reads the configuration: the file (if any) and the process environment.
 pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     let text = match path {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the configuration file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the configuration file {}", p.display()))?,
+        ),
         None => std::fs::read_to_string("groupbuy.toml").ok(),
     };
-    let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("GROUPBUY_")).collect();
+    let env: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("GROUPBUY_"))
+        .collect();
     Ok(Config::from_sources(text.as_deref(), &env)?)
 }
 
@@ -85,9 +94,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date: {}", redact(&config.database_url));
             Ok(())
         }
-        Cmd::Catalog { action: CatalogCmd::Import { file } } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let parsed: CatalogFile = toml::from_str(&text).with_context(|| format!("{} is not a valid catalog file", file.display()))?;
+        Cmd::Catalog {
+            action: CatalogCmd::Import { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let parsed: CatalogFile = toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid catalog file", file.display()))?;
             let list = parse_products(&parsed.products)?;
             let store = open_store(&config, &clock).await?;
             let mut tx = store.write().await?;
@@ -100,7 +113,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config, &clock).await?;
             let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
             let n = crate::app::settle::sweep(&ctx).await?;
-            println!("settled {n} groups; their notices are queued and `groupbuy serve` delivers them");
+            println!(
+                "settled {n} groups; their notices are queued and `groupbuy serve` delivers them"
+            );
             Ok(())
         }
     }
@@ -117,13 +132,14 @@ fn redact(url: &str) -> String {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

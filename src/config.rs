@@ -3,11 +3,11 @@
 //! Every setting has one name in the TOML file (`database_url`) and one in the environment
 //! (`GROUPBUY_DATABASE_URL`). A bad value stops start-up with one sentence naming the setting.
 
+use crate::domain::Policy;
 use crate::domain::catalog::{Product, Sku};
 use crate::domain::money::{Currency, Money};
 use crate::domain::region::RegionBonus;
 use crate::domain::tiers::{Rate, Tier, TierTable};
-use crate::domain::Policy;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -67,7 +67,9 @@ pub mod url_like {
     impl Url {
         pub fn parse(s: &str) -> Option<Self> {
             let s = s.trim().trim_end_matches('/');
-            let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"))?;
+            let rest = s
+                .strip_prefix("https://")
+                .or_else(|| s.strip_prefix("http://"))?;
             (!rest.is_empty() && !rest.contains(char::is_whitespace)).then(|| Self(s.to_string()))
         }
         pub fn is_https(&self) -> bool {
@@ -81,8 +83,14 @@ pub enum ConfigError {
     #[error("the configuration file is not valid TOML: {0}")]
     Toml(String),
     #[error("setting `{name}` (environment {env}) is invalid: {reason}")]
-    Invalid { name: &'static str, env: String, reason: String },
-    #[error("setting `telegram_token` is missing: set GROUPBUY_TELEGRAM_TOKEN to the token @BotFather gave you")]
+    Invalid {
+        name: &'static str,
+        env: String,
+        reason: String,
+    },
+    #[error(
+        "setting `telegram_token` is missing: set GROUPBUY_TELEGRAM_TOKEN to the token @BotFather gave you"
+    )]
     MissingToken,
 }
 
@@ -144,7 +152,11 @@ pub struct FileProduct {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name, env: env_name(name), reason: reason.into() }
+    ConfigError::Invalid {
+        name,
+        env: env_name(name),
+        reason: reason.into(),
+    }
 }
 
 fn env_name(name: &str) -> String {
@@ -162,7 +174,15 @@ fn percent_to_rate(v: &toml::Value) -> Option<Rate> {
             }
             scaled.round() as i64
         }
-        toml::Value::String(s) => return percent_to_rate(&s.trim().trim_end_matches('%').parse::<f64>().ok().map(toml::Value::Float)?),
+        toml::Value::String(s) => {
+            return percent_to_rate(
+                &s.trim()
+                    .trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .map(toml::Value::Float)?,
+            );
+        }
         _ => return None,
     };
     Rate::from_basis_points(u32::try_from(bp).ok()?)
@@ -172,11 +192,18 @@ fn percent_to_rate(v: &toml::Value) -> Option<Rate> {
 pub fn parse_products(raw: &[FileProduct]) -> Result<Vec<Product>, ConfigError> {
     let mut out: Vec<Product> = Vec::with_capacity(raw.len());
     for p in raw {
-        let sku = Sku::parse(&p.sku).map_err(|e| invalid("products", format!("{:?}: {e}", p.sku)))?;
-        let price = Money::from_minor(p.price).map_err(|e| invalid("products", format!("{sku}: {e}")))?;
+        let sku =
+            Sku::parse(&p.sku).map_err(|e| invalid("products", format!("{:?}: {e}", p.sku)))?;
+        let price =
+            Money::from_minor(p.price).map_err(|e| invalid("products", format!("{sku}: {e}")))?;
         let name = p.name.trim();
         if name.is_empty() || name.chars().count() > 32 {
-            return Err(invalid("products", format!("{sku}: a product name is 1 to 32 characters (Telegram's invoice title limit)")));
+            return Err(invalid(
+                "products",
+                format!(
+                    "{sku}: a product name is 1 to 32 characters (Telegram's invoice title limit)"
+                ),
+            ));
         }
         if price.minor() == 0 {
             return Err(invalid("products", format!("{sku}: price must be above 0")));
@@ -184,7 +211,11 @@ pub fn parse_products(raw: &[FileProduct]) -> Result<Vec<Product>, ConfigError> 
         if out.iter().any(|o| o.sku == sku) {
             return Err(invalid("products", format!("{sku} appears twice")));
         }
-        out.push(Product { sku, name: name.to_string(), price });
+        out.push(Product {
+            sku,
+            name: name.to_string(),
+            price,
+        });
     }
     Ok(out)
 }
@@ -198,74 +229,134 @@ pub struct CatalogFile {
 impl Config {
     /// Builds the configuration from the TOML file's text (if any) and the environment.
     /// The token is checked by [`Config::require_token`], so `migrate` works without one.
-    pub fn from_sources(toml_text: Option<&str>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let file: FileConfig = match toml_text {
             Some(t) => toml::from_str(t).map_err(|e| ConfigError::Toml(e.message().to_string()))?,
             None => FileConfig::default(),
         };
         let pick = |name: &'static str, file_value: Option<String>| -> Option<String> {
-            env.get(&env_name(name)).cloned().or(file_value).filter(|v| !v.trim().is_empty())
+            env.get(&env_name(name))
+                .cloned()
+                .or(file_value)
+                .filter(|v| !v.trim().is_empty())
         };
-        let int = |name: &'static str, file_value: Option<i64>| -> Result<Option<i64>, ConfigError> {
-            match env.get(&env_name(name)) {
-                Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(name, format!("{v:?} is not a whole number"))),
-                None => Ok(file_value),
-            }
-        };
+        let int =
+            |name: &'static str, file_value: Option<i64>| -> Result<Option<i64>, ConfigError> {
+                match env.get(&env_name(name)) {
+                    Some(v) => v
+                        .trim()
+                        .parse()
+                        .map(Some)
+                        .map_err(|_| invalid(name, format!("{v:?} is not a whole number"))),
+                    None => Ok(file_value),
+                }
+            };
 
-        let http_addr_raw = pick("http_addr", file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let http_addr: SocketAddr = http_addr_raw
-            .parse()
-            .map_err(|_| invalid("http_addr", format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080")))?;
+        let http_addr_raw =
+            pick("http_addr", file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let http_addr: SocketAddr = http_addr_raw.parse().map_err(|_| {
+            invalid(
+                "http_addr",
+                format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
         let telegram_api_url = match pick("telegram_api_url", file.telegram_api_url) {
-            Some(u) => Some(url_like::Url::parse(&u).ok_or_else(|| invalid("telegram_api_url", format!("{u:?} is not an http(s) URL")))?),
+            Some(u) => Some(url_like::Url::parse(&u).ok_or_else(|| {
+                invalid("telegram_api_url", format!("{u:?} is not an http(s) URL"))
+            })?),
             None => None,
         };
-        let public_url_raw = pick("public_url", file.public_url).unwrap_or_else(|| format!("http://{http_addr}"));
+        let public_url_raw =
+            pick("public_url", file.public_url).unwrap_or_else(|| format!("http://{http_addr}"));
         let public_url = url_like::Url::parse(&public_url_raw)
-            .ok_or_else(|| invalid("public_url", format!("{public_url_raw:?} is not an http(s) URL")))?
+            .ok_or_else(|| {
+                invalid(
+                    "public_url",
+                    format!("{public_url_raw:?} is not an http(s) URL"),
+                )
+            })?
             .0;
         let smtp_url = pick("smtp_url", file.smtp_url);
         if let Some(u) = &smtp_url {
             if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-                return Err(invalid("smtp_url", "it must start with smtp:// or smtps://"));
+                return Err(invalid(
+                    "smtp_url",
+                    "it must start with smtp:// or smtps://",
+                ));
             }
         }
-        let database_url = pick("database_url", file.database_url).unwrap_or_else(|| "sqlite://groupbuy.db".into());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(invalid("database_url", "it must start with sqlite:// or postgres://"));
+        let database_url = pick("database_url", file.database_url)
+            .unwrap_or_else(|| "sqlite://groupbuy.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "it must start with sqlite:// or postgres://",
+            ));
         }
-        let mail_from = pick("mail_from", file.mail_from).unwrap_or_else(|| "groupbuy <groupbuy@localhost>".into());
+        let mail_from = pick("mail_from", file.mail_from)
+            .unwrap_or_else(|| "groupbuy <groupbuy@localhost>".into());
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid("mail_from", format!("{mail_from:?} is not an email address")));
+            return Err(invalid(
+                "mail_from",
+                format!("{mail_from:?} is not an email address"),
+            ));
         }
-        let fulfilment_email = pick("fulfilment_email", file.fulfilment_email).unwrap_or_else(|| "fulfilment@localhost".into());
-        if fulfilment_email.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid("fulfilment_email", format!("{fulfilment_email:?} is not an email address")));
+        let fulfilment_email = pick("fulfilment_email", file.fulfilment_email)
+            .unwrap_or_else(|| "fulfilment@localhost".into());
+        if fulfilment_email
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
+            return Err(invalid(
+                "fulfilment_email",
+                format!("{fulfilment_email:?} is not an email address"),
+            ));
         }
         let webhook_secret = pick("webhook_secret", file.webhook_secret).map(Secret::new);
         if let Some(s) = &webhook_secret {
-            let ok = s.0.len() <= 256 && s.0.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let ok = s.0.len() <= 256
+                && s.0
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             if !ok {
-                return Err(invalid("webhook_secret", "Telegram allows 1-256 characters of A-Z, a-z, 0-9, _ and -"));
+                return Err(invalid(
+                    "webhook_secret",
+                    "Telegram allows 1-256 characters of A-Z, a-z, 0-9, _ and -",
+                ));
             }
         }
 
         let currency_raw = pick("currency", file.currency).unwrap_or_else(|| "JPY".into());
-        let currency = Currency::parse(&currency_raw).map_err(|e| invalid("currency", e.to_string()))?;
+        let currency =
+            Currency::parse(&currency_raw).map_err(|e| invalid("currency", e.to_string()))?;
         let policy_raw = pick("policy", file.policy).unwrap_or_else(|| "all_or_nothing".into());
-        let policy = Policy::parse(&policy_raw).ok_or_else(|| invalid("policy", "use all_or_nothing or partial"))?;
+        let policy = Policy::parse(&policy_raw)
+            .ok_or_else(|| invalid("policy", "use all_or_nothing or partial"))?;
         let hours = int("key_lifetime_hours", file.key_lifetime_hours)?.unwrap_or(72);
         if !(1..=24 * 365).contains(&hours) {
-            return Err(invalid("key_lifetime_hours", "it must be between 1 and 8760"));
+            return Err(invalid(
+                "key_lifetime_hours",
+                "it must be between 1 and 8760",
+            ));
         }
         let max_head = int("max_head_count", file.max_head_count)?.unwrap_or(1_000);
-        let max_head_count = u32::try_from(max_head).ok().filter(|n| (2..=100_000).contains(n))
+        let max_head_count = u32::try_from(max_head)
+            .ok()
+            .filter(|n| (2..=100_000).contains(n))
             .ok_or_else(|| invalid("max_head_count", "it must be between 2 and 100000"))?;
         let fee = int("shipping_fee", file.shipping_fee)?.unwrap_or(0);
-        let shipping_fee = Money::from_minor(fee).map_err(|e| invalid("shipping_fee", e.to_string()))?;
+        let shipping_fee =
+            Money::from_minor(fee).map_err(|e| invalid("shipping_fee", e.to_string()))?;
         let sweep = int("sweep_interval_secs", file.sweep_interval_secs)?.unwrap_or(60);
-        let sweep_interval_secs = u64::try_from(sweep).ok().filter(|s| *s >= 1)
+        let sweep_interval_secs = u64::try_from(sweep)
+            .ok()
+            .filter(|s| *s >= 1)
             .ok_or_else(|| invalid("sweep_interval_secs", "it must be at least 1"))?;
 
         let tiers = if file.tiers.is_empty() {
@@ -273,9 +364,17 @@ impl Config {
         } else {
             let mut parsed = Vec::new();
             for t in &file.tiers {
-                let members = u32::try_from(t.members).map_err(|_| invalid("tiers", "members must be positive"))?;
-                let rate = percent_to_rate(&t.percent)
-                    .ok_or_else(|| invalid("tiers", format!("percent {} must be 0 to 100 with at most two decimals", t.percent)))?;
+                let members = u32::try_from(t.members)
+                    .map_err(|_| invalid("tiers", "members must be positive"))?;
+                let rate = percent_to_rate(&t.percent).ok_or_else(|| {
+                    invalid(
+                        "tiers",
+                        format!(
+                            "percent {} must be 0 to 100 with at most two decimals",
+                            t.percent
+                        ),
+                    )
+                })?;
                 parsed.push(Tier { members, rate });
             }
             TierTable::new(parsed).map_err(|e| invalid("tiers", e.to_string()))?
@@ -283,11 +382,22 @@ impl Config {
         let region_bonus = match file.region_bonus {
             None => None,
             Some(b) => Some(RegionBonus {
-                amount: Money::from_minor(b.amount).map_err(|e| invalid("region_bonus", e.to_string()))?,
-                min_buyers: u32::try_from(b.min_buyers).ok().filter(|n| *n >= 2)
+                amount: Money::from_minor(b.amount)
+                    .map_err(|e| invalid("region_bonus", e.to_string()))?,
+                min_buyers: u32::try_from(b.min_buyers)
+                    .ok()
+                    .filter(|n| *n >= 2)
                     .ok_or_else(|| invalid("region_bonus", "min_buyers must be at least 2"))?,
-                window_secs: b.window_hours.checked_mul(3_600).filter(|s| *s >= 0)
-                    .ok_or_else(|| invalid("region_bonus", "window_hours must be 0 (whole group) or more"))?,
+                window_secs: b
+                    .window_hours
+                    .checked_mul(3_600)
+                    .filter(|s| *s >= 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "region_bonus",
+                            "window_hours must be 0 (whole group) or more",
+                        )
+                    })?,
             }),
         };
         let products = parse_products(&file.products)?;
@@ -302,10 +412,13 @@ impl Config {
             fulfilment_email,
             public_url,
             http_addr,
-            payment_provider_token: Secret::new(pick("payment_provider_token", file.payment_provider_token).unwrap_or_default()),
+            payment_provider_token: Secret::new(
+                pick("payment_provider_token", file.payment_provider_token).unwrap_or_default(),
+            ),
             webhook_secret,
-            support_contact: pick("support_contact", file.support_contact)
-                .unwrap_or_else(|| "Reply to this chat with your order number and we will help.".into()),
+            support_contact: pick("support_contact", file.support_contact).unwrap_or_else(|| {
+                "Reply to this chat with your order number and we will help.".into()
+            }),
             currency,
             tiers,
             policy,
@@ -319,7 +432,10 @@ impl Config {
     }
 
     pub fn require_token(&self) -> Result<&Secret, ConfigError> {
-        self.telegram_token.as_ref().filter(|t| !t.is_empty()).ok_or(ConfigError::MissingToken)
+        self.telegram_token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .ok_or(ConfigError::MissingToken)
     }
 
     /// Payments in Telegram Stars when no provider token is configured.
@@ -329,14 +445,22 @@ impl Config {
 
     /// The currency of invoices: the catalog's, or `XTR` for Telegram Stars.
     pub fn invoice_currency(&self) -> &str {
-        if self.uses_stars() { "XTR" } else { self.currency.code() }
+        if self.uses_stars() {
+            "XTR"
+        } else {
+            self.currency.code()
+        }
     }
 }
 
 /// The patent's example table: 1→0 %, 2→3 %, 3→5 %, 4→10 %.
 pub fn default_tiers() -> TierTable {
-    let t = |members, bp| Tier { members, rate: Rate::from_basis_points(bp).unwrap_or(Rate::ZERO) };
-    TierTable::new(vec![t(1, 0), t(2, 300), t(3, 500), t(4, 1_000)]).unwrap_or_else(|_| unreachable!("constant table is valid"))
+    let t = |members, bp| Tier {
+        members,
+        rate: Rate::from_basis_points(bp).unwrap_or(Rate::ZERO),
+    };
+    TierTable::new(vec![t(1, 0), t(2, 300), t(3, 500), t(4, 1_000)])
+        .unwrap_or_else(|_| unreachable!("constant table is valid"))
 }
 
 #[cfg(test)]
@@ -344,7 +468,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -365,30 +492,60 @@ mod tests {
     fn environment_wins() {
         let c = Config::from_sources(
             Some("database_url = \"sqlite://file.db\"\ntelegram_token = \"1:a\""),
-            &env(&[("GROUPBUY_DATABASE_URL", "postgres://x/y"), ("GROUPBUY_TELEGRAM_TOKEN", "2:b")]),
+            &env(&[
+                ("GROUPBUY_DATABASE_URL", "postgres://x/y"),
+                ("GROUPBUY_TELEGRAM_TOKEN", "2:b"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.database_url, "postgres://x/y");
-        assert_eq!(c.require_token().map(|t| t.expose().to_string()), Ok("2:b".into()));
+        assert_eq!(
+            c.require_token().map(|t| t.expose().to_string()),
+            Ok("2:b".into())
+        );
         assert_eq!(format!("{:?}", c.telegram_token), "Some(\"***\")");
     }
 
     #[test]
     fn bad_values_name_the_setting() {
-        let err = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e)).expect_err("invalid").to_string();
-        assert!(err("", &[("GROUPBUY_HTTP_ADDR", "nowhere")]).contains("`http_addr` (environment GROUPBUY_HTTP_ADDR)"));
+        let err = |toml: &str, e: &[(&str, &str)]| {
+            Config::from_sources(Some(toml), &env(e))
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert!(
+            err("", &[("GROUPBUY_HTTP_ADDR", "nowhere")])
+                .contains("`http_addr` (environment GROUPBUY_HTTP_ADDR)")
+        );
         assert!(err("policy = \"maybe\"", &[]).contains("`policy`"));
-        assert!(err("[[tiers]]\nmembers = 2\npercent = 5\n[[tiers]]\nmembers = 3\npercent = 3", &[]).contains("smaller rate"));
+        assert!(
+            err(
+                "[[tiers]]\nmembers = 2\npercent = 5\n[[tiers]]\nmembers = 3\npercent = 3",
+                &[]
+            )
+            .contains("smaller rate")
+        );
         assert!(err("", &[("GROUPBUY_SMTP_URL", "http://x")]).contains("`smtp_url`"));
         assert!(err("unknown_key = 1", &[]).contains("not valid TOML"));
-        assert!(err("", &[("GROUPBUY_KEY_LIFETIME_HOURS", "soon")]).contains("`key_lifetime_hours`"));
+        assert!(
+            err("", &[("GROUPBUY_KEY_LIFETIME_HOURS", "soon")]).contains("`key_lifetime_hours`")
+        );
     }
 
     #[test]
     fn percent_forms() {
-        assert_eq!(percent_to_rate(&toml::Value::Integer(5)).map(Rate::basis_points), Some(500));
-        assert_eq!(percent_to_rate(&toml::Value::Float(2.5)).map(Rate::basis_points), Some(250));
-        assert_eq!(percent_to_rate(&toml::Value::String("12.25%".into())).map(Rate::basis_points), Some(1_225));
+        assert_eq!(
+            percent_to_rate(&toml::Value::Integer(5)).map(Rate::basis_points),
+            Some(500)
+        );
+        assert_eq!(
+            percent_to_rate(&toml::Value::Float(2.5)).map(Rate::basis_points),
+            Some(250)
+        );
+        assert_eq!(
+            percent_to_rate(&toml::Value::String("12.25%".into())).map(Rate::basis_points),
+            Some(1_225)
+        );
         assert_eq!(percent_to_rate(&toml::Value::Float(2.555)), None);
         assert_eq!(percent_to_rate(&toml::Value::Integer(101)), None);
     }

@@ -37,11 +37,17 @@ impl Keyboard {
 }
 
 pub fn callback(text: impl Into<String>, data: impl Into<String>) -> Button {
-    Button { text: text.into(), action: Action::Callback(data.into()) }
+    Button {
+        text: text.into(),
+        action: Action::Callback(data.into()),
+    }
 }
 
 pub fn url(text: impl Into<String>, url: impl Into<String>) -> Button {
-    Button { text: text.into(), action: Action::Url(url.into()) }
+    Button {
+        text: text.into(),
+        action: Action::Url(url.into()),
+    }
 }
 
 /// What a button press asks for. Encoded in `callback_data` (≤ 64 bytes).
@@ -54,7 +60,11 @@ pub enum Press {
     /// Buy this product in this group: `s:<key>:<sku>`.
     Product { key: String, sku: String },
     /// Send the invoice, redeeming this many points: `p:<key>:<points>:<sku>`.
-    Pay { key: String, sku: String, redeem: i64 },
+    Pay {
+        key: String,
+        sku: String,
+        redeem: i64,
+    },
 }
 
 impl Press {
@@ -74,10 +84,17 @@ impl Press {
         match tag {
             "b" => Some(Press::Buy { key }),
             "o" => Some(Press::Other { key }),
-            "s" => Some(Press::Product { key, sku: parts.next()?.to_string() }),
+            "s" => Some(Press::Product {
+                key,
+                sku: parts.next()?.to_string(),
+            }),
             "p" => {
                 let redeem = parts.next()?.parse().ok().filter(|r: &i64| *r >= 0)?;
-                Some(Press::Pay { key, sku: parts.next()?.to_string(), redeem })
+                Some(Press::Pay {
+                    key,
+                    sku: parts.next()?.to_string(),
+                    redeem,
+                })
             }
             _ => None,
         }
@@ -95,8 +112,15 @@ mod tests {
         for p in [
             Press::Buy { key: key.clone() },
             Press::Other { key: key.clone() },
-            Press::Product { key: key.clone(), sku: sku.clone() },
-            Press::Pay { key: key.clone(), sku: sku.clone(), redeem: 99_999_999 },
+            Press::Product {
+                key: key.clone(),
+                sku: sku.clone(),
+            },
+            Press::Pay {
+                key: key.clone(),
+                sku: sku.clone(),
+                redeem: 99_999_999,
+            },
         ] {
             let data = p.encode();
             assert!(data.len() <= 64, "{data} is {} bytes", data.len());

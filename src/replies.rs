@@ -49,7 +49,10 @@ pub enum UserError {
     #[error("unknown product {0:?}")]
     UnknownProduct(String),
     #[error("ambiguous product {query:?}")]
-    AmbiguousProduct { query: String, candidates: Vec<String> },
+    AmbiguousProduct {
+        query: String,
+        candidates: Vec<String>,
+    },
     #[error("head count {raw:?} invalid")]
     HeadCount { raw: String, min: u32, max: u32 },
     #[error("{members} members for {seats} seats")]
@@ -184,7 +187,11 @@ impl UserError {
     }
 
     pub fn from_head_count(raw: &str, max: u32) -> Self {
-        UserError::HeadCount { raw: raw.to_string(), min: HeadCount::MIN, max }
+        UserError::HeadCount {
+            raw: raw.to_string(),
+            min: HeadCount::MIN,
+            max,
+        }
     }
 
     /// A short word for logs and metrics.
@@ -224,7 +231,9 @@ impl UserError {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// Telegram HTML to plain text: drops tags and decodes the four entities Telegram knows.
@@ -239,7 +248,10 @@ pub fn strip_tags(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }
 
 pub const HELP: &str = "<b>groupbuy</b>: buy together, pay the normal price now, get the group discount back as points.\n\n\
@@ -268,7 +280,10 @@ mod tests {
 
     #[test]
     fn escapes_html() {
-        assert_eq!(esc("<b>a & \"b\"</b>"), "&lt;b&gt;a &amp; &quot;b&quot;&lt;/b&gt;");
+        assert_eq!(
+            esc("<b>a & \"b\"</b>"),
+            "&lt;b&gt;a &amp; &quot;b&quot;&lt;/b&gt;"
+        );
         let e = UserError::UnknownProduct("<script>".into());
         assert!(e.html().contains("&lt;script&gt;"));
         assert!(!e.html().contains("<script>"));

@@ -56,7 +56,9 @@ impl App {
             .await
             .context("cannot reach the Telegram Bot API with this token (check GROUPBUY_TELEGRAM_TOKEN and GROUPBUY_TELEGRAM_API_URL)")?;
         let username = me.username.clone().unwrap_or_default();
-        bot.set_my_commands(Command::bot_commands()).await.context("registering the command menu")?;
+        bot.set_my_commands(menu())
+            .await
+            .context("registering the command menu")?;
         tracing::info!(bot = %username, database = %store_kind(&config), "groupbuy is starting");
         let ctx = Ctx::new(store, Arc::new(config), clock, username);
         Ok(Self { ctx, bot, mailer })
@@ -68,8 +70,14 @@ impl App {
 
     /// Runs the bot (long polling) and the workers until `shutdown` fires.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let outbox = tokio::spawn(OutboxWorker::new(self.ctx.clone(), self.bot.clone(), self.mailer.clone()).run(shutdown.clone()));
-        let sweep = tokio::spawn(crate::workers::sweep::run(self.ctx.clone(), shutdown.clone()));
+        let outbox = tokio::spawn(
+            OutboxWorker::new(self.ctx.clone(), self.bot.clone(), self.mailer.clone())
+                .run(shutdown.clone()),
+        );
+        let sweep = tokio::spawn(crate::workers::sweep::run(
+            self.ctx.clone(),
+            shutdown.clone(),
+        ));
 
         let mut dispatcher = Dispatcher::builder(self.bot.clone(), crate::telegram::schema())
             .dependencies(dptree::deps![self.ctx.clone()])
@@ -90,8 +98,17 @@ impl App {
                 }
             }
         });
-        let listener = Polling::builder(self.bot.clone()).timeout(Duration::from_secs(10)).delete_webhook().await.build();
-        dispatcher.dispatch_with_listener(listener, LoggingErrorHandler::with_custom_text("update listener")).await;
+        let listener = Polling::builder(self.bot.clone())
+            .timeout(Duration::from_secs(10))
+            .delete_webhook()
+            .await
+            .build();
+        dispatcher
+            .dispatch_with_listener(
+                listener,
+                LoggingErrorHandler::with_custom_text("update listener"),
+            )
+            .await;
         let _ = stopper.await;
         let _ = outbox.await;
         let _ = sweep.await;
@@ -100,6 +117,22 @@ impl App {
     }
 }
 
+/// The command menu. Telegram wants names without the slash (1–32 of `a-z0-9_`); teloxide's
+/// list carries the slash for `/help` texts, so strip it.
+pub fn menu() -> Vec<teloxide::types::BotCommand> {
+    Command::bot_commands()
+        .into_iter()
+        .map(|mut c| {
+            c.command = c.command.trim_start_matches('/').to_string();
+            c
+        })
+        .collect()
+}
+
 fn store_kind(config: &Config) -> &'static str {
-    if config.database_url.starts_with("sqlite:") { "sqlite" } else { "postgres" }
+    if config.database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    }
 }

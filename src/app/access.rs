@@ -18,16 +18,38 @@ use crate::store::{Conn, products, purchases, users};
 pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
-    let before = users::seen(&mut tx, person.id, person.username.as_deref(), &person.first_name, private, now).await?;
+    let before = users::seen(
+        &mut tx,
+        person.id,
+        person.username.as_deref(),
+        &person.first_name,
+        private,
+        now,
+    )
+    .await?;
     let mut queued = 0;
     if private {
         let email = before.and_then(|u| u.email);
-        for m in groups::unprompted_for(&mut tx, person.id, person.username.as_deref(), now).await? {
-            let Some(group) = groups::by_id(&mut tx, m.group_id).await? else { continue };
+        for m in groups::unprompted_for(&mut tx, person.id, person.username.as_deref(), now).await?
+        {
+            let Some(group) = groups::by_id(&mut tx, m.group_id).await? else {
+                continue;
+            };
             let product = product_of(&mut tx, &group).await?;
             let organiser = organiser_name(&mut tx, &group).await?;
             groups::bind_member(&mut tx, m.id, person.id).await?;
-            queue_prompt(&mut tx, ctx, &group, &product, &organiser, m.id, person.id, email.clone(), now).await?;
+            queue_prompt(
+                &mut tx,
+                ctx,
+                &group,
+                &product,
+                &organiser,
+                m.id,
+                person.id,
+                email.clone(),
+                now,
+            )
+            .await?;
             queued += 1;
         }
     }
@@ -42,27 +64,41 @@ pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize
 /// Parses a typed key and finds its group, open and unexpired.
 pub async fn open_group(conn: &mut Conn, raw: &str, now: i64) -> Result<GroupRow, AppError> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
-    let group = groups::by_key(conn, key.as_str()).await?.ok_or(UserError::UnknownKey)?;
+    let group = groups::by_key(conn, key.as_str())
+        .await?
+        .ok_or(UserError::UnknownKey)?;
     ensure_open(&group, now)?;
     Ok(group)
 }
 
 pub fn ensure_open(group: &GroupRow, now: i64) -> Result<(), UserError> {
     match group.status {
-        GroupStatus::Settled => Err(UserError::Settled { key: group.key.clone() }),
-        GroupStatus::Cancelled => Err(UserError::Cancelled { key: group.key.clone() }),
-        GroupStatus::Open if group.is_expired(now) => Err(UserError::Expired { key: group.key.clone(), at: group.expires_at }),
+        GroupStatus::Settled => Err(UserError::Settled {
+            key: group.key.clone(),
+        }),
+        GroupStatus::Cancelled => Err(UserError::Cancelled {
+            key: group.key.clone(),
+        }),
+        GroupStatus::Open if group.is_expired(now) => Err(UserError::Expired {
+            key: group.key.clone(),
+            at: group.expires_at,
+        }),
         GroupStatus::Open => Ok(()),
     }
 }
 
 pub async fn product_of(conn: &mut Conn, group: &GroupRow) -> AppResult<Product> {
     let sku = Sku::parse(&group.sku).map_err(|e| AppError::Other(e.to_string()))?;
-    products::get(conn, &sku).await?.ok_or_else(|| AppError::Other(format!("product {sku} left the catalog")))
+    products::get(conn, &sku)
+        .await?
+        .ok_or_else(|| AppError::Other(format!("product {sku} left the catalog")))
 }
 
 pub async fn organiser_name(conn: &mut Conn, group: &GroupRow) -> AppResult<String> {
-    Ok(users::get(conn, group.organiser_id).await?.map(|u| u.first_name).unwrap_or_else(|| "The organiser".into()))
+    Ok(users::get(conn, group.organiser_id)
+        .await?
+        .map(|u| u.first_name)
+        .unwrap_or_else(|| "The organiser".into()))
 }
 
 /// The group card with its buy buttons, for someone who may buy in it.
@@ -74,21 +110,32 @@ pub async fn card(ctx: &Ctx, person: &Person, raw_key: &str) -> AppResult<(Strin
     render_card(ctx, &mut conn, &group).await
 }
 
-async fn render_card(ctx: &Ctx, conn: &mut Conn, group: &GroupRow) -> AppResult<(String, Keyboard)> {
+async fn render_card(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    group: &GroupRow,
+) -> AppResult<(String, Keyboard)> {
     let product = product_of(conn, group).await?;
     let organiser = organiser_name(conn, group).await?;
     let bought = purchases::count_counted(conn, group.id).await?;
-    Ok((group_card(ctx, group, &product, &organiser, bought), buy_keyboard(ctx, group, &product)))
+    Ok((
+        group_card(ctx, group, &product, &organiser, bought),
+        buy_keyboard(ctx, group, &product),
+    ))
 }
 
 /// `/start PAYLOAD` from a deep link: a group key, or a key plus an email invitee's code.
 #[tracing::instrument(skip(ctx), fields(user = person.id))]
 pub async fn start(ctx: &Ctx, person: &Person, payload: &str) -> AppResult<(String, Keyboard)> {
     let now = ctx.now();
-    let parsed = StartPayload::parse(payload).map_err(|_| UserError::MalformedKey(payload.trim().to_string()))?;
+    let parsed = StartPayload::parse(payload)
+        .map_err(|_| UserError::MalformedKey(payload.trim().to_string()))?;
     let StartPayload::Invitation(key, code) = parsed else {
         let (card, kb) = card(ctx, person, payload).await?;
-        return Ok((format!("Welcome, {}!\n\n{card}", esc(&person.first_name)), kb));
+        return Ok((
+            format!("Welcome, {}!\n\n{card}", esc(&person.first_name)),
+            kb,
+        ));
     };
     let mut tx = ctx.store.write().await?;
     let group = open_group(&mut tx, key.as_str(), now).await?;
@@ -110,12 +157,20 @@ pub async fn start(ctx: &Ctx, person: &Person, payload: &str) -> AppResult<(Stri
                 esc(email.as_str())
             )
         }
-        other => format!("Welcome, {}! You were invited as {}.", esc(&person.first_name), esc(&other.to_string())),
+        other => format!(
+            "Welcome, {}! You were invited as {}.",
+            esc(&person.first_name),
+            esc(&other.to_string())
+        ),
     };
     groups::mark_prompted(&mut tx, member.id, now).await?;
     check_can_buy(&mut tx, &group, person).await?;
     let (card, kb) = render_card(ctx, &mut tx, &group).await?;
     tx.commit().await?;
-    tracing::info!(group_id = group.id, member_id = member.id, "email invitee arrived through their deep link");
+    tracing::info!(
+        group_id = group.id,
+        member_id = member.id,
+        "email invitee arrived through their deep link"
+    );
     Ok((format!("{greeting}\n\n{card}"), kb))
 }

@@ -85,7 +85,12 @@ impl AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl Ctx {
-    pub fn new(store: Store, config: Arc<Config>, clock: Clock, bot_username: impl Into<Arc<str>>) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        clock: Clock,
+        bot_username: impl Into<Arc<str>>,
+    ) -> Self {
         Self {
             store,
             config,
@@ -134,7 +139,11 @@ pub async fn queue_message(
 ) -> Result<bool, sqlx::Error> {
     let m = NewMessage {
         dedupe_key,
-        channel: Channel::Telegram { chat_id, keyboard: keyboard.map(|k| k.to_json()), fallback_email },
+        channel: Channel::Telegram {
+            chat_id,
+            keyboard: keyboard.map(|k| k.to_json()),
+            fallback_email,
+        },
         text: html,
     };
     outbox::enqueue(conn, &m, now).await
@@ -150,7 +159,11 @@ pub async fn queue_email(
 ) -> Result<bool, sqlx::Error> {
     let m = NewMessage {
         dedupe_key,
-        channel: Channel::Email { to: to.to_string(), subject: mail.subject, html: Some(mail.html) },
+        channel: Channel::Email {
+            to: to.to_string(),
+            subject: mail.subject,
+            html: Some(mail.html),
+        },
         text: mail.text,
     };
     outbox::enqueue(conn, &m, now).await

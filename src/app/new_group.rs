@@ -28,7 +28,10 @@ pub fn parse_words(args: &str) -> Result<Request, UserError> {
     let words: Vec<&str> = args.split_whitespace().collect();
     let at = words
         .iter()
-        .position(|w| w.bytes().all(|b| b.is_ascii_digit() || b == b'-') && w.bytes().any(|b| b.is_ascii_digit()))
+        .position(|w| {
+            w.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                && w.bytes().any(|b| b.is_ascii_digit())
+        })
         .ok_or(UserError::NewGroupUsage)?;
     if at == 0 {
         return Err(UserError::NewGroupUsage);
@@ -45,12 +48,19 @@ pub fn parse_words(args: &str) -> Result<Request, UserError> {
             members.push((*w).to_string());
         }
     }
-    Ok(Request { product: words[..at].join(" "), head_count: words[at].to_string(), members, expiry })
+    Ok(Request {
+        product: words[..at].join(" "),
+        head_count: words[at].to_string(),
+        members,
+        expiry,
+    })
 }
 
 fn looks_like_expiry(w: &str) -> bool {
     let (num, unit) = w.split_at(w.len().saturating_sub(1));
-    !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && unit.bytes().all(|b| b.is_ascii_alphabetic())
+    !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit())
+        && unit.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// `30m`, `48h`, `7d` → seconds; 5 minutes to 365 days.
@@ -78,7 +88,10 @@ pub fn parse_members(raw: &[String], seats: HeadCount) -> Result<Vec<MemberRef>,
         out.push(m);
     }
     if out.len() > seats.get() as usize {
-        return Err(UserError::TooManyMembers { members: out.len(), seats: seats.get() });
+        return Err(UserError::TooManyMembers {
+            members: out.len(),
+            seats: seats.get(),
+        });
     }
     Ok(out)
 }
@@ -104,7 +117,13 @@ pub struct Created {
 /// Creates the group and queues the organiser's confirmation, each reachable member's
 /// prompt and each email member's invitation. `update_id` makes a redelivered command a no-op.
 #[tracing::instrument(skip(ctx, args), fields(organiser = organiser.id, chat_id))]
-pub async fn create(ctx: &Ctx, update_id: i64, organiser: &Person, chat_id: i64, args: &str) -> AppResult<Option<Created>> {
+pub async fn create(
+    ctx: &Ctx,
+    update_id: i64,
+    organiser: &Person,
+    chat_id: i64,
+    args: &str,
+) -> AppResult<Option<Created>> {
     let req = parse_words(args)?;
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
@@ -124,9 +143,29 @@ pub async fn create(ctx: &Ctx, update_id: i64, organiser: &Person, chat_id: i64,
         tracing::info!(update_id, "duplicate /newgroup ignored");
         return Ok(None);
     }
-    users::seen(&mut tx, organiser.id, organiser.username.as_deref(), &organiser.first_name, chat_id == organiser.id, now).await?;
-    let (group_id, key) = insert_with_fresh_key(&mut tx, ctx, organiser, chat_id, &product, head_count, now, now + lifetime).await?;
-    let group = groups::by_id(&mut tx, group_id).await?.ok_or_else(|| super::AppError::Other("group vanished".into()))?;
+    users::seen(
+        &mut tx,
+        organiser.id,
+        organiser.username.as_deref(),
+        &organiser.first_name,
+        chat_id == organiser.id,
+        now,
+    )
+    .await?;
+    let (group_id, key) = insert_with_fresh_key(
+        &mut tx,
+        ctx,
+        organiser,
+        chat_id,
+        &product,
+        head_count,
+        now,
+        now + lifetime,
+    )
+    .await?;
+    let group = groups::by_id(&mut tx, group_id)
+        .await?
+        .ok_or_else(|| super::AppError::Other("group vanished".into()))?;
 
     let mut reached = Vec::new();
     let mut waiting = Vec::new();
@@ -138,7 +177,16 @@ pub async fn create(ctx: &Ctx, update_id: i64, organiser: &Person, chat_id: i64,
         }
     }
     let html = created_message(ctx, &group, &product, &reached, &waiting);
-    queue_message(&mut tx, now, format!("created:{group_id}"), chat_id, html, None, None).await?;
+    queue_message(
+        &mut tx,
+        now,
+        format!("created:{group_id}"),
+        chat_id,
+        html,
+        None,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     ctx.committed();
     tracing::info!(group_id, key = %key, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
@@ -175,7 +223,9 @@ async fn insert_with_fresh_key(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(super::AppError::Other("could not draw a unique group key".into()))
+    Err(super::AppError::Other(
+        "could not draw a unique group key".into(),
+    ))
 }
 
 enum Invited {
@@ -196,8 +246,12 @@ async fn invite(
     match member {
         MemberRef::Email(email) => {
             let code = InviteCode::generate()?;
-            let member_id = groups::insert_member(conn, group.id, member, Some(code.as_str()), None).await?;
-            let payload = StartPayload::Invitation(GroupKey::parse(&group.key).map_err(|_| UserError::UnknownKey)?, code);
+            let member_id =
+                groups::insert_member(conn, group.id, member, Some(code.as_str()), None).await?;
+            let payload = StartPayload::Invitation(
+                GroupKey::parse(&group.key).map_err(|_| UserError::UnknownKey)?,
+                code,
+            );
             let mail = Invitation {
                 organiser: organiser.first_name.clone(),
                 product: product.name.clone(),
@@ -210,7 +264,14 @@ async fn invite(
                 key: group.key.clone(),
             }
             .render()?;
-            queue_email(conn, now, format!("invite:{member_id}"), email.as_str(), mail).await?;
+            queue_email(
+                conn,
+                now,
+                format!("invite:{member_id}"),
+                email.as_str(),
+                mail,
+            )
+            .await?;
             groups::mark_prompted(conn, member_id, now).await?;
             Ok(Invited::Emailed)
         }
@@ -221,11 +282,28 @@ async fn invite(
                 MemberRef::Email(_) => None,
             };
             let reachable = known.filter(|u| u.started && !u.unreachable);
-            let member_id =
-                groups::insert_member(conn, group.id, member, None, reachable.as_ref().map(|u| u.id)).await?;
+            let member_id = groups::insert_member(
+                conn,
+                group.id,
+                member,
+                None,
+                reachable.as_ref().map(|u| u.id),
+            )
+            .await?;
             match reachable {
                 Some(user) => {
-                    queue_prompt(conn, ctx, group, product, &organiser.first_name, member_id, user.id, user.email, now).await?;
+                    queue_prompt(
+                        conn,
+                        ctx,
+                        group,
+                        product,
+                        &organiser.first_name,
+                        member_id,
+                        user.id,
+                        user.email,
+                        now,
+                    )
+                    .await?;
                     Ok(Invited::Prompted)
                 }
                 None => Ok(Invited::Waiting),
@@ -254,15 +332,36 @@ pub async fn queue_prompt(
         group_card(ctx, group, product, organiser_name, bought)
     );
     let kb = buy_keyboard(ctx, group, product);
-    queue_message(conn, now, format!("prompt:{member_id}"), user_id, html, Some(kb), email).await?;
+    queue_message(
+        conn,
+        now,
+        format!("prompt:{member_id}"),
+        user_id,
+        html,
+        Some(kb),
+        email,
+    )
+    .await?;
     groups::mark_prompted(conn, member_id, now).await?;
     Ok(())
 }
 
-fn created_message(ctx: &Ctx, g: &GroupRow, product: &Product, reached: &[String], waiting: &[String]) -> String {
+fn created_message(
+    ctx: &Ctx,
+    g: &GroupRow,
+    product: &Product,
+    reached: &[String],
+    waiting: &[String],
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "<b>Your group purchase is open.</b>");
-    let _ = writeln!(s, "{} × {} at {} each.", g.head_count, esc(&product.name), ctx.money(product.price.minor()));
+    let _ = writeln!(
+        s,
+        "{} × {} at {} each.",
+        g.head_count,
+        esc(&product.name),
+        ctx.money(product.price.minor())
+    );
     let _ = writeln!(s, "Key: <code>{}</code>", esc(&g.key));
     let _ = writeln!(s, "Open until {}.", when(g.expires_at));
     let _ = writeln!(s, "Group page: {}", esc(&ctx.page_url(&g.key)));
@@ -275,14 +374,20 @@ fn created_message(ctx: &Ctx, g: &GroupRow, product: &Product, reached: &[String
         }
     }
     if !waiting.is_empty() {
-        let _ = writeln!(s, "\nWill be asked as soon as they message me (bots cannot start chats) — send them the invitation link:");
+        let _ = writeln!(
+            s,
+            "\nWill be asked as soon as they message me (bots cannot start chats) — send them the invitation link:"
+        );
         for w in waiting {
             bullet(&mut s, &esc(w));
         }
     }
     let open = g.head_count as usize - reached.len() - waiting.len();
     if open > 0 {
-        let _ = writeln!(s, "\n{open} seat(s) are open to anyone with the key or link.");
+        let _ = writeln!(
+            s,
+            "\n{open} seat(s) are open to anyone with the key or link."
+        );
     }
     s.trim_end().to_string()
 }
@@ -302,8 +407,14 @@ mod tests {
         assert_eq!(r.product, "Photo scanner");
         assert_eq!(parse_words("camera"), Err(UserError::NewGroupUsage));
         assert_eq!(parse_words("3 @alice"), Err(UserError::NewGroupUsage));
-        assert_eq!(parse_words("camera 3 1h 2h"), Err(UserError::BadExpiry("2h".into())));
-        assert_eq!(parse_words("camera 3 @a 99x").map(|r| r.expiry), Ok(Some("99x".into())));
+        assert_eq!(
+            parse_words("camera 3 1h 2h"),
+            Err(UserError::BadExpiry("2h".into()))
+        );
+        assert_eq!(
+            parse_words("camera 3 @a 99x").map(|r| r.expiry),
+            Ok(Some("99x".into()))
+        );
     }
 
     #[test]
@@ -327,8 +438,14 @@ mod tests {
         );
         assert_eq!(
             parse_members(&words(&["@alice", "1", "2"]), n),
-            Err(UserError::TooManyMembers { members: 3, seats: 2 })
+            Err(UserError::TooManyMembers {
+                members: 3,
+                seats: 2
+            })
         );
-        assert!(matches!(parse_members(&words(&["bob@x"]), n), Err(UserError::BadMember(_))));
+        assert!(matches!(
+            parse_members(&words(&["bob@x"]), n),
+            Err(UserError::BadMember(_))
+        ));
     }
 }

@@ -17,18 +17,31 @@ use std::fmt::Write;
 /// or an open (not pre-registered) seat left.
 pub async fn check_can_buy(conn: &mut Conn, group: &GroupRow, person: &Person) -> AppResult<()> {
     if purchases::has_seat(conn, group.id, person.id).await? {
-        return Err(UserError::AlreadyBought { key: group.key.clone() }.into());
+        return Err(UserError::AlreadyBought {
+            key: group.key.clone(),
+        }
+        .into());
     }
     let counted = purchases::count_counted(conn, group.id).await?;
     if counted >= group.head_count {
-        return Err(UserError::GroupFull { key: group.key.clone(), seats: group.head_count }.into());
+        return Err(UserError::GroupFull {
+            key: group.key.clone(),
+            seats: group.head_count,
+        }
+        .into());
     }
-    if groups::member_for_user(conn, group.id, person.id, person.username.as_deref()).await?.is_some() {
+    if groups::member_for_user(conn, group.id, person.id, person.username.as_deref())
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let reserved = purchases::count_reserved(conn, group.id).await?;
     if counted + reserved >= group.head_count {
-        return Err(UserError::NotInvited { key: group.key.clone() }.into());
+        return Err(UserError::NotInvited {
+            key: group.key.clone(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -63,7 +76,10 @@ pub struct Payload {
 
 impl Payload {
     pub fn encode(&self) -> String {
-        format!("v1:{}:{}:{}:{}:{}", self.group_id, self.buyer_id, self.price, self.redeem, self.sku)
+        format!(
+            "v1:{}:{}:{}:{}:{}",
+            self.group_id, self.buyer_id, self.price, self.redeem, self.sku
+        )
     }
 
     pub fn decode(s: &str) -> Option<Self> {
@@ -90,7 +106,10 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
     let key = match press {
-        Press::Buy { key } | Press::Other { key } | Press::Product { key, .. } | Press::Pay { key, .. } => key,
+        Press::Buy { key }
+        | Press::Other { key }
+        | Press::Product { key, .. }
+        | Press::Pay { key, .. } => key,
     };
     let group = open_group(&mut conn, key, now).await?;
     check_can_buy(&mut conn, &group, person).await?;
@@ -98,7 +117,11 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         Press::Buy { .. } => {
             let product = product_of(&mut conn, &group).await?;
             Ok(Step::Message(
-                format!("Buy <b>{}</b> in group <code>{}</code>?", esc(&product.name), esc(&group.key)),
+                format!(
+                    "Buy <b>{}</b> in group <code>{}</code>?",
+                    esc(&product.name),
+                    esc(&group.key)
+                ),
                 super::views::buy_keyboard(ctx, &group, &product),
             ))
         }
@@ -107,7 +130,11 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
             for p in products::list(&mut conn).await? {
                 kb = kb.row(vec![callback(
                     format!("{} — {}", p.name, ctx.money(p.price.minor())),
-                    Press::Product { key: group.key.clone(), sku: p.sku.to_string() }.encode(),
+                    Press::Product {
+                        key: group.key.clone(),
+                        sku: p.sku.to_string(),
+                    }
+                    .encode(),
                 )]);
             }
             Ok(Step::Message(
@@ -122,15 +149,31 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
             if usable == 0 {
                 return Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)));
             }
-            let pay = |redeem: i64| Press::Pay { key: group.key.clone(), sku: product.sku.to_string(), redeem }.encode();
+            let pay = |redeem: i64| {
+                Press::Pay {
+                    key: group.key.clone(),
+                    sku: product.sku.to_string(),
+                    redeem,
+                }
+                .encode()
+            };
             let kb = Keyboard::default()
                 .row(vec![callback(
-                    format!("Use {usable} points — pay {}", ctx.money(product.price.minor() - usable)),
+                    format!(
+                        "Use {usable} points — pay {}",
+                        ctx.money(product.price.minor() - usable)
+                    ),
                     pay(usable),
                 )])
-                .row(vec![callback(format!("Keep my points — pay {}", ctx.money(product.price.minor())), pay(0))]);
+                .row(vec![callback(
+                    format!("Keep my points — pay {}", ctx.money(product.price.minor())),
+                    pay(0),
+                )]);
             Ok(Step::Message(
-                format!("You have <b>{balance}</b> points. Use them on {}?", esc(&product.name)),
+                format!(
+                    "You have <b>{balance}</b> points. Use them on {}?",
+                    esc(&product.name)
+                ),
                 kb,
             ))
         }
@@ -140,23 +183,43 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
             if *redeem > max_redeemable(product.price.minor(), balance) {
                 return Err(UserError::NotEnoughPoints { balance }.into());
             }
-            Ok(Step::Invoice(invoice(ctx, &group, person, &product, *redeem)))
+            Ok(Step::Invoice(invoice(
+                ctx, &group, person, &product, *redeem,
+            )))
         }
     }
 }
 
 async fn catalog_product(conn: &mut Conn, sku: &str) -> AppResult<Product> {
     let sku = Sku::parse(sku).map_err(|_| UserError::StaleButton)?;
-    Ok(products::get(conn, &sku).await?.ok_or(UserError::StaleButton)?)
+    Ok(products::get(conn, &sku)
+        .await?
+        .ok_or(UserError::StaleButton)?)
 }
 
-fn invoice(ctx: &Ctx, group: &GroupRow, person: &Person, product: &Product, redeem: i64) -> InvoiceSpec {
+fn invoice(
+    ctx: &Ctx,
+    group: &GroupRow,
+    person: &Person,
+    product: &Product,
+    redeem: i64,
+) -> InvoiceSpec {
     let price = product.price.minor();
-    let payload = Payload { group_id: group.id, buyer_id: person.id, price, redeem, sku: product.sku.to_string() };
+    let payload = Payload {
+        group_id: group.id,
+        buyer_id: person.id,
+        price,
+        redeem,
+        sku: product.sku.to_string(),
+    };
     let stars = ctx.config.uses_stars();
     // One price line: Stars accept only one, and Telegram's amounts cannot be negative, so
     // redeemed points are taken off the line and named in its label.
-    let label = if redeem > 0 { format!("{} ({redeem} points applied)", product.name) } else { product.name.clone() };
+    let label = if redeem > 0 {
+        format!("{} ({redeem} points applied)", product.name)
+    } else {
+        product.name.clone()
+    };
     let prices = vec![(label, price - redeem)];
     InvoiceSpec {
         title: product.name.clone(),
@@ -181,18 +244,30 @@ fn truncate(s: &str, max_chars: usize) -> String {
 /// The pre-checkout check (answered within 10 s by the adapter): group open, key valid,
 /// buyer allowed, seat free, price and total unchanged, points still there.
 #[tracing::instrument(skip(ctx), fields(user = person.id))]
-pub async fn pre_checkout(ctx: &Ctx, person: &Person, currency: &str, total: i64, payload: &str) -> AppResult<()> {
+pub async fn pre_checkout(
+    ctx: &Ctx,
+    person: &Person,
+    currency: &str,
+    total: i64,
+    payload: &str,
+) -> AppResult<()> {
     let p = Payload::decode(payload).ok_or(UserError::StaleButton)?;
     if p.buyer_id != person.id {
         return Err(UserError::WrongBuyer.into());
     }
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
-    let group = groups::by_id(&mut conn, p.group_id).await?.ok_or(UserError::UnknownKey)?;
+    let group = groups::by_id(&mut conn, p.group_id)
+        .await?
+        .ok_or(UserError::UnknownKey)?;
     ensure_open(&group, now)?;
     check_can_buy(&mut conn, &group, person).await?;
     let product = catalog_product(&mut conn, &p.sku).await?;
-    let fee = if ctx.config.uses_stars() { 0 } else { ctx.config.shipping_fee.minor() };
+    let fee = if ctx.config.uses_stars() {
+        0
+    } else {
+        ctx.config.shipping_fee.minor()
+    };
     let expected = p.price - p.redeem;
     if product.price.minor() != p.price
         || currency != ctx.config.invoice_currency()
@@ -240,11 +315,21 @@ impl Address {
 }
 
 /// The shipping options for an address: one standard delivery at the configured fee.
-pub fn shipping_options(ctx: &Ctx, address: &Address) -> Result<Vec<(String, String, i64)>, UserError> {
-    if address.region().is_none() || address.city.trim().is_empty() || address.street_line1.trim().is_empty() {
+pub fn shipping_options(
+    ctx: &Ctx,
+    address: &Address,
+) -> Result<Vec<(String, String, i64)>, UserError> {
+    if address.region().is_none()
+        || address.city.trim().is_empty()
+        || address.street_line1.trim().is_empty()
+    {
         return Err(UserError::BadAddress);
     }
-    Ok(vec![("standard".into(), "Standard delivery".into(), ctx.config.shipping_fee.minor())])
+    Ok(vec![(
+        "standard".into(),
+        "Standard delivery".into(),
+        ctx.config.shipping_fee.minor(),
+    )])
 }
 
 /// A `successful_payment` as the adapter parsed it.
@@ -262,7 +347,11 @@ pub struct Payment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     /// A new purchase; `settled` when it was the N-th and the group settled with it.
-    New { purchase_id: i64, flag: Option<Flag>, settled: bool },
+    New {
+        purchase_id: i64,
+        flag: Option<Flag>,
+        settled: bool,
+    },
     /// This charge (or update) was already recorded: nothing changed.
     Duplicate,
 }
@@ -270,15 +359,29 @@ pub enum Recorded {
 /// Records a payment exactly once (keyed by Telegram's charge id), ships the goods, sends
 /// the receipt, and settles the group if this was the N-th purchase — one transaction.
 #[tracing::instrument(skip(ctx, pay), fields(user = person.id, charge = %pay.charge_id))]
-pub async fn record(ctx: &Ctx, update_id: i64, person: &Person, pay: &Payment) -> AppResult<Recorded> {
+pub async fn record(
+    ctx: &Ctx,
+    update_id: i64,
+    person: &Person,
+    pay: &Payment,
+) -> AppResult<Recorded> {
     let now = ctx.now();
-    let p = Payload::decode(&pay.payload)
-        .ok_or_else(|| AppError::Other(format!("payment with an unknown payload {:?}", pay.payload)))?;
+    let p = Payload::decode(&pay.payload).ok_or_else(|| {
+        AppError::Other(format!("payment with an unknown payload {:?}", pay.payload))
+    })?;
     let mut tx = ctx.store.write().await?;
     if !updates::claim(&mut tx, update_id, now).await? {
         return Ok(Recorded::Duplicate);
     }
-    users::seen(&mut tx, person.id, person.username.as_deref(), &person.first_name, true, now).await?;
+    users::seen(
+        &mut tx,
+        person.id,
+        person.username.as_deref(),
+        &person.first_name,
+        true,
+        now,
+    )
+    .await?;
     let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or_else(|| AppError::Other(format!("payment for unknown group {}", p.group_id)))?;
@@ -315,7 +418,12 @@ pub async fn record(ctx: &Ctx, update_id: i64, person: &Person, pay: &Payment) -
         return Ok(Recorded::Duplicate);
     };
     if paid != p.price - p.redeem {
-        tracing::warn!(paid, price = p.price, redeem = p.redeem, "paid amount differs from the invoice (delivery fee?)");
+        tracing::warn!(
+            paid,
+            price = p.price,
+            redeem = p.redeem,
+            "paid amount differs from the invoice (delivery fee?)"
+        );
     }
     // The money: cash in, points out, revenue at the normal price; delivery fees to revenue.
     let txn = format!("purchase:{}", pay.charge_id);
@@ -323,34 +431,81 @@ pub async fn record(ctx: &Ctx, update_id: i64, person: &Person, pay: &Payment) -
     let extra = paid - (p.price - p.redeem);
     ledger::post(
         &mut tx,
-        &ledger::Refs { txn: &txn, group_id: Some(group.id), purchase_id: Some(purchase_id), memo: &memo, now },
-        &[ledger::Entry::cash(paid), ledger::Entry::points(person.id, p.redeem), ledger::Entry::sales(-(p.price + extra))],
+        &ledger::Refs {
+            txn: &txn,
+            group_id: Some(group.id),
+            purchase_id: Some(purchase_id),
+            memo: &memo,
+            now,
+        },
+        &[
+            ledger::Entry::cash(paid),
+            ledger::Entry::points(person.id, p.redeem),
+            ledger::Entry::sales(-(p.price + extra)),
+        ],
     )
     .await?;
-    if let Some(m) = groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await? {
+    if let Some(m) =
+        groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await?
+    {
         if m.user_id.is_none() {
             groups::bind_member(&mut tx, m.id, person.id).await?;
         }
     }
 
-    let product_name = products::get(&mut tx, &Sku::parse(&p.sku).map_err(|e| AppError::Other(e.to_string()))?)
-        .await?
-        .map(|x| x.name)
-        .unwrap_or_else(|| p.sku.clone());
-    ship(&mut tx, ctx, &group, purchase_id, &product_name, &p.sku, paid, person, pay, region.as_ref(), now).await?;
+    let product_name = products::get(
+        &mut tx,
+        &Sku::parse(&p.sku).map_err(|e| AppError::Other(e.to_string()))?,
+    )
+    .await?
+    .map(|x| x.name)
+    .unwrap_or_else(|| p.sku.clone());
+    ship(
+        &mut tx,
+        ctx,
+        &group,
+        purchase_id,
+        &product_name,
+        &p.sku,
+        paid,
+        person,
+        pay,
+        region.as_ref(),
+        now,
+    )
+    .await?;
 
     let mut settled = false;
     let bought = purchases::count_counted(&mut tx, group.id).await?;
     let receipt = receipt_message(ctx, &group, &product_name, &p, paid, flag, bought, &token);
     let email = users::get(&mut tx, person.id).await?.and_then(|u| u.email);
-    queue_message(&mut tx, now, format!("receipt:{purchase_id}"), person.id, receipt, None, email).await?;
+    queue_message(
+        &mut tx,
+        now,
+        format!("receipt:{purchase_id}"),
+        person.id,
+        receipt,
+        None,
+        email,
+    )
+    .await?;
     if flag.is_none() && bought >= group.head_count {
         settled = settle_in(&mut tx, ctx, group.id).await?;
     }
     tx.commit().await?;
     ctx.committed();
-    tracing::info!(purchase_id, group_id = group.id, ?flag, settled, "payment recorded");
-    Ok(Recorded::New { purchase_id, flag, settled })
+    tracing::info!(
+        purchase_id,
+        group_id = group.id,
+        ?flag,
+        settled,
+        "payment recorded"
+    );
+    Ok(Recorded::New {
+        purchase_id,
+        flag,
+        settled,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -367,14 +522,25 @@ async fn ship(
     region: Option<&RegionCode>,
     now: i64,
 ) -> AppResult<()> {
-    let recipient = pay.recipient.clone().unwrap_or_else(|| person.first_name.clone());
-    let address = pay
-        .address
-        .as_ref()
-        .map(Address::lines)
-        .unwrap_or_else(|| "(Telegram Stars payment: no address from Telegram; contact the buyer in the bot)".into());
-    let region_text = region.map(|r| r.to_string()).unwrap_or_else(|| "unknown".into());
-    purchases::insert_shipping_request(conn, purchase_id, &recipient, &address, region.map(RegionCode::as_str), now).await?;
+    let recipient = pay
+        .recipient
+        .clone()
+        .unwrap_or_else(|| person.first_name.clone());
+    let address = pay.address.as_ref().map(Address::lines).unwrap_or_else(|| {
+        "(Telegram Stars payment: no address from Telegram; contact the buyer in the bot)".into()
+    });
+    let region_text = region
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    purchases::insert_shipping_request(
+        conn,
+        purchase_id,
+        &recipient,
+        &address,
+        region.map(RegionCode::as_str),
+        now,
+    )
+    .await?;
     let mail = ShippingRequest {
         order: format!("GB-{purchase_id}"),
         product: product.to_string(),
@@ -408,7 +574,15 @@ fn receipt_message(
     if p.redeem > 0 {
         let _ = writeln!(s, "Points used: {}", p.redeem);
     }
-    let _ = writeln!(s, "Paid: {}", if ctx.config.uses_stars() { format!("{paid} Stars") } else { ctx.money(paid) });
+    let _ = writeln!(
+        s,
+        "Paid: {}",
+        if ctx.config.uses_stars() {
+            format!("{paid} Stars")
+        } else {
+            ctx.money(paid)
+        }
+    );
     let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
     match flag {
         None => {
@@ -443,7 +617,13 @@ mod tests {
 
     #[test]
     fn payload_round_trip_and_limit() {
-        let p = Payload { group_id: i64::MAX, buyer_id: i64::MAX, price: i64::MAX, redeem: i64::MAX, sku: "x".repeat(32) };
+        let p = Payload {
+            group_id: i64::MAX,
+            buyer_id: i64::MAX,
+            price: i64::MAX,
+            redeem: i64::MAX,
+            sku: "x".repeat(32),
+        };
         assert!(p.encode().len() <= 128);
         assert_eq!(Payload::decode(&p.encode()), Some(p));
         assert_eq!(Payload::decode("v2:1:2:3:4:x"), None);

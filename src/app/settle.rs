@@ -47,7 +47,9 @@ pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
                     progressed = true;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep"),
+                Err(e) => {
+                    tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep")
+                }
             }
         }
         if !progressed {
@@ -59,7 +61,9 @@ pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
 /// Settles inside the caller's transaction (the N-th purchase settles in its own).
 pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<bool> {
     let now = ctx.now();
-    let Some(group) = groups::lock(conn, ctx.store.backend(), group_id).await? else { return Ok(false) };
+    let Some(group) = groups::lock(conn, ctx.store.backend(), group_id).await? else {
+        return Ok(false);
+    };
     if group.status != GroupStatus::Open {
         return Ok(false);
     }
@@ -80,7 +84,13 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
             bought_at: p.created_at,
         })
         .collect();
-    let outcome = settlement::settle(group.policy, &ctx.config.tiers, head, &lines, ctx.config.region_bonus.as_ref());
+    let outcome = settlement::settle(
+        group.policy,
+        &ctx.config.tiers,
+        head,
+        &lines,
+        ctx.config.region_bonus.as_ref(),
+    );
 
     if !groups::close(conn, group.id, GroupStatus::Settled, now).await? {
         return Ok(false);
@@ -94,7 +104,10 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
         created_at: now,
     };
     if !groups::insert_settlement(conn, &row).await? {
-        return Err(AppError::Other(format!("group {} has a settlement row but was open", group.id)));
+        return Err(AppError::Other(format!(
+            "group {} has a settlement row but was open",
+            group.id
+        )));
     }
     let product = product_of(conn, &group).await?;
     for (credit, purchase) in outcome.credits.iter().zip(&bought) {
@@ -104,8 +117,17 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
             let memo = format!("Group discount {} for group {}", outcome.rate, group.key);
             ledger::post(
                 conn,
-                &ledger::Refs { txn: &txn, group_id: Some(group.id), purchase_id: Some(purchase.id), memo: &memo, now },
-                &[ledger::Entry::discounts(points), ledger::Entry::points(credit.buyer_id, -points)],
+                &ledger::Refs {
+                    txn: &txn,
+                    group_id: Some(group.id),
+                    purchase_id: Some(purchase.id),
+                    memo: &memo,
+                    now,
+                },
+                &[
+                    ledger::Entry::discounts(points),
+                    ledger::Entry::points(credit.buyer_id, -points),
+                ],
             )
             .await?;
         }
@@ -136,13 +158,38 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
         };
         let email = buyer.as_ref().and_then(|u| u.email.clone());
         let html = notice_message(&notice);
-        queue_message(conn, now, format!("notice:{}:{}:tg", group.id, purchase.id), credit.buyer_id, html, None, None).await?;
+        queue_message(
+            conn,
+            now,
+            format!("notice:{}:{}:tg", group.id, purchase.id),
+            credit.buyer_id,
+            html,
+            None,
+            None,
+        )
+        .await?;
         if let Some(to) = email {
-            queue_email(conn, now, format!("notice:{}:{}:email", group.id, purchase.id), &to, notice.render()?).await?;
+            queue_email(
+                conn,
+                now,
+                format!("notice:{}:{}:email", group.id, purchase.id),
+                &to,
+                notice.render()?,
+            )
+            .await?;
         }
     }
     let summary = summary_message(ctx, &group, &product.name, &outcome);
-    queue_message(conn, now, format!("summary:{}", group.id), group.chat_id, summary, None, None).await?;
+    queue_message(
+        conn,
+        now,
+        format!("summary:{}", group.id),
+        group.chat_id,
+        summary,
+        None,
+        None,
+    )
+    .await?;
     tracing::info!(
         group_id = group.id, buyers = outcome.buyers, filled = outcome.filled,
         rate = %outcome.rate, total_points = outcome.total.value(), "group settled"
@@ -152,7 +199,10 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
 
 async fn product_name(conn: &mut Conn, sku: &str, fallback: &str) -> AppResult<String> {
     let parsed = crate::domain::Sku::parse(sku).map_err(|e| AppError::Other(e.to_string()))?;
-    Ok(crate::store::products::get(conn, &parsed).await?.map(|p| p.name).unwrap_or_else(|| fallback.to_string()))
+    Ok(crate::store::products::get(conn, &parsed)
+        .await?
+        .map(|p| p.name)
+        .unwrap_or_else(|| fallback.to_string()))
 }
 
 fn notice_message(n: &DiscountNotice) -> String {
@@ -162,7 +212,11 @@ fn notice_message(n: &DiscountNotice) -> String {
         let _ = writeln!(
             s,
             "Group <code>{}</code> for {} closed with {} of {} buyers and reached a {} discount.",
-            esc(&n.key), esc(&n.product), n.buyers, n.head_count, n.rate
+            esc(&n.key),
+            esc(&n.product),
+            n.buyers,
+            n.head_count,
+            n.rate
         );
         if n.bonus > 0 {
             let _ = writeln!(s, "Shared-region bonus included: {}.", n.bonus_text);
@@ -172,10 +226,18 @@ fn notice_message(n: &DiscountNotice) -> String {
         let _ = writeln!(
             s,
             "Group <code>{}</code> for {} closed with {} of {} buyers. {}",
-            esc(&n.key), esc(&n.product), n.buyers, n.head_count, esc(&n.reason)
+            esc(&n.key),
+            esc(&n.product),
+            n.buyers,
+            n.head_count,
+            esc(&n.reason)
         );
     }
-    let _ = writeln!(s, "Your points balance: {} (1 point = 1 {}). Spend them on your next purchase.", n.balance_text, n.unit);
+    let _ = writeln!(
+        s,
+        "Your points balance: {} (1 point = 1 {}). Spend them on your next purchase.",
+        n.balance_text, n.unit
+    );
     let _ = write!(s, "Receipt: {}", esc(&n.receipt_url));
     s
 }
@@ -183,8 +245,24 @@ fn notice_message(n: &DiscountNotice) -> String {
 fn summary_message(ctx: &Ctx, g: &GroupRow, product: &str, o: &settlement::Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", esc(&g.key));
-    let _ = writeln!(s, "{}: {} of {} bought{}.", esc(product), o.buyers, g.head_count, if o.filled { " — full" } else { "" });
-    let _ = writeln!(s, "Discount: {} — {} points credited to the buyers ({}).", o.rate, o.total, ctx.money(o.total.value()));
-    let _ = write!(s, "The key is no longer valid. Start another round with /newgroup.");
+    let _ = writeln!(
+        s,
+        "{}: {} of {} bought{}.",
+        esc(product),
+        o.buyers,
+        g.head_count,
+        if o.filled { " — full" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "Discount: {} — {} points credited to the buyers ({}).",
+        o.rate,
+        o.total,
+        ctx.money(o.total.value())
+    );
+    let _ = write!(
+        s,
+        "The key is no longer valid. Start another round with /newgroup."
+    );
     s
 }

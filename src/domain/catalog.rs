@@ -19,7 +19,11 @@ impl Sku {
         let ok = (1..=32).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok { Ok(Self(s)) } else { Err(SkuError::Malformed) }
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(SkuError::Malformed)
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -67,7 +67,9 @@ mod tests {
     #[test]
     fn accepts_ordinary_addresses() {
         assert_eq!(
-            EmailAddress::parse(" Carol@Example.com ").expect("valid").as_str(),
+            EmailAddress::parse(" Carol@Example.com ")
+                .expect("valid")
+                .as_str(),
             "carol@example.com"
         );
         assert!(EmailAddress::parse("a.b+tag@mail.example.co.jp").is_ok());
@@ -87,7 +89,10 @@ mod tests {
             "carol@-example.com",
             "\"a b\"@example.com",
         ] {
-            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                EmailAddress::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
     }

@@ -24,9 +24,16 @@ impl HeadCount {
     }
 
     pub fn new(n: i64, max: u32) -> Result<Self, HeadCountError> {
-        let range = HeadCountError::OutOfRange { min: Self::MIN, max };
+        let range = HeadCountError::OutOfRange {
+            min: Self::MIN,
+            max,
+        };
         let n = u32::try_from(n).map_err(|_| range.clone())?;
-        if (Self::MIN..=max).contains(&n) { Ok(Self(n)) } else { Err(range) }
+        if (Self::MIN..=max).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(range)
+        }
     }
 
     pub fn get(self) -> u32 {
@@ -117,7 +124,11 @@ mod tests {
         for p in [Policy::AllOrNothing, Policy::Partial] {
             assert_eq!(Policy::parse(p.as_str()), Some(p));
         }
-        for s in [GroupStatus::Open, GroupStatus::Settled, GroupStatus::Cancelled] {
+        for s in [
+            GroupStatus::Open,
+            GroupStatus::Settled,
+            GroupStatus::Cancelled,
+        ] {
             assert_eq!(GroupStatus::parse(s.as_str()), Some(s));
         }
     }

@@ -104,7 +104,10 @@ impl StartPayload {
     /// Payloads are `KEY` or `KEY-INVITE`: only characters Telegram allows (`A-Z0-9-`), ≤ 64.
     pub fn parse(raw: &str) -> Result<Self, KeyError> {
         match raw.trim().split_once('-') {
-            Some((key, invite)) => Ok(Self::Invitation(GroupKey::parse(key)?, InviteCode::parse(invite)?)),
+            Some((key, invite)) => Ok(Self::Invitation(
+                GroupKey::parse(key)?,
+                InviteCode::parse(invite)?,
+            )),
             None => Ok(Self::Group(GroupKey::parse(raw)?)),
         }
     }
@@ -146,7 +149,10 @@ mod tests {
             .collect();
         assert_eq!(keys.len(), 10_000);
         for k in keys.iter().take(50) {
-            assert_eq!(GroupKey::parse(&k.to_lowercase()).expect("parses").as_str(), k);
+            assert_eq!(
+                GroupKey::parse(&k.to_lowercase()).expect("parses").as_str(),
+                k
+            );
         }
     }
 
@@ -164,7 +170,10 @@ mod tests {
         let k = GroupKey::generate().expect("OS RNG works");
         let spaced = format!("{} {}", &k.0[..9], &k.0[9..]).to_lowercase();
         assert_eq!(GroupKey::parse(&spaced), Ok(k.clone()));
-        assert_eq!(GroupKey::parse("0OIL23456789ABCDEF"), Err(KeyError::Malformed));
+        assert_eq!(
+            GroupKey::parse("0OIL23456789ABCDEF"),
+            Err(KeyError::Malformed)
+        );
         assert_eq!(GroupKey::parse("ABC"), Err(KeyError::Malformed));
     }
 
@@ -175,7 +184,11 @@ mod tests {
         let p = StartPayload::Invitation(k.clone(), i.clone());
         let encoded = p.encode();
         assert!(encoded.len() <= 64);
-        assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            encoded
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(StartPayload::parse(&encoded), Ok(p));
         assert_eq!(StartPayload::parse(k.as_str()), Ok(StartPayload::Group(k)));
         assert!(StartPayload::parse("hello").is_err());

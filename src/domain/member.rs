@@ -94,19 +94,46 @@ mod tests {
 
     #[test]
     fn parses_each_kind() {
-        assert_eq!(MemberRef::parse("@Alice_1"), Ok(MemberRef::Username("alice_1".into())));
-        assert_eq!(MemberRef::parse("1234567"), Ok(MemberRef::UserId(1_234_567)));
-        assert!(matches!(MemberRef::parse("carol@example.com"), Ok(MemberRef::Email(_))));
+        assert_eq!(
+            MemberRef::parse("@Alice_1"),
+            Ok(MemberRef::Username("alice_1".into()))
+        );
+        assert_eq!(
+            MemberRef::parse("1234567"),
+            Ok(MemberRef::UserId(1_234_567))
+        );
+        assert!(matches!(
+            MemberRef::parse("carol@example.com"),
+            Ok(MemberRef::Email(_))
+        ));
     }
 
     #[test]
     fn rejects_each_kind_precisely() {
-        assert!(matches!(MemberRef::parse("@al"), Err(MemberError::BadUsername(_))));
-        assert!(matches!(MemberRef::parse("@1alice"), Err(MemberError::BadUsername(_))));
-        assert!(matches!(MemberRef::parse("carol@example"), Err(MemberError::BadEmail(_))));
-        assert!(matches!(MemberRef::parse("carol"), Err(MemberError::Unrecognised(_))));
-        assert!(matches!(MemberRef::parse("0"), Err(MemberError::Unrecognised(_))));
-        assert!(matches!(MemberRef::parse("99999999999999999999"), Err(MemberError::Unrecognised(_))));
+        assert!(matches!(
+            MemberRef::parse("@al"),
+            Err(MemberError::BadUsername(_))
+        ));
+        assert!(matches!(
+            MemberRef::parse("@1alice"),
+            Err(MemberError::BadUsername(_))
+        ));
+        assert!(matches!(
+            MemberRef::parse("carol@example"),
+            Err(MemberError::BadEmail(_))
+        ));
+        assert!(matches!(
+            MemberRef::parse("carol"),
+            Err(MemberError::Unrecognised(_))
+        ));
+        assert!(matches!(
+            MemberRef::parse("0"),
+            Err(MemberError::Unrecognised(_))
+        ));
+        assert!(matches!(
+            MemberRef::parse("99999999999999999999"),
+            Err(MemberError::Unrecognised(_))
+        ));
     }
 
     #[test]

@@ -35,7 +35,10 @@ impl Currency {
             b"BHD" | b"KWD" | b"OMR" | b"JOD" | b"TND" => 3,
             _ => 2,
         };
-        Ok(Self { code: bytes, exponent })
+        Ok(Self {
+            code: bytes,
+            exponent,
+        })
     }
 
     pub fn code(&self) -> &str {
@@ -178,8 +181,20 @@ mod tests {
     fn share_rounds_down() {
         let m = Money::from_minor(34_800).expect("positive");
         assert_eq!(m.share(500).minor(), 1_740);
-        assert_eq!(Money::from_minor(6_780).expect("positive").share(300).minor(), 203); // 203.4
-        assert_eq!(Money::from_minor(999).expect("positive").share(10_000).minor(), 999);
+        assert_eq!(
+            Money::from_minor(6_780)
+                .expect("positive")
+                .share(300)
+                .minor(),
+            203
+        ); // 203.4
+        assert_eq!(
+            Money::from_minor(999)
+                .expect("positive")
+                .share(10_000)
+                .minor(),
+            999
+        );
     }
 
     proptest! {

@@ -67,7 +67,8 @@ impl RegionBonus {
         let (region, at) = own;
         let near = all
             .filter(|(r, t)| {
-                r.as_ref() == Some(region) && (self.window_secs == 0 || (t - at).abs() <= self.window_secs)
+                r.as_ref() == Some(region)
+                    && (self.window_secs == 0 || (t - at).abs() <= self.window_secs)
             })
             .count();
         u32::try_from(near).unwrap_or(u32::MAX) >= self.min_buyers.max(2)
@@ -100,12 +101,20 @@ mod tests {
         };
         let tokyo = RegionCode::from_stored("JP-TOKYO");
         let osaka = RegionCode::from_stored("JP-OSAKA");
-        let all = vec![(Some(tokyo.clone()), 0), (Some(tokyo.clone()), 100), (Some(osaka.clone()), 50), (None, 10)];
+        let all = vec![
+            (Some(tokyo.clone()), 0),
+            (Some(tokyo.clone()), 100),
+            (Some(osaka.clone()), 50),
+            (None, 10),
+        ];
         assert!(bonus.qualifies((&tokyo, 0), all.clone().into_iter()));
         assert!(!bonus.qualifies((&osaka, 50), all.clone().into_iter()));
         let far = vec![(Some(tokyo.clone()), 0), (Some(tokyo.clone()), 7_200)];
         assert!(!bonus.qualifies((&tokyo, 0), far.clone().into_iter()));
-        let whole_period = RegionBonus { window_secs: 0, ..bonus };
+        let whole_period = RegionBonus {
+            window_secs: 0,
+            ..bonus
+        };
         assert!(whole_period.qualifies((&tokyo, 0), far.into_iter()));
     }
 }

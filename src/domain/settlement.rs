@@ -63,7 +63,11 @@ pub fn settle(
             let region_bonus = match (bonus, &p.region) {
                 (Some(b), Some(region)) if earned_discount => {
                     let all = purchases.iter().map(|q| (q.region.clone(), q.bought_at));
-                    if b.qualifies((region, p.bought_at), all) { b.amount } else { Money::ZERO }
+                    if b.qualifies((region, p.bought_at), all) {
+                        b.amount
+                    } else {
+                        Money::ZERO
+                    }
                 }
                 _ => Money::ZERO,
             };
@@ -79,7 +83,13 @@ pub fn settle(
         })
         .collect();
     let total = Points::new(credits.iter().map(|c| c.points.value()).sum());
-    Outcome { filled, buyers, rate, credits, total }
+    Outcome {
+        filled,
+        buyers,
+        rate,
+        credits,
+        total,
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +99,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn table() -> TierTable {
-        let t = |m, bp| Tier { members: m, rate: Rate::from_basis_points(bp).expect("in range") };
+        let t = |m, bp| Tier {
+            members: m,
+            rate: Rate::from_basis_points(bp).expect("in range"),
+        };
         TierTable::new(vec![t(1, 0), t(2, 300), t(3, 500), t(4, 1_000)]).expect("valid")
     }
 
@@ -109,7 +122,11 @@ mod tests {
 
     #[test]
     fn full_group_of_three_gets_five_percent() {
-        let ps = [line(1, 34_800, None, 0), line(2, 34_800, None, 1), line(3, 29_800, None, 2)];
+        let ps = [
+            line(1, 34_800, None, 0),
+            line(2, 34_800, None, 1),
+            line(3, 29_800, None, 2),
+        ];
         let out = settle(Policy::AllOrNothing, &table(), n(3), &ps, None);
         assert!(out.filled);
         assert_eq!(out.rate.to_string(), "5%");
@@ -131,7 +148,11 @@ mod tests {
 
     #[test]
     fn region_bonus_for_shared_regions_only() {
-        let bonus = RegionBonus { amount: Money::from_minor(500).expect("positive"), min_buyers: 2, window_secs: 0 };
+        let bonus = RegionBonus {
+            amount: Money::from_minor(500).expect("positive"),
+            min_buyers: 2,
+            window_secs: 0,
+        };
         let ps = [
             line(1, 34_800, Some("JP-TOKYO"), 0),
             line(2, 34_800, Some("JP-TOKYO"), 5),
@@ -146,7 +167,11 @@ mod tests {
     }
 
     fn arb_lines() -> impl Strategy<Value = Vec<PurchaseLine>> {
-        proptest::collection::vec((0i64..5_000_000, proptest::option::of(0u8..3), 0i64..100_000), 0..40).prop_map(|v| {
+        proptest::collection::vec(
+            (0i64..5_000_000, proptest::option::of(0u8..3), 0i64..100_000),
+            0..40,
+        )
+        .prop_map(|v| {
             v.into_iter()
                 .enumerate()
                 .map(|(i, (price, region, at))| {

@@ -67,7 +67,10 @@ impl TierTable {
                 return Err(TierError::Duplicate(pair[0].members));
             }
             if pair[1].rate < pair[0].rate {
-                return Err(TierError::Falling { smaller: pair[0].members, bigger: pair[1].members });
+                return Err(TierError::Falling {
+                    smaller: pair[0].members,
+                    bigger: pair[1].members,
+                });
             }
         }
         Ok(Self(tiers))
@@ -93,7 +96,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn tier(members: u32, bp: u32) -> Tier {
-        Tier { members, rate: Rate::from_basis_points(bp).expect("in range") }
+        Tier {
+            members,
+            rate: Rate::from_basis_points(bp).expect("in range"),
+        }
     }
 
     pub(crate) fn patent_table() -> TierTable {
@@ -109,20 +115,35 @@ mod tests {
         assert_eq!(t.rate_for(3).to_string(), "5%");
         assert_eq!(t.rate_for(4).to_string(), "10%");
         assert_eq!(t.rate_for(40).to_string(), "10%");
-        assert_eq!(Rate::from_basis_points(250).map(|r| r.to_string()), Some("2.5%".into()));
-        assert_eq!(Rate::from_basis_points(1_234).map(|r| r.to_string()), Some("12.34%".into()));
+        assert_eq!(
+            Rate::from_basis_points(250).map(|r| r.to_string()),
+            Some("2.5%".into())
+        );
+        assert_eq!(
+            Rate::from_basis_points(1_234).map(|r| r.to_string()),
+            Some("12.34%".into())
+        );
         assert_eq!(Rate::from_basis_points(10_001), None);
     }
 
     #[test]
     fn invalid_tables_are_refused() {
         assert_eq!(TierTable::new(vec![]), Err(TierError::Empty));
-        assert_eq!(TierTable::new(vec![tier(2, 1), tier(2, 2)]), Err(TierError::Duplicate(2)));
+        assert_eq!(
+            TierTable::new(vec![tier(2, 1), tier(2, 2)]),
+            Err(TierError::Duplicate(2))
+        );
         assert_eq!(
             TierTable::new(vec![tier(2, 500), tier(3, 300)]),
-            Err(TierError::Falling { smaller: 2, bigger: 3 })
+            Err(TierError::Falling {
+                smaller: 2,
+                bigger: 3
+            })
         );
-        assert_eq!(TierTable::new(vec![tier(0, 1)]), Err(TierError::ZeroMembers));
+        assert_eq!(
+            TierTable::new(vec![tier(0, 1)]),
+            Err(TierError::ZeroMembers)
+        );
     }
 
     proptest! {

@@ -26,8 +26,7 @@ impl GroupRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, closed_at";
+const COLUMNS: &str = "id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, closed_at";
 
 fn decode_err(what: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unexpected {what} in the database").into())
@@ -82,43 +81,60 @@ pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<i64, sqlx::Erro
 }
 
 pub async fn by_key(conn: &mut Conn, key: &str) -> Result<Option<GroupRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM group_buys WHERE group_key = $1")))
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM group_buys WHERE group_key = $1"
+    )))
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<GroupRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM group_buys WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM group_buys WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Reads a group inside a write transaction, locking its row on PostgreSQL so purchases and
 /// settlement of one group are serialised (SQLite's `BEGIN IMMEDIATE` already serialises).
-pub async fn lock(conn: &mut Conn, backend: Backend, id: i64) -> Result<Option<GroupRow>, sqlx::Error> {
+pub async fn lock(
+    conn: &mut Conn,
+    backend: Backend,
+    id: i64,
+) -> Result<Option<GroupRow>, sqlx::Error> {
     let suffix = match backend {
         Backend::Sqlite => "",
         Backend::Postgres => " FOR UPDATE",
     };
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM group_buys WHERE id = $1{suffix}")))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM group_buys WHERE id = $1{suffix}"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Moves an open group to `status`; false if it was no longer open (someone else closed it).
-pub async fn close(conn: &mut Conn, id: i64, status: GroupStatus, now: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE group_buys SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'")
-        .bind(id)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+pub async fn close(
+    conn: &mut Conn,
+    id: i64,
+    status: GroupStatus,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE group_buys SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -145,7 +161,11 @@ pub async fn next_expiry(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
 }
 
 /// Groups a user organised, was invited to, or bought in; newest first.
-pub async fn for_user(conn: &mut Conn, user_id: i64, limit: i64) -> Result<Vec<GroupRow>, sqlx::Error> {
+pub async fn for_user(
+    conn: &mut Conn,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<GroupRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM group_buys WHERE organiser_id = $1
             OR id IN (SELECT group_id FROM members WHERE user_id = $1)
@@ -237,7 +257,10 @@ pub async fn unprompted_for(
     rows.iter().map(member_from_row).collect()
 }
 
-pub async fn member_by_invite(conn: &mut Conn, code: &str) -> Result<Option<MemberRow>, sqlx::Error> {
+pub async fn member_by_invite(
+    conn: &mut Conn,
+    code: &str,
+) -> Result<Option<MemberRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {MEMBER_COLUMNS} FROM members WHERE invite_code = $1"
     )))
@@ -270,7 +293,11 @@ pub async fn member_for_user(
 
 /// Binds a member row to the Telegram user it turned out to be.
 pub async fn bind_member(conn: &mut Conn, member_id: i64, user_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE members SET user_id = $2 WHERE id = $1").bind(member_id).bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE members SET user_id = $2 WHERE id = $1")
+        .bind(member_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -310,7 +337,10 @@ pub async fn insert_settlement(conn: &mut Conn, s: &SettlementRow) -> Result<boo
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn settlement(conn: &mut Conn, group_id: i64) -> Result<Option<SettlementRow>, sqlx::Error> {
+pub async fn settlement(
+    conn: &mut Conn,
+    group_id: i64,
+) -> Result<Option<SettlementRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT group_id, buyers, filled, rate_bp, total_points, created_at FROM settlements WHERE group_id = $1",
     )

@@ -20,16 +20,32 @@ pub struct Entry {
 
 impl Entry {
     pub fn cash(amount: i64) -> Self {
-        Self { account: "cash".into(), amount, user_id: None }
+        Self {
+            account: "cash".into(),
+            amount,
+            user_id: None,
+        }
     }
     pub fn sales(amount: i64) -> Self {
-        Self { account: "sales".into(), amount, user_id: None }
+        Self {
+            account: "sales".into(),
+            amount,
+            user_id: None,
+        }
     }
     pub fn discounts(amount: i64) -> Self {
-        Self { account: "discounts".into(), amount, user_id: None }
+        Self {
+            account: "discounts".into(),
+            amount,
+            user_id: None,
+        }
     }
     pub fn points(user_id: i64, amount: i64) -> Self {
-        Self { account: format!("points:{user_id}"), amount, user_id: Some(user_id) }
+        Self {
+            account: format!("points:{user_id}"),
+            amount,
+            user_id: Some(user_id),
+        }
     }
 }
 
@@ -50,7 +66,11 @@ pub struct Refs<'a> {
 }
 
 /// Posts a balanced transaction. Posting the same `txn` again is a no-op (returns false).
-pub async fn post(conn: &mut Conn, refs: &Refs<'_>, entries: &[Entry]) -> Result<bool, LedgerError> {
+pub async fn post(
+    conn: &mut Conn,
+    refs: &Refs<'_>,
+    entries: &[Entry],
+) -> Result<bool, LedgerError> {
     if entries.iter().map(|e| e.amount).sum::<i64>() != 0 {
         return Err(LedgerError::Unbalanced(refs.txn.to_string()));
     }
@@ -76,11 +96,13 @@ pub async fn post(conn: &mut Conn, refs: &Refs<'_>, entries: &[Entry]) -> Result
 }
 
 pub async fn balance(conn: &mut Conn, user_id: i64) -> Result<Points, sqlx::Error> {
-    let sum: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE account = $1")
-        .bind(format!("points:{user_id}"))
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+    let sum: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE account = $1",
+    )
+    .bind(format!("points:{user_id}"))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
     Ok(Points::new(-sum))
 }
 
@@ -92,14 +114,26 @@ pub struct PointsLine {
 }
 
 /// The latest changes to a user's points, newest first.
-pub async fn history(conn: &mut Conn, user_id: i64, limit: i64) -> Result<Vec<PointsLine>, sqlx::Error> {
-    let rows = sqlx::query("SELECT amount, memo, created_at FROM ledger WHERE account = $1 ORDER BY id DESC LIMIT $2")
-        .bind(format!("points:{user_id}"))
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+pub async fn history(
+    conn: &mut Conn,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<PointsLine>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT amount, memo, created_at FROM ledger WHERE account = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(format!("points:{user_id}"))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter()
-        .map(|r| Ok(PointsLine { change: -r.try_get::<i64, _>(0)?, memo: r.try_get(1)?, at: r.try_get(2)? }))
+        .map(|r| {
+            Ok(PointsLine {
+                change: -r.try_get::<i64, _>(0)?,
+                memo: r.try_get(1)?,
+                at: r.try_get(2)?,
+            })
+        })
         .collect()
 }
 
@@ -128,9 +162,11 @@ pub async fn account_sum(conn: &mut Conn, account: &str) -> Result<i64, sqlx::Er
 
 /// Number of settlement credits (one per credited purchase) for a user.
 pub async fn credits_for(conn: &mut Conn, user_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM ledger WHERE account = $1 AND txn LIKE 'settle:%' AND amount < 0")
-        .bind(format!("points:{user_id}"))
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)
+    sqlx::query(
+        "SELECT COUNT(*) FROM ledger WHERE account = $1 AND txn LIKE 'settle:%' AND amount < 0",
+    )
+    .bind(format!("points:{user_id}"))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
 }

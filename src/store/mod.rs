@@ -53,7 +53,11 @@ impl Store {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         tracing::Span::current().record("backend", format!("{backend:?}"));
         let url = match backend {
             Backend::Sqlite => sqlite_url(url),
@@ -63,8 +67,12 @@ impl Store {
         if backend == Backend::Sqlite {
             // WAL is a property of the file; switching needs an exclusive lock that the busy
             // timeout does not cover, so do it once on a lone connection before the pool opens.
-            let mut conn = AnyConnection::connect_with(&options).await.context("opening the SQLite database")?;
-            conn.execute("PRAGMA journal_mode = WAL").await.context("enabling WAL")?;
+            let mut conn = AnyConnection::connect_with(&options)
+                .await
+                .context("opening the SQLite database")?;
+            conn.execute("PRAGMA journal_mode = WAL")
+                .await
+                .context("enabling WAL")?;
             conn.close().await.ok();
         }
         let pool = AnyPoolOptions::new()

@@ -8,8 +8,16 @@ use sqlx::any::AnyRow;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
     /// A bot message to a chat, HTML parse mode, optional inline keyboard (JSON).
-    Telegram { chat_id: i64, keyboard: Option<String>, fallback_email: Option<String> },
-    Email { to: String, subject: String, html: Option<String> },
+    Telegram {
+        chat_id: i64,
+        keyboard: Option<String>,
+        fallback_email: Option<String>,
+    },
+    Email {
+        to: String,
+        subject: String,
+        html: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +50,9 @@ fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
             fallback_email: r.try_get("fallback_email")?,
         },
         _ => Channel::Email {
-            to: r.try_get::<Option<String>, _>("email_to")?.unwrap_or_default(),
+            to: r
+                .try_get::<Option<String>, _>("email_to")?
+                .unwrap_or_default(),
             subject: r.try_get("subject")?,
             html: r.try_get("body_html")?,
         },
@@ -61,12 +71,28 @@ fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
 /// Queues a message; false if one with the same dedupe key was already queued.
 pub async fn enqueue(conn: &mut Conn, m: &NewMessage, now: i64) -> Result<bool, sqlx::Error> {
     let (channel, chat_id, keyboard, fallback, to, subject, html) = match &m.channel {
-        Channel::Telegram { chat_id, keyboard, fallback_email } => {
-            ("telegram", Some(*chat_id), keyboard.clone(), fallback_email.clone(), None, String::new(), None)
-        }
-        Channel::Email { to, subject, html } => {
-            ("email", None, None, None, Some(to.clone()), subject.clone(), html.clone())
-        }
+        Channel::Telegram {
+            chat_id,
+            keyboard,
+            fallback_email,
+        } => (
+            "telegram",
+            Some(*chat_id),
+            keyboard.clone(),
+            fallback_email.clone(),
+            None,
+            String::new(),
+            None,
+        ),
+        Channel::Email { to, subject, html } => (
+            "email",
+            None,
+            None,
+            None,
+            Some(to.clone()),
+            subject.clone(),
+            html.clone(),
+        ),
     };
     let done = sqlx::query(
         "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
@@ -107,7 +133,12 @@ pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
         .try_get(0)
 }
 
-pub async fn mark_sent(conn: &mut Conn, id: i64, remote_id: Option<&str>, now: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_sent(
+    conn: &mut Conn,
+    id: i64,
+    remote_id: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1 WHERE id = $1")
         .bind(id)
         .bind(now)
@@ -117,7 +148,13 @@ pub async fn mark_sent(conn: &mut Conn, id: i64, remote_id: Option<&str>, now: i
     Ok(())
 }
 
-pub async fn retry_later(conn: &mut Conn, id: i64, at: i64, error: &str, count_attempt: bool) -> Result<(), sqlx::Error> {
+pub async fn retry_later(
+    conn: &mut Conn,
+    id: i64,
+    at: i64,
+    error: &str,
+    count_attempt: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4 WHERE id = $1 AND status = 'pending'",
     )
@@ -131,11 +168,13 @@ pub async fn retry_later(conn: &mut Conn, id: i64, at: i64, error: &str, count_a
 }
 
 pub async fn mark_dead(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1 WHERE id = $1")
-        .bind(id)
-        .bind(error)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -151,5 +190,9 @@ pub async fn stuck(conn: &mut Conn, limit: i64) -> Result<Vec<OutboxRow>, sqlx::
 }
 
 pub async fn count_by_status(conn: &mut Conn, status: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1").bind(status).fetch_one(&mut *conn).await?.try_get(0)
+    sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1")
+        .bind(status)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
 }

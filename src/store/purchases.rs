@@ -116,19 +116,26 @@ pub async fn insert(conn: &mut Conn, p: &NewPurchase<'_>) -> Result<Option<i64>,
     row.map(|r| r.try_get(0)).transpose()
 }
 
-pub async fn by_charge(conn: &mut Conn, charge_id: &str) -> Result<Option<PurchaseRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM purchases WHERE charge_id = $1")))
-        .bind(charge_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn by_charge(
+    conn: &mut Conn,
+    charge_id: &str,
+) -> Result<Option<PurchaseRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM purchases WHERE charge_id = $1"
+    )))
+    .bind(charge_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 pub async fn by_receipt(conn: &mut Conn, token: &str) -> Result<Option<PurchaseRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM purchases WHERE receipt_token = $1")))
-        .bind(token)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM purchases WHERE receipt_token = $1"
+    )))
+    .bind(token)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -166,11 +173,13 @@ pub async fn count_open_seat_buyers(conn: &mut Conn, group_id: i64) -> Result<u3
 }
 
 pub async fn has_seat(conn: &mut Conn, group_id: i64, buyer_id: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM purchases WHERE group_id = $1 AND buyer_id = $2 AND counted = 1")
-        .bind(group_id)
-        .bind(buyer_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT 1 FROM purchases WHERE group_id = $1 AND buyer_id = $2 AND counted = 1",
+    )
+    .bind(group_id)
+    .bind(buyer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.is_some())
 }
 
@@ -197,7 +206,10 @@ pub async fn insert_shipping_request(
 }
 
 pub async fn count_shipping_requests(conn: &mut Conn) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM shipping_requests").fetch_one(&mut *conn).await?.try_get(0)
+    sqlx::query("SELECT COUNT(*) FROM shipping_requests")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
 }
 
 /// Invited members of a group who have not yet taken their seat: seats held for them.

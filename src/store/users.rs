@@ -58,10 +58,12 @@ pub async fn seen(
 }
 
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -76,11 +78,18 @@ pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<UserR
 }
 
 pub async fn set_email(conn: &mut Conn, id: i64, email: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET email = $2 WHERE id = $1").bind(id).bind(email).execute(&mut *conn).await?;
+    sqlx::query("UPDATE users SET email = $2 WHERE id = $1")
+        .bind(id)
+        .bind(email)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 pub async fn mark_unreachable(conn: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET unreachable = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE users SET unreachable = 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -10,14 +10,22 @@ use teloxide::prelude::*;
 use teloxide::types::{LinkPreviewOptions, ParseMode};
 
 /// Sends a reply now (replies to the person who wrote are not bulk messages).
-pub async fn reply(bot: &Bot, chat_id: ChatId, html: String, kb: Option<Keyboard>) -> HandlerResult {
-    let mut req = bot.send_message(chat_id, html).parse_mode(ParseMode::Html).link_preview_options(LinkPreviewOptions {
-        is_disabled: true,
-        url: None,
-        prefer_small_media: false,
-        prefer_large_media: false,
-        show_above_text: false,
-    });
+pub async fn reply(
+    bot: &Bot,
+    chat_id: ChatId,
+    html: String,
+    kb: Option<Keyboard>,
+) -> HandlerResult {
+    let mut req = bot
+        .send_message(chat_id, html)
+        .parse_mode(ParseMode::Html)
+        .link_preview_options(LinkPreviewOptions {
+            is_disabled: true,
+            url: None,
+            prefer_small_media: false,
+            prefer_large_media: false,
+            show_above_text: false,
+        });
     if let Some(kb) = kb {
         req = req.reply_markup(to_markup(&kb));
     }
@@ -26,7 +34,13 @@ pub async fn reply(bot: &Bot, chat_id: ChatId, html: String, kb: Option<Keyboard
 }
 
 /// Tells the person what went wrong, and the operator in the log.
-pub async fn reply_error(bot: &Bot, chat_id: ChatId, who: &Person, what: &str, e: &AppError) -> HandlerResult {
+pub async fn reply_error(
+    bot: &Bot,
+    chat_id: ChatId,
+    who: &Person,
+    what: &str,
+    e: &AppError,
+) -> HandlerResult {
     let user_error = e.user_error();
     match e {
         AppError::User(u) => tracing::info!(user = who.id, what, code = u.code(), "bad input"),
@@ -35,8 +49,16 @@ pub async fn reply_error(bot: &Bot, chat_id: ChatId, who: &Person, what: &str, e
     reply(bot, chat_id, user_error.html(), None).await
 }
 
-pub async fn on_command(bot: Bot, msg: Message, cmd: Command, ctx: Ctx, upd: Update) -> HandlerResult {
-    let Some(from) = msg.from.as_ref() else { return Ok(()) };
+pub async fn on_command(
+    bot: Bot,
+    msg: Message,
+    cmd: Command,
+    ctx: Ctx,
+    upd: Update,
+) -> HandlerResult {
+    let Some(from) = msg.from.as_ref() else {
+        return Ok(());
+    };
     let who = person(from);
     let chat = msg.chat.id;
     let private = msg.chat.is_private();
@@ -70,9 +92,19 @@ fn arg(s: &str) -> Option<&str> {
     Some(s.trim()).filter(|s| !s.is_empty())
 }
 
-async fn run(bot: &Bot, ctx: &Ctx, who: &Person, chat: ChatId, private: bool, cmd: &Command, update_id: i64) -> Result<(), AppError> {
+async fn run(
+    bot: &Bot,
+    ctx: &Ctx,
+    who: &Person,
+    chat: ChatId,
+    private: bool,
+    cmd: &Command,
+    update_id: i64,
+) -> Result<(), AppError> {
     let send = |html: String, kb: Option<Keyboard>| async move {
-        reply(bot, chat, html, kb).await.map_err(|e| AppError::Other(format!("sending a reply: {e}")))
+        reply(bot, chat, html, kb)
+            .await
+            .map_err(|e| AppError::Other(format!("sending a reply: {e}")))
     };
     match cmd {
         Command::Start(payload) => match arg(payload) {
@@ -140,7 +172,9 @@ async fn run(bot: &Bot, ctx: &Ctx, who: &Person, chat: ChatId, private: bool, cm
 
 /// Any other message: counts as "contact" for waiting prompts (claim 11).
 pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
-    let Some(from) = msg.from.as_ref() else { return Ok(()) };
+    let Some(from) = msg.from.as_ref() else {
+        return Ok(());
+    };
     let who = person(from);
     let private = msg.chat.is_private();
     let queued = match app::access::touch(&ctx, &who, private).await {
@@ -153,9 +187,15 @@ pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> 
     if private && queued == 0 {
         let text = msg.text().unwrap_or_default();
         let hint = if text.starts_with('/') {
-            format!("I don't know the command {}.\n\n{HELP}", esc(text.split_whitespace().next().unwrap_or(text)))
+            format!(
+                "I don't know the command {}.\n\n{HELP}",
+                esc(text.split_whitespace().next().unwrap_or(text))
+            )
         } else {
-            format!("Hello, {}! Here is what I can do.\n\n{HELP}", esc(&who.first_name))
+            format!(
+                "Hello, {}! Here is what I can do.\n\n{HELP}",
+                esc(&who.first_name)
+            )
         };
         reply(&bot, msg.chat.id, hint, None).await?;
     }

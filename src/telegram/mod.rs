@@ -60,8 +60,14 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
         .branch(Update::filter_callback_query().endpoint(payments::on_callback))
         .branch(
             Update::filter_message()
-                .branch(Message::filter_successful_payment().endpoint(payments::on_successful_payment))
-                .branch(dptree::entry().filter_command::<Command>().endpoint(handlers::on_command))
+                .branch(
+                    Message::filter_successful_payment().endpoint(payments::on_successful_payment),
+                )
+                .branch(
+                    dptree::entry()
+                        .filter_command::<Command>()
+                        .endpoint(handlers::on_command),
+                )
                 .endpoint(handlers::on_other_message),
         )
 }

@@ -38,9 +38,18 @@ async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) ->
     let prices: Vec<LabeledPrice> = spec
         .prices
         .iter()
-        .map(|(label, amount)| LabeledPrice::new(label.clone(), u32::try_from(*amount).unwrap_or(u32::MAX)))
+        .map(|(label, amount)| {
+            LabeledPrice::new(label.clone(), u32::try_from(*amount).unwrap_or(u32::MAX))
+        })
         .collect();
-    let mut req = bot.send_invoice(chat, &spec.title, &spec.description, &spec.payload, &spec.currency, prices);
+    let mut req = bot.send_invoice(
+        chat,
+        &spec.title,
+        &spec.description,
+        &spec.payload,
+        &spec.currency,
+        prices,
+    );
     if !ctx.config.uses_stars() {
         req = req
             .provider_token(ctx.config.payment_provider_token.expose())
@@ -53,9 +62,20 @@ async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) ->
     Ok(())
 }
 
-pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx, upd: Update) -> HandlerResult {
+pub async fn on_pre_checkout(
+    bot: Bot,
+    q: PreCheckoutQuery,
+    ctx: Ctx,
+    upd: Update,
+) -> HandlerResult {
     let who = person(&q.from);
-    let check = purchase::pre_checkout(&ctx, &who, &q.currency, i64::from(q.total_amount), &q.invoice_payload);
+    let check = purchase::pre_checkout(
+        &ctx,
+        &who,
+        &q.currency,
+        i64::from(q.total_amount),
+        &q.invoice_payload,
+    );
     let verdict = match tokio::time::timeout(PRE_CHECKOUT_BUDGET, check).await {
         Ok(v) => v,
         Err(_) => Err(AppError::Other("pre-checkout check ran out of time".into())),
@@ -67,7 +87,9 @@ pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx, upd: Updat
         }
         Err(e) => {
             log_refusal(&who, e);
-            bot.answer_pre_checkout_query(q.id.clone(), false).error_message(e.user_error().plain()).await?;
+            bot.answer_pre_checkout_query(q.id.clone(), false)
+                .error_message(e.user_error().plain())
+                .await?;
         }
     }
     done(&ctx, &upd).await;
@@ -82,7 +104,10 @@ fn log_refusal(who: &Person, e: &AppError) {
 }
 
 fn address(a: &ShippingAddress) -> Address {
-    let country = serde_json::to_value(a.country_code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let country = serde_json::to_value(a.country_code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     Address {
         country_code: country,
         state: a.state.clone(),
@@ -98,13 +123,21 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx, upd: Update) -> H
     match purchase::shipping_options(&ctx, &address(&q.shipping_address)) {
         Ok(options) => {
             let options = options.into_iter().map(|(id, title, fee)| {
-                ShippingOption::new(id, title.clone(), vec![LabeledPrice::new(title, u32::try_from(fee).unwrap_or(0))])
+                ShippingOption::new(
+                    id,
+                    title.clone(),
+                    vec![LabeledPrice::new(title, u32::try_from(fee).unwrap_or(0))],
+                )
             });
-            bot.answer_shipping_query(q.id.clone(), true).shipping_options(options).await?;
+            bot.answer_shipping_query(q.id.clone(), true)
+                .shipping_options(options)
+                .await?;
         }
         Err(e) => {
             tracing::info!(user = who.id, code = e.code(), "shipping address refused");
-            bot.answer_shipping_query(q.id.clone(), false).error_message(e.plain()).await?;
+            bot.answer_shipping_query(q.id.clone(), false)
+                .error_message(e.plain())
+                .await?;
         }
     }
     done(&ctx, &upd).await;
@@ -112,7 +145,9 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx, upd: Update) -> H
 }
 
 pub async fn on_successful_payment(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
-    let (Some(from), Some(sp)) = (msg.from.as_ref(), msg.successful_payment()) else { return Ok(()) };
+    let (Some(from), Some(sp)) = (msg.from.as_ref(), msg.successful_payment()) else {
+        return Ok(());
+    };
     let who = person(from);
     let pay = Payment {
         currency: sp.currency.clone(),

@@ -16,7 +16,13 @@ struct Bucket {
 
 impl Bucket {
     fn new(capacity: f64, per_sec: f64, now: u64) -> Self {
-        Self { tokens: capacity, capacity, per_ms: per_sec / 1000.0, at: now, paused_until: 0 }
+        Self {
+            tokens: capacity,
+            capacity,
+            per_ms: per_sec / 1000.0,
+            at: now,
+            paused_until: 0,
+        }
     }
 
     fn refill(&mut self, now: u64) {
@@ -28,7 +34,11 @@ impl Bucket {
     /// When one token will be available (now if it already is).
     fn ready_at(&mut self, now: u64) -> u64 {
         self.refill(now);
-        let when = if self.tokens >= 1.0 { now } else { now + ((1.0 - self.tokens) / self.per_ms).ceil() as u64 };
+        let when = if self.tokens >= 1.0 {
+            now
+        } else {
+            now + ((1.0 - self.tokens) / self.per_ms).ceil() as u64
+        };
         when.max(self.paused_until)
     }
 
@@ -47,7 +57,10 @@ pub struct Limiter {
 impl Limiter {
     pub fn new(now: u64) -> Self {
         // Evenly spaced (no burst), so no one-second window ever holds more than 30.
-        Self { global: Bucket::new(1.0, 30.0, now), chats: HashMap::new() }
+        Self {
+            global: Bucket::new(1.0, 30.0, now),
+            chats: HashMap::new(),
+        }
     }
 
     fn chat(&mut self, chat_id: i64, now: u64) -> &mut Bucket {
@@ -136,7 +149,10 @@ mod tests {
         let chats: Vec<i64> = (1..=200).collect();
         let sent = simulate(&chats, 5_000);
         for window_start in (0..4_000).step_by(50) {
-            let n = sent.iter().filter(|(t, _)| *t >= window_start && *t < window_start + 1_000).count();
+            let n = sent
+                .iter()
+                .filter(|(t, _)| *t >= window_start && *t < window_start + 1_000)
+                .count();
             assert!(n <= 31, "{n} sends in the second from {window_start} ms");
         }
         assert!(sent.len() >= 140, "only {} sent in 5 s", sent.len());

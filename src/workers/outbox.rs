@@ -40,7 +40,10 @@ pub struct OutboxWorker {
 pub enum Delivery {
     Sent(Option<String>),
     /// Wait this long before trying this chat again; not the row's fault.
-    Throttled { secs: u64, whole_bot: bool },
+    Throttled {
+        secs: u64,
+        whole_bot: bool,
+    },
     Retry(String),
     Dead(String),
     /// The recipient blocked the bot or is gone.
@@ -53,8 +56,13 @@ pub fn to_markup(kb: &Keyboard) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(kb.rows.iter().map(|row| {
         row.iter()
             .filter_map(|b| match &b.action {
-                Action::Callback(data) => Some(InlineKeyboardButton::callback(b.text.clone(), data.clone())),
-                Action::Url(u) => u.parse().ok().map(|u| InlineKeyboardButton::url(b.text.clone(), u)),
+                Action::Callback(data) => {
+                    Some(InlineKeyboardButton::callback(b.text.clone(), data.clone()))
+                }
+                Action::Url(u) => u
+                    .parse()
+                    .ok()
+                    .map(|u| InlineKeyboardButton::url(b.text.clone(), u)),
             })
             .collect::<Vec<_>>()
     }))
@@ -62,13 +70,21 @@ pub fn to_markup(kb: &Keyboard) -> InlineKeyboardMarkup {
 
 /// Capped exponential backoff with jitter: 2 s, 4 s, … up to an hour.
 pub fn backoff_secs(attempts: i64) -> i64 {
-    let base = 2i64.saturating_pow(u32::try_from(attempts.clamp(1, 12)).unwrap_or(12)).min(3_600);
+    let base = 2i64
+        .saturating_pow(u32::try_from(attempts.clamp(1, 12)).unwrap_or(12))
+        .min(3_600);
     base + rand::rng().random_range(0..=base / 4)
 }
 
 impl OutboxWorker {
     pub fn new(ctx: Ctx, bot: Bot, mailer: Mailer) -> Self {
-        Self { ctx, bot, mailer, limiter: Limiter::new(0), epoch: Instant::now() }
+        Self {
+            ctx,
+            bot,
+            mailer,
+            limiter: Limiter::new(0),
+            epoch: Instant::now(),
+        }
     }
 
     fn ms(&self) -> u64 {
@@ -104,7 +120,12 @@ impl OutboxWorker {
 
     async fn attempt(&self, row: &OutboxRow) -> Delivery {
         match &row.channel {
-            Channel::Telegram { chat_id, keyboard, .. } => self.send_telegram(*chat_id, &row.text, keyboard.as_deref(), true).await,
+            Channel::Telegram {
+                chat_id, keyboard, ..
+            } => {
+                self.send_telegram(*chat_id, &row.text, keyboard.as_deref(), true)
+                    .await
+            }
             Channel::Email { to, subject, html } => {
                 let out = Outgoing {
                     to,
@@ -122,7 +143,13 @@ impl OutboxWorker {
         }
     }
 
-    async fn send_telegram(&self, chat_id: i64, text: &str, keyboard: Option<&str>, html: bool) -> Delivery {
+    async fn send_telegram(
+        &self,
+        chat_id: i64,
+        text: &str,
+        keyboard: Option<&str>,
+        html: bool,
+    ) -> Delivery {
         let mut req = self
             .bot
             .send_message(ChatId(chat_id), text)
@@ -150,7 +177,9 @@ impl OutboxWorker {
         let now = self.ctx.now();
         let mut tx = self.ctx.store.write().await?;
         match &outcome {
-            Delivery::Sent(remote) => outbox::mark_sent(&mut tx, row.id, remote.as_deref(), now).await?,
+            Delivery::Sent(remote) => {
+                outbox::mark_sent(&mut tx, row.id, remote.as_deref(), now).await?
+            }
             Delivery::Throttled { secs, whole_bot } => {
                 let chat = match row.channel {
                     Channel::Telegram { chat_id, .. } if !whole_bot => Some(chat_id),
@@ -158,23 +187,47 @@ impl OutboxWorker {
                 };
                 self.limiter.pause(chat, self.ms() + secs * 1_000);
                 let secs = i64::try_from(*secs).unwrap_or(i64::MAX);
-                outbox::retry_later(&mut tx, row.id, now + secs, "429 Too Many Requests", false).await?;
+                outbox::retry_later(&mut tx, row.id, now + secs, "429 Too Many Requests", false)
+                    .await?;
             }
             Delivery::Retry(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
-                outbox::mark_dead(&mut tx, row.id, &format!("gave up after {MAX_ATTEMPTS} attempts: {e}")).await?
+                outbox::mark_dead(
+                    &mut tx,
+                    row.id,
+                    &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
+                )
+                .await?
             }
-            Delivery::Retry(e) => outbox::retry_later(&mut tx, row.id, now + backoff_secs(row.attempts + 1), e, true).await?,
+            Delivery::Retry(e) => {
+                outbox::retry_later(
+                    &mut tx,
+                    row.id,
+                    now + backoff_secs(row.attempts + 1),
+                    e,
+                    true,
+                )
+                .await?
+            }
             Delivery::Dead(e) => outbox::mark_dead(&mut tx, row.id, e).await?,
             Delivery::Unreachable(e) => {
                 outbox::mark_dead(&mut tx, row.id, e).await?;
-                if let Channel::Telegram { chat_id, fallback_email, .. } = &row.channel {
+                if let Channel::Telegram {
+                    chat_id,
+                    fallback_email,
+                    ..
+                } = &row.channel
+                {
                     if *chat_id > 0 {
                         users::mark_unreachable(&mut tx, *chat_id).await?;
                     }
                     if let Some(to) = fallback_email {
                         let fallback = NewMessage {
                             dedupe_key: format!("fallback:{}", row.id),
-                            channel: Channel::Email { to: to.clone(), subject: "A message from groupbuy".into(), html: None },
+                            channel: Channel::Email {
+                                to: to.clone(),
+                                subject: "A message from groupbuy".into(),
+                                html: None,
+                            },
                             text: strip_tags(&row.text),
                         };
                         outbox::enqueue(&mut tx, &fallback, now).await?;
@@ -186,10 +239,14 @@ impl OutboxWorker {
                 // Send the plain version now: outside the transaction, so commit first.
                 tx.commit().await?;
                 let (chat_id, keyboard) = match &row.channel {
-                    Channel::Telegram { chat_id, keyboard, .. } => (*chat_id, keyboard.clone()),
+                    Channel::Telegram {
+                        chat_id, keyboard, ..
+                    } => (*chat_id, keyboard.clone()),
                     Channel::Email { .. } => return Ok(()),
                 };
-                let plain = self.send_telegram(chat_id, &strip_tags(&row.text), keyboard.as_deref(), false).await;
+                let plain = self
+                    .send_telegram(chat_id, &strip_tags(&row.text), keyboard.as_deref(), false)
+                    .await;
                 let plain = match plain {
                     Delivery::Unparseable(e) => Delivery::Dead(e),
                     other => other,
@@ -199,9 +256,15 @@ impl OutboxWorker {
         }
         tx.commit().await?;
         match &outcome {
-            Delivery::Sent(_) => tracing::debug!(outbox_id = row.id, key = %row.dedupe_key, "delivered"),
-            Delivery::Throttled { secs, .. } => tracing::warn!(outbox_id = row.id, secs, "Telegram asked us to slow down"),
-            other => tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = ?other, "not delivered"),
+            Delivery::Sent(_) => {
+                tracing::debug!(outbox_id = row.id, key = %row.dedupe_key, "delivered")
+            }
+            Delivery::Throttled { secs, .. } => {
+                tracing::warn!(outbox_id = row.id, secs, "Telegram asked us to slow down")
+            }
+            other => {
+                tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = ?other, "not delivered")
+            }
         }
         Ok(())
     }
@@ -240,7 +303,11 @@ impl OutboxWorker {
             Err(_) => None,
         };
         match next {
-            Some(at) => Duration::from_secs(u64::try_from((at - self.ctx.now()).max(0)).unwrap_or(60).clamp(0, 60)),
+            Some(at) => Duration::from_secs(
+                u64::try_from((at - self.ctx.now()).max(0))
+                    .unwrap_or(60)
+                    .clamp(0, 60),
+            ),
             None => Duration::from_secs(60),
         }
     }
@@ -248,26 +315,46 @@ impl OutboxWorker {
 
 /// A Message-ID that is the same for every attempt at one outbox row.
 pub fn message_id(row: &OutboxRow, domain: &str) -> String {
-    let key: String = row.dedupe_key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '.' }).collect();
+    let key: String = row
+        .dedupe_key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '.' })
+        .collect();
     format!("<gb.{}.{key}@{domain}>", row.id)
 }
 
 fn classify(e: RequestError) -> Delivery {
     match e {
-        RequestError::RetryAfter(s) => Delivery::Throttled { secs: u64::from(s.seconds().max(1)), whole_bot: false },
-        RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::BotKicked
-            | ApiError::BotKickedFromSupergroup | ApiError::BotKickedFromChannel) => Delivery::Unreachable(e.to_string()),
-        RequestError::Api(ApiError::CantInitiateConversation | ApiError::ChatNotFound | ApiError::CantTalkWithBots) => {
-            Delivery::Unreachable(e.to_string())
+        RequestError::RetryAfter(s) => Delivery::Throttled {
+            secs: u64::from(s.seconds().max(1)),
+            whole_bot: false,
+        },
+        RequestError::Api(
+            ApiError::BotBlocked
+            | ApiError::UserDeactivated
+            | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::BotKickedFromChannel,
+        ) => Delivery::Unreachable(e.to_string()),
+        RequestError::Api(
+            ApiError::CantInitiateConversation
+            | ApiError::ChatNotFound
+            | ApiError::CantTalkWithBots,
+        ) => Delivery::Unreachable(e.to_string()),
+        RequestError::Api(ApiError::Unknown(ref s)) if s.contains("can't parse entities") => {
+            Delivery::Unparseable(s.clone())
         }
-        RequestError::Api(ApiError::Unknown(ref s)) if s.contains("can't parse entities") => Delivery::Unparseable(s.clone()),
-        RequestError::Api(ApiError::Unknown(ref s)) if s.starts_with("Forbidden: bot can't send messages") => {
+        RequestError::Api(ApiError::Unknown(ref s))
+            if s.starts_with("Forbidden: bot can't send messages") =>
+        {
             // Seen to clear after minutes (RELIABILITY.md §1.5): retry, do not mark blocked.
             Delivery::Retry(s.clone())
         }
         RequestError::Api(ApiError::InvalidToken) => Delivery::Retry(e.to_string()),
         RequestError::Api(_) => Delivery::Dead(e.to_string()),
         RequestError::MigrateToChatId(_) => Delivery::Dead(e.to_string()),
-        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => Delivery::Retry(e.to_string()),
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
+            Delivery::Retry(e.to_string())
+        }
     }
 }

@@ -20,7 +20,11 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
             Ok(mut conn) => groups::next_expiry(&mut conn).await.ok().flatten(),
             Err(_) => None,
         };
-        let secs = next.map_or(interval, |at| u64::try_from((at - ctx.now()).max(1)).unwrap_or(interval).min(interval));
+        let secs = next.map_or(interval, |at| {
+            u64::try_from((at - ctx.now()).max(1))
+                .unwrap_or(interval)
+                .min(interval)
+        });
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
             _ = wake.notified() => {}

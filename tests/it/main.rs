@@ -1,2 +1,8 @@
+//! One integration binary: the real service against a Bot API fake (HTTP on loopback) and an
+//! SMTP sink (SMTP on loopback).
+
+mod bad_input;
+mod helpers;
+mod scenarios;
 mod support;
 mod support_selftest;
