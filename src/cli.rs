@@ -26,7 +26,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Run the bot, the web side and the workers.
+    /// Run the bot and its workers (message and email delivery, the settlement sweep).
     Serve,
     /// Create or update the database schema, then exit.
     Migrate,
@@ -48,6 +48,9 @@ pub enum CatalogCmd {
     },
 }
 
+/// The example configuration shipped with the repo: the embedded defaults.
+pub const EXAMPLE: &str = include_str!("../groupbuy.example.toml");
+
 /// Reads the configuration: the file (if any) and the process environment.
 pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     let text = match path {
@@ -55,7 +58,15 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
             std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read the configuration file {}", p.display()))?,
         ),
-        None => std::fs::read_to_string("groupbuy.toml").ok(),
+        None => match std::fs::read_to_string("groupbuy.toml") {
+            Ok(text) => Some(text),
+            Err(_) => {
+                tracing::info!(
+                    "no groupbuy.toml here: using the built-in example settings and catalog"
+                );
+                Some(EXAMPLE.to_string())
+            }
+        },
     };
     let env: HashMap<String, String> = std::env::vars()
         .filter(|(k, _)| k.starts_with("GROUPBUY_"))

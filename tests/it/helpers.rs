@@ -93,7 +93,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    groupbuy::telemetry::init();
+    if std::env::var_os("RUST_LOG").is_some() {
+        groupbuy::telemetry::init();
+    }
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
