@@ -7,7 +7,7 @@ use crate::keyboard::{Keyboard, Press, callback};
 use crate::replies::{HELP, UserError, esc};
 use crate::workers::outbox::to_markup;
 use teloxide::prelude::*;
-use teloxide::types::{LinkPreviewOptions, ParseMode};
+use teloxide::types::ParseMode;
 
 /// Sends a reply now (replies to the person who wrote are not bulk messages).
 pub async fn reply(
@@ -19,13 +19,7 @@ pub async fn reply(
     let mut req = bot
         .send_message(chat_id, html)
         .parse_mode(ParseMode::Html)
-        .link_preview_options(LinkPreviewOptions {
-            is_disabled: true,
-            url: None,
-            prefer_small_media: false,
-            prefer_large_media: false,
-            show_above_text: false,
-        });
+        .link_preview_options(crate::telegram::no_link_preview());
     if let Some(kb) = kb {
         req = req.reply_markup(to_markup(&kb));
     }

@@ -20,7 +20,7 @@ use crate::store::users;
 use rand::RngExt;
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ParseMode};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode};
 use teloxide::{ApiError, RequestError};
 
 /// After this many failed attempts a row becomes a dead letter.
@@ -153,13 +153,7 @@ impl OutboxWorker {
         let mut req = self
             .bot
             .send_message(ChatId(chat_id), text)
-            .link_preview_options(LinkPreviewOptions {
-                is_disabled: true,
-                url: None,
-                prefer_small_media: false,
-                prefer_large_media: false,
-                show_above_text: false,
-            });
+            .link_preview_options(crate::telegram::no_link_preview());
         if html {
             req = req.parse_mode(ParseMode::Html);
         }

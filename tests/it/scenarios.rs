@@ -406,3 +406,32 @@ async fn the_command_menu_is_registered() {
         );
     }
 }
+
+/// `/status` and `/mygroups` tell people where their groups stand.
+#[tokio::test]
+async fn status_and_my_groups_show_progress() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    let key = app.new_group(&bob(), "camera 3 @alice").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    app.say(&bob(), &format!("/status {key}"));
+    let status = app.message_to(bob().id, "Seats: 1 of 3 bought").await;
+    let text = status.text().expect("text");
+    assert!(
+        text.contains("Discount reached so far: 0% (when full: 5%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("• Alice"),
+        "the organiser sees who bought: {text}"
+    );
+    app.say(&alice(), "/mygroups");
+    app.message_to(
+        alice().id,
+        &format!("<code>{key}</code> camera — 1/3 bought, open"),
+    )
+    .await;
+    app.say(&dave(), "/status");
+    app.exact_message_to(dave().id, &groupbuy::replies::UserError::NoOpenGroup.html())
+        .await;
+}
