@@ -389,10 +389,12 @@ pub async fn record(
         Some(Flag::Late)
     } else if purchases::has_seat(&mut tx, group.id, person.id).await? {
         Some(Flag::Repeat)
-    } else if check_can_buy(&mut tx, &group, person).await.is_err() {
-        Some(Flag::Full)
     } else {
-        None
+        match check_can_buy(&mut tx, &group, person).await {
+            Ok(()) => None,
+            Err(AppError::User(_)) => Some(Flag::Full),
+            Err(other) => return Err(other),
+        }
     };
     let region = pay.address.as_ref().and_then(Address::region);
     // 20 symbols: 100 bits, unguessable.
