@@ -12,6 +12,7 @@
 //! - [`mail`]: email rendering (askama) and sending (lettre).
 //! - [`telegram`]: the teloxide adapter — command menu, handler tree, handlers.
 //! - [`workers`]: outbox delivery within Telegram's limits, the settlement sweep.
+//! - [`metrics`]: counters for `/metrics`.
 //! - [`startup`], [`shutdown`], [`cli`], [`telemetry`]: running it.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod keyboard;
 pub mod mail;
+pub mod metrics;
 pub mod replies;
 pub mod shutdown;
 pub mod startup;

@@ -39,6 +39,7 @@ pub struct Ctx {
     pub outbox_wake: Arc<Notify>,
     /// Wakes the settlement sweep (a group filled, or the clock moved).
     pub sweep_wake: Arc<Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,7 @@ impl Ctx {
             bot_username: bot_username.into(),
             outbox_wake: Arc::new(Notify::new()),
             sweep_wake: Arc::new(Notify::new()),
+            metrics: Arc::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use super::{AppError, AppResult, Ctx, Person, queue_email, queue_message};
 use crate::domain::{Product, RegionCode, Sku};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::mail::render::ShippingRequest;
+use crate::metrics::Metrics;
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::{self, Flag, NewPurchase};
@@ -496,6 +497,10 @@ pub async fn record(
     }
     tx.commit().await?;
     ctx.committed();
+    Metrics::inc(&ctx.metrics.purchases_total);
+    if settled {
+        Metrics::inc(&ctx.metrics.settlements_total);
+    }
     tracing::info!(
         purchase_id,
         group_id = group.id,

@@ -24,6 +24,7 @@ pub async fn settle_group(ctx: &Ctx, group_id: i64) -> AppResult<bool> {
     tx.commit().await?;
     if done {
         ctx.committed();
+        crate::metrics::Metrics::inc(&ctx.metrics.settlements_total);
     }
     Ok(done)
 }

@@ -4,6 +4,7 @@ use super::commands::Command;
 use super::{HandlerResult, done, person, update_id};
 use crate::app::{self, AppError, Ctx, Person};
 use crate::keyboard::{Keyboard, Press, callback};
+use crate::metrics::Metrics;
 use crate::replies::{HELP, UserError, esc};
 use crate::workers::outbox::to_markup;
 use teloxide::prelude::*;
@@ -28,18 +29,30 @@ pub async fn reply(
 }
 
 /// Tells the person what went wrong, and the operator in the log.
+/// The operator's log line and counter for a refused or failed request.
+pub fn note_failure(ctx: &Ctx, who: &Person, what: &str, e: &AppError) {
+    match e {
+        AppError::User(u) => {
+            Metrics::inc(&ctx.metrics.bad_input_total);
+            tracing::info!(user = who.id, what, code = u.code(), "bad input");
+        }
+        other => {
+            Metrics::inc(&ctx.metrics.errors_total);
+            tracing::error!(user = who.id, what, error = %other, "request failed");
+        }
+    }
+}
+
 pub async fn reply_error(
     bot: &Bot,
+    ctx: &Ctx,
     chat_id: ChatId,
     who: &Person,
     what: &str,
     e: &AppError,
 ) -> HandlerResult {
     let user_error = e.user_error();
-    match e {
-        AppError::User(u) => tracing::info!(user = who.id, what, code = u.code(), "bad input"),
-        other => tracing::error!(user = who.id, what, error = %other, "request failed"),
-    }
+    note_failure(ctx, who, what, e);
     reply(bot, chat_id, user_error.html(), None).await
 }
 
@@ -61,7 +74,7 @@ pub async fn on_command(
     }
     let result = run(&bot, &ctx, &who, chat, private, &cmd, update_id(&upd)).await;
     if let Err(e) = result {
-        reply_error(&bot, chat, &who, command_name(&cmd), &e).await?;
+        reply_error(&bot, &ctx, chat, &who, command_name(&cmd), &e).await?;
     }
     done(&ctx, &upd).await;
     Ok(())

@@ -46,6 +46,7 @@ async fn is_new(upd: Update, ctx: Ctx) -> bool {
     };
     if seen {
         tracing::info!(update_id = id, "duplicate update ignored");
+        crate::metrics::Metrics::inc(&ctx.metrics.updates_duplicate_total);
     }
     !seen
 }
@@ -53,6 +54,7 @@ async fn is_new(upd: Update, ctx: Ctx) -> bool {
 /// Marks an update handled once its effects are committed.
 pub async fn done(ctx: &Ctx, upd: &Update) {
     let id = update_id(upd);
+    crate::metrics::Metrics::inc(&ctx.metrics.updates_handled_total);
     let result = match ctx.store.read().await {
         Ok(mut conn) => updates::claim(&mut conn, id, ctx.now()).await.map(|_| ()),
         Err(e) => Err(e),

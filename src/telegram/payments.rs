@@ -4,7 +4,7 @@
 use super::handlers::{reply, reply_error};
 use super::{HandlerResult, done, person, update_id};
 use crate::app::purchase::{self, Address, InvoiceSpec, Payment, Recorded, Step};
-use crate::app::{AppError, Ctx, Person};
+use crate::app::{AppError, Ctx};
 use crate::keyboard::Press;
 use crate::replies::UserError;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
     match step {
         Ok(Step::Message(html, kb)) => reply(&bot, chat, html, Some(kb)).await?,
         Ok(Step::Invoice(spec)) => send_invoice(&bot, &ctx, chat, &spec).await?,
-        Err(e) => reply_error(&bot, chat, &who, "button", &e).await?,
+        Err(e) => reply_error(&bot, &ctx, chat, &who, "button", &e).await?,
     }
     done(&ctx, &upd).await;
     Ok(())
@@ -86,7 +86,7 @@ pub async fn on_pre_checkout(
             tracing::info!(user = who.id, payload = %q.invoice_payload, "pre-checkout approved");
         }
         Err(e) => {
-            log_refusal(&who, e);
+            super::handlers::note_failure(&ctx, &who, "pre-checkout", e);
             bot.answer_pre_checkout_query(q.id.clone(), false)
                 .error_message(e.user_error().plain())
                 .await?;
@@ -94,13 +94,6 @@ pub async fn on_pre_checkout(
     }
     done(&ctx, &upd).await;
     Ok(())
-}
-
-fn log_refusal(who: &Person, e: &AppError) {
-    match e {
-        AppError::User(u) => tracing::info!(user = who.id, code = u.code(), "pre-checkout refused"),
-        other => tracing::error!(user = who.id, error = %other, "pre-checkout failed"),
-    }
 }
 
 fn address(a: &ShippingAddress) -> Address {

@@ -13,6 +13,7 @@ use crate::app::Ctx;
 use crate::keyboard::{Action, Keyboard};
 use crate::mail::Mailer;
 use crate::mail::transport::{MailError, Outgoing};
+use crate::metrics::Metrics;
 use crate::replies::strip_tags;
 use crate::shutdown::Shutdown;
 use crate::store::outbox::{self, Channel, NewMessage, OutboxRow};
@@ -249,6 +250,13 @@ impl OutboxWorker {
             }
         }
         tx.commit().await?;
+        let m = &self.ctx.metrics;
+        Metrics::inc(match &outcome {
+            Delivery::Sent(_) => &m.outbox_sent_total,
+            Delivery::Throttled { .. } => &m.telegram_429_total,
+            Delivery::Retry(_) if row.attempts + 1 < MAX_ATTEMPTS => &m.outbox_retry_total,
+            _ => &m.outbox_dead_total,
+        });
         match &outcome {
             Delivery::Sent(_) => {
                 tracing::debug!(outbox_id = row.id, key = %row.dedupe_key, "delivered")
