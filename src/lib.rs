@@ -11,6 +11,7 @@
 //! - [`app`]: use cases — one transaction each, effects queued in the outbox.
 //! - [`mail`]: email rendering (askama) and sending (lettre).
 //! - [`telegram`]: the teloxide adapter — command menu, handler tree, handlers.
+//! - [`web`]: the axum side — group pages, receipts, health, metrics.
 //! - [`workers`]: outbox delivery within Telegram's limits, the settlement sweep.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`startup`], [`shutdown`], [`cli`], [`telemetry`]: running it.
@@ -29,4 +30,5 @@ pub mod startup;
 pub mod store;
 pub mod telegram;
 pub mod telemetry;
+pub mod web;
 pub mod workers;

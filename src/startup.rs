@@ -43,6 +43,8 @@ pub struct App {
     ctx: Ctx,
     bot: Bot,
     mailer: Mailer,
+    /// Bound at build time so a port of 0 (tests) is known before `run`.
+    http: tokio::net::TcpListener,
 }
 
 impl App {
@@ -60,12 +62,25 @@ impl App {
             .await
             .context("registering the command menu")?;
         tracing::info!(bot = %username, database = %store_kind(&config), "groupbuy is starting");
+        let http = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on GROUPBUY_HTTP_ADDR {}", config.http_addr))?;
         let ctx = Ctx::new(store, Arc::new(config), clock, username);
-        Ok(Self { ctx, bot, mailer })
+        Ok(Self {
+            ctx,
+            bot,
+            mailer,
+            http,
+        })
     }
 
     pub fn ctx(&self) -> &Ctx {
         &self.ctx
+    }
+
+    /// Where the web side listens (the real port when the configured one was 0).
+    pub fn http_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.http.local_addr()
     }
 
     /// Runs the bot (long polling) and the workers until `shutdown` fires.
@@ -78,6 +93,12 @@ impl App {
             self.ctx.clone(),
             shutdown.clone(),
         ));
+        let mut web_stop = shutdown.clone();
+        let web = tokio::spawn(
+            axum::serve(self.http, crate::web::router(self.ctx.clone()))
+                .with_graceful_shutdown(async move { web_stop.wait().await })
+                .into_future(),
+        );
 
         let mut dispatcher = Dispatcher::builder(self.bot.clone(), crate::telegram::schema())
             .dependencies(dptree::deps![self.ctx.clone()])
@@ -112,6 +133,9 @@ impl App {
         let _ = stopper.await;
         let _ = outbox.await;
         let _ = sweep.await;
+        if let Ok(Err(e)) = web.await {
+            tracing::error!(error = %e, "the web server stopped with an error");
+        }
         tracing::info!("groupbuy stopped");
         Ok(())
     }

@@ -24,6 +24,8 @@ pub struct TestApp {
     pub ctx: Ctx,
     pub clock: Clock,
     pub db_path: PathBuf,
+    /// Where the web side listens.
+    pub http: std::net::SocketAddr,
     trigger: Option<Trigger>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -70,6 +72,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
             "TEST-PROVIDER-TOKEN".to_string(),
         ),
         ("GROUPBUY_POLICY", opts.policy.to_string()),
+        ("GROUPBUY_HTTP_ADDR", "127.0.0.1:0".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -109,6 +112,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     );
     let app = App::build(config, clock.clone()).await.expect("app builds");
     let ctx = app.ctx().clone();
+    let http = app.http_addr().expect("bound");
     let (trigger, shutdown) = shutdown::channel();
     let handle = tokio::spawn(app.run(shutdown));
     TestApp {
@@ -117,6 +121,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         ctx,
         clock,
         db_path,
+        http,
         trigger: Some(trigger),
         handle: Some(handle),
         _dir: dir,
@@ -176,6 +181,7 @@ impl TestApp {
             .await
             .expect("app builds again");
         self.ctx = app.ctx().clone();
+        self.http = app.http_addr().expect("bound");
         let (trigger, shutdown) = shutdown::channel();
         self.handle = Some(tokio::spawn(app.run(shutdown)));
         self.trigger = Some(trigger);

@@ -435,3 +435,27 @@ async fn status_and_my_groups_show_progress() {
     app.exact_message_to(dave().id, &groupbuy::replies::UserError::NoOpenGroup.html())
         .await;
 }
+
+/// The operator's endpoints answer on the web side.
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    app.message_to(alice().id, "Hello, Alice").await;
+    let base = format!("http://{}", app.http);
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains("groupbuy_updates_handled_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE groupbuy_purchases_total counter"));
+}
