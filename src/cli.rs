@@ -3,6 +3,7 @@
 use crate::clock::Clock;
 use crate::config::{CatalogFile, Config, parse_products};
 use crate::startup::{App, open_store};
+use crate::store::outbox::{self, Channel};
 use crate::store::products;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -37,6 +38,20 @@ pub enum Cmd {
     },
     /// Settle every group whose key has expired (or that filled), then exit.
     Settle,
+    /// List messages and emails that did not go out (dead letters and failing retries).
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCmd {
+    /// Send one stuck message or email again now (`groupbuy serve` delivers it).
+    Retry {
+        /// The id shown by `groupbuy outbox`.
+        id: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +133,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let n = products::upsert(&mut tx, &list, clock.now()).await?;
             tx.commit().await?;
             println!("imported {n} products from {}", file.display());
+            Ok(())
+        }
+        Cmd::Outbox { action } => {
+            let store = open_store(&config, &clock).await?;
+            let mut conn = store.read().await?;
+            match action {
+                None => {
+                    let rows = outbox::stuck(&mut conn, 200).await?;
+                    if rows.is_empty() {
+                        println!("nothing stuck: every message and email went out or is on its first try");
+                    }
+                    for r in rows {
+                        let to = match &r.channel {
+                            Channel::Telegram { chat_id, .. } => format!("telegram:{chat_id}"),
+                            Channel::Email { to, .. } => format!("email:{to}"),
+                        };
+                        println!(
+                            "{}\t{}\t{}\tattempts={}\t{}\t{}",
+                            r.id,
+                            r.status,
+                            to,
+                            r.attempts,
+                            r.dedupe_key,
+                            r.last_error.unwrap_or_default()
+                        );
+                    }
+                }
+                Some(OutboxCmd::Retry { id }) => {
+                    if outbox::retry_now(&mut conn, id, clock.now()).await? {
+                        println!("outbox row {id} will be sent again by `groupbuy serve`");
+                    } else {
+                        anyhow::bail!("no unsent outbox row with id {id}");
+                    }
+                }
+            }
             Ok(())
         }
         Cmd::Settle => {

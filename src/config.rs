@@ -57,6 +57,8 @@ pub struct Config {
     pub region_bonus: Option<RegionBonus>,
     pub shipping_fee: Money,
     pub sweep_interval_secs: u64,
+    /// Unknown or malformed keys a client may try per minute before being told to slow down.
+    pub key_attempts_per_minute: u32,
     pub products: Vec<Product>,
 }
 
@@ -115,6 +117,7 @@ struct FileConfig {
     max_head_count: Option<i64>,
     shipping_fee: Option<i64>,
     sweep_interval_secs: Option<i64>,
+    key_attempts_per_minute: Option<i64>,
     #[serde(default)]
     tiers: Vec<FileTier>,
     region_bonus: Option<FileRegionBonus>,
@@ -358,6 +361,11 @@ impl Config {
             .ok()
             .filter(|s| *s >= 1)
             .ok_or_else(|| invalid("sweep_interval_secs", "it must be at least 1"))?;
+        let attempts = int("key_attempts_per_minute", file.key_attempts_per_minute)?.unwrap_or(10);
+        let key_attempts_per_minute = u32::try_from(attempts)
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| invalid("key_attempts_per_minute", "it must be between 1 and 100000"))?;
 
         let tiers = if file.tiers.is_empty() {
             default_tiers()
@@ -427,6 +435,7 @@ impl Config {
             region_bonus,
             shipping_fee,
             sweep_interval_secs,
+            key_attempts_per_minute,
             products,
         })
     }
@@ -436,6 +445,11 @@ impl Config {
             .as_ref()
             .filter(|t| !t.is_empty())
             .ok_or(ConfigError::MissingToken)
+    }
+
+    /// Webhook mode: a public https URL and a secret. Otherwise long polling.
+    pub fn webhook_secret_if_enabled(&self) -> Option<&Secret> {
+        self.webhook_secret.as_ref().filter(|s| !s.is_empty() && self.public_url.starts_with("https://"))
     }
 
     /// Payments in Telegram Stars when no provider token is configured.
@@ -530,6 +544,30 @@ mod tests {
         assert!(
             err("", &[("GROUPBUY_KEY_LIFETIME_HOURS", "soon")]).contains("`key_lifetime_hours`")
         );
+    }
+
+    #[test]
+    fn key_attempts_per_minute_default_file_env_and_bounds() {
+        let parse = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e));
+        assert_eq!(parse("", &[]).map(|c| c.key_attempts_per_minute), Ok(10));
+        assert_eq!(
+            parse("key_attempts_per_minute = 3", &[]).map(|c| c.key_attempts_per_minute),
+            Ok(3)
+        );
+        assert_eq!(
+            parse(
+                "key_attempts_per_minute = 3",
+                &[("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", "25")]
+            )
+            .map(|c| c.key_attempts_per_minute),
+            Ok(25)
+        );
+        for bad in ["0", "-1", "many", "100001"] {
+            let e = parse("", &[("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", bad)])
+                .expect_err("out of range")
+                .to_string();
+            assert!(e.contains("`key_attempts_per_minute`"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`web`]: the axum side — group pages, receipts, health, metrics.
 //! - [`workers`]: outbox delivery within Telegram's limits, the settlement sweep.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`failpoint`]: named crash points for fault-injection tests.
 //! - [`startup`], [`shutdown`], [`cli`], [`telemetry`]: running it.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod failpoint;
 pub mod keyboard;
 pub mod mail;
 pub mod metrics;

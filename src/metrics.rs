@@ -38,7 +38,7 @@ counters! {
     outbox_retry_total => "Deliveries that failed and were scheduled again.",
     outbox_dead_total => "Deliveries given up (dead letters).",
     telegram_429_total => "Too Many Requests answers from Telegram.",
-    tg_ambiguous_send_total => "Telegram sends whose outcome was unknown (may have been delivered twice).",
+    outbox_ambiguous_total => "Sends whose outcome was unknown (in flight at a crash, or timed out after sending): they may have arrived twice.",
 }
 
 impl Metrics {

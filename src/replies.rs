@@ -101,6 +101,8 @@ pub enum UserError {
     StaleButton,
     #[error("not a private chat")]
     PrivateOnly,
+    #[error("too many unknown keys")]
+    SlowDown,
     #[error("internal error")]
     Internal,
 }
@@ -177,6 +179,7 @@ impl UserError {
             ),
             UserError::StaleButton => "That button belongs to an old message. Please use /buy again.".into(),
             UserError::PrivateOnly => "Let's do that in private: open a chat with me and send the command there.".into(),
+            UserError::SlowDown => "That's a lot of keys I don't know in one minute. Please wait a minute, then check the key with the person who invited you.".into(),
             UserError::Internal => "Something went wrong on our side. Nothing was charged or lost; please try again in a minute.".into(),
         }
     }
@@ -224,6 +227,7 @@ impl UserError {
             UserError::HasPurchases { .. } => "has_purchases",
             UserError::StaleButton => "stale_button",
             UserError::PrivateOnly => "private_only",
+            UserError::SlowDown => "slow_down",
             UserError::Internal => "internal",
         }
     }

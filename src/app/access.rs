@@ -101,8 +101,35 @@ pub async fn organiser_name(conn: &mut Conn, group: &GroupRow) -> AppResult<Stri
         .unwrap_or_else(|| "The organiser".into()))
 }
 
+/// Looks up a key someone typed under the key guard: a user who sent too many unknown or
+/// malformed keys in the last minute is told to slow down, whatever this key is.
+async fn guarded<T>(
+    ctx: &Ctx,
+    person: &Person,
+    lookup: impl Future<Output = AppResult<T>>,
+) -> AppResult<T> {
+    let is_miss = |e: &AppError| {
+        matches!(
+            e,
+            AppError::User(UserError::MalformedKey(_) | UserError::UnknownKey)
+        )
+    };
+    let client = super::guard::Client::User(person.id);
+    ctx.key_guard
+        .check(client, ctx.now(), lookup, is_miss)
+        .await?
+}
+
 /// The group card with its buy buttons, for someone who may buy in it.
 pub async fn card(ctx: &Ctx, person: &Person, raw_key: &str) -> AppResult<(String, Keyboard)> {
+    guarded(ctx, person, unguarded_card(ctx, person, raw_key)).await
+}
+
+async fn unguarded_card(
+    ctx: &Ctx,
+    person: &Person,
+    raw_key: &str,
+) -> AppResult<(String, Keyboard)> {
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
     let group = open_group(&mut conn, raw_key, now).await?;
@@ -127,11 +154,19 @@ async fn render_card(
 /// `/start PAYLOAD` from a deep link: a group key, or a key plus an email invitee's code.
 #[tracing::instrument(skip(ctx), fields(user = person.id))]
 pub async fn start(ctx: &Ctx, person: &Person, payload: &str) -> AppResult<(String, Keyboard)> {
+    guarded(ctx, person, unguarded_start(ctx, person, payload)).await
+}
+
+async fn unguarded_start(
+    ctx: &Ctx,
+    person: &Person,
+    payload: &str,
+) -> AppResult<(String, Keyboard)> {
     let now = ctx.now();
     let parsed = StartPayload::parse(payload)
         .map_err(|_| UserError::MalformedKey(payload.trim().to_string()))?;
     let StartPayload::Invitation(key, code) = parsed else {
-        let (card, kb) = card(ctx, person, payload).await?;
+        let (card, kb) = unguarded_card(ctx, person, payload).await?;
         return Ok((
             format!("Welcome, {}!\n\n{card}", esc(&person.first_name)),
             kb,

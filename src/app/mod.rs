@@ -3,6 +3,7 @@
 //! adapters (telegram, web, workers) call these and deliver what they return.
 
 pub mod access;
+pub mod guard;
 pub mod new_group;
 pub mod purchase;
 pub mod queries;
@@ -40,6 +41,10 @@ pub struct Ctx {
     /// Wakes the settlement sweep (a group filled, or the clock moved).
     pub sweep_wake: Arc<Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Unknown-key attempts per client (web address or Telegram user), to slow guessing.
+    pub key_guard: Arc<guard::KeyGuard>,
+    /// Wakes the update processor after an update was stored in the inbox.
+    pub inbox_wake: Arc<Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,7 @@ impl Ctx {
         clock: Clock,
         bot_username: impl Into<Arc<str>>,
     ) -> Self {
+        let key_guard = Arc::new(guard::KeyGuard::new(config.key_attempts_per_minute));
         Self {
             store,
             config,
@@ -100,6 +106,8 @@ impl Ctx {
             outbox_wake: Arc::new(Notify::new()),
             sweep_wake: Arc::new(Notify::new()),
             metrics: Arc::default(),
+            key_guard,
+            inbox_wake: Arc::new(Notify::new()),
         }
     }
 

@@ -191,6 +191,8 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
         None,
     )
     .await?;
+    // Everything is written but not committed: a crash here must leave no trace.
+    crate::failpoint::hit("settle_before_commit");
     tracing::info!(
         group_id = group.id, buyers = outcome.buyers, filled = outcome.filled,
         rate = %outcome.rate, total_points = outcome.total.value(), "group settled"

@@ -170,3 +170,21 @@ pub async fn credits_for(conn: &mut Conn, user_id: i64) -> Result<i64, sqlx::Err
     .await?
     .try_get(0)
 }
+
+/// Points the settlement of `group_id` credited for one purchase (0 if none).
+pub async fn settled_points(
+    conn: &mut Conn,
+    group_id: i64,
+    purchase_id: i64,
+    user_id: i64,
+) -> Result<i64, sqlx::Error> {
+    let sum: i64 = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE txn = $1 AND account = $2",
+    )
+    .bind(format!("settle:{group_id}:{purchase_id}"))
+    .bind(format!("points:{user_id}"))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    Ok(-sum)
+}

@@ -7,6 +7,7 @@
 //! locked" without waiting for the busy timeout (RELIABILITY.md §4.2).
 
 pub mod groups;
+pub mod inbox;
 pub mod ledger;
 pub mod outbox;
 pub mod products;

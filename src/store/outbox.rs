@@ -139,7 +139,7 @@ pub async fn mark_sent(
     remote_id: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1 WHERE id = $1")
+    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL WHERE id = $1")
         .bind(id)
         .bind(now)
         .bind(remote_id)
@@ -156,7 +156,8 @@ pub async fn retry_later(
     count_attempt: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4 WHERE id = $1 AND status = 'pending'",
+        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4, sending_since = NULL
+         WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(at)
@@ -169,7 +170,7 @@ pub async fn retry_later(
 
 pub async fn mark_dead(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1 WHERE id = $1",
+        "UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1, sending_since = NULL WHERE id = $1",
     )
     .bind(id)
     .bind(error)
@@ -195,4 +196,36 @@ pub async fn count_by_status(conn: &mut Conn, status: &str) -> Result<i64, sqlx:
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)
+}
+
+/// Puts a dead or waiting row back in line for an immediate attempt; false if no such row
+/// or it was already sent.
+pub async fn retry_now(conn: &mut Conn, id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0 WHERE id = $1 AND status <> 'sent'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Notes that a send is about to start (cleared by every outcome).
+pub async fn mark_sending(conn: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET sending_since = $2 WHERE id = $1").bind(id).bind(now).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Rows whose send was in flight when the process died: clears the mark and says so in
+/// `last_error`. Returns how many.
+pub async fn recover_in_flight(conn: &mut Conn) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE outbox SET sending_since = NULL,
+             last_error = 'in flight at a crash: sent again, may have arrived twice'
+         WHERE sending_since IS NOT NULL AND status = 'pending'",
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }

@@ -224,3 +224,16 @@ pub async fn count_reserved(conn: &mut Conn, group_id: i64) -> Result<u32, sqlx:
     .try_get(0)?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
+
+/// The first names of a group's object users, in the order they bought (for the group page:
+/// nothing else about them is shown).
+pub async fn buyer_first_names(conn: &mut Conn, group_id: i64) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT COALESCE(u.first_name, '') FROM purchases p LEFT JOIN users u ON u.id = p.buyer_id
+         WHERE p.group_id = $1 AND p.counted = 1 ORDER BY p.id",
+    )
+    .bind(group_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| r.try_get(0)).collect()
+}

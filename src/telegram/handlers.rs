@@ -1,7 +1,7 @@
 //! Command and message handlers: parse, call the use case, reply (errors included).
 
 use super::commands::Command;
-use super::{HandlerResult, done, person, update_id};
+use super::{HandlerResult, person, update_id};
 use crate::app::{self, AppError, Ctx, Person};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::metrics::Metrics;
@@ -76,7 +76,6 @@ pub async fn on_command(
     if let Err(e) = result {
         reply_error(&bot, &ctx, chat, &who, command_name(&cmd), &e).await?;
     }
-    done(&ctx, &upd).await;
     Ok(())
 }
 
@@ -178,7 +177,7 @@ async fn run(
 }
 
 /// Any other message: counts as "contact" for waiting prompts (claim 11).
-pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
+pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx) -> HandlerResult {
     let Some(from) = msg.from.as_ref() else {
         return Ok(());
     };
@@ -206,6 +205,5 @@ pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> 
         };
         reply(&bot, msg.chat.id, hint, None).await?;
     }
-    done(&ctx, &upd).await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! `shipping_query`, and `successful_payment`.
 
 use super::handlers::{reply, reply_error};
-use super::{HandlerResult, done, person, update_id};
+use super::{HandlerResult, person, update_id};
 use crate::app::purchase::{self, Address, InvoiceSpec, Payment, Recorded, Step};
 use crate::app::{AppError, Ctx};
 use crate::keyboard::Press;
@@ -14,7 +14,7 @@ use teloxide::types::{LabeledPrice, ShippingAddress, ShippingOption};
 /// Telegram wants the pre-checkout answer within 10 s; we answer "try again" at 8 s.
 const PRE_CHECKOUT_BUDGET: Duration = Duration::from_secs(8);
 
-pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> HandlerResult {
+pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx) -> HandlerResult {
     let who = person(&q.from);
     // Stop the button's spinner first; the answer itself comes as a message.
     if let Err(e) = bot.answer_callback_query(q.id.clone()).await {
@@ -30,7 +30,6 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
         Ok(Step::Invoice(spec)) => send_invoice(&bot, &ctx, chat, &spec).await?,
         Err(e) => reply_error(&bot, &ctx, chat, &who, "button", &e).await?,
     }
-    done(&ctx, &upd).await;
     Ok(())
 }
 
@@ -66,7 +65,6 @@ pub async fn on_pre_checkout(
     bot: Bot,
     q: PreCheckoutQuery,
     ctx: Ctx,
-    upd: Update,
 ) -> HandlerResult {
     let who = person(&q.from);
     let check = purchase::pre_checkout(
@@ -92,7 +90,6 @@ pub async fn on_pre_checkout(
                 .await?;
         }
     }
-    done(&ctx, &upd).await;
     Ok(())
 }
 
@@ -111,7 +108,7 @@ fn address(a: &ShippingAddress) -> Address {
     }
 }
 
-pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx, upd: Update) -> HandlerResult {
+pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx) -> HandlerResult {
     let who = person(&q.from);
     match purchase::shipping_options(&ctx, &address(&q.shipping_address)) {
         Ok(options) => {
@@ -133,7 +130,6 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx, upd: Update) -> H
                 .await?;
         }
     }
-    done(&ctx, &upd).await;
     Ok(())
 }
 
@@ -172,6 +168,5 @@ pub async fn on_successful_payment(bot: Bot, msg: Message, ctx: Ctx, upd: Update
             }
         }
     }
-    done(&ctx, &upd).await;
     Ok(())
 }

@@ -1,18 +1,63 @@
 //! The web side (axum): group pages, receipts, health and metrics. Each page module owns its
 //! routes; [`router`] merges them. The Telegram webhook route is mounted by `startup`.
 
+mod client;
+pub mod error;
+mod group_page;
+mod qr;
+mod receipt;
+mod view;
+pub mod webhook;
+
 use crate::app::Ctx;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 pub fn router(ctx: Ctx) -> Router {
+    let pages = Router::new()
+        .merge(group_page::router())
+        .merge(receipt::router())
+        .route("/static/style.css", get(stylesheet))
+        .fallback(|| async { error::WebError::NotFound })
+        .layer(axum::middleware::map_response(page_headers));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(pages)
         .with_state(ctx)
+}
+
+/// The one stylesheet, compiled in.
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/style.css"),
+    )
+}
+
+const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Pages run no script and load nothing from elsewhere; the key in their URL is not sent on
+/// to the sites they link to; seat counts are live, so nothing is cached.
+async fn page_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// 200 when the database answers, 503 otherwise.

@@ -111,7 +111,15 @@ impl OutboxWorker {
                 }
                 self.limiter.take(chat_id, now);
             }
+            {
+                let mut conn = self.ctx.store.read().await?;
+                outbox::mark_sending(&mut conn, row.id, self.ctx.now()).await?;
+            }
             let outcome = self.attempt(&row).await;
+            if matches!(outcome, Delivery::Sent(_)) {
+                // Sent but not yet recorded: a crash here sends this row again after restart.
+                crate::failpoint::hit("after_send_before_mark_sent");
+            }
             self.record(&row, outcome).await?;
             handled += 1;
         }
@@ -162,7 +170,11 @@ impl OutboxWorker {
             req = req.reply_markup(to_markup(&kb));
         }
         match tokio::time::timeout(SEND_TIMEOUT, req.send()).await {
-            Err(_) => Delivery::Retry("Telegram did not answer within 30 s".into()),
+            Err(_) => {
+                // It may have arrived: the retry can show it twice.
+                Metrics::inc(&self.ctx.metrics.outbox_ambiguous_total);
+                Delivery::Retry("Telegram did not answer within 30 s".into())
+            }
             Ok(Ok(msg)) => Delivery::Sent(Some(msg.id.0.to_string())),
             Ok(Err(e)) => classify(e),
         }
@@ -275,6 +287,7 @@ impl OutboxWorker {
     /// next send, or a commit pokes us.
     pub async fn run(mut self, mut shutdown: Shutdown) {
         let wake = self.ctx.outbox_wake.clone();
+        self.recover().await;
         loop {
             if shutdown.is_triggered() {
                 return;
@@ -296,6 +309,22 @@ impl OutboxWorker {
                 _ = wake.notified() => {}
                 _ = shutdown.wait() => return,
             }
+        }
+    }
+
+    /// Sends that were in flight when the last process died go out again; count them.
+    async fn recover(&self) {
+        let recovered = match self.ctx.store.read().await {
+            Ok(mut conn) => outbox::recover_in_flight(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match recovered {
+            Ok(0) => {}
+            Ok(n) => {
+                self.ctx.metrics.outbox_ambiguous_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(sends = n, "sends were in flight when the service stopped; they go out again and may arrive twice");
+            }
+            Err(e) => tracing::error!(error = %e, "could not check for interrupted sends"),
         }
     }
 

@@ -16,6 +16,7 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
             Ok(n) => tracing::info!(settled = n, "sweep settled expired groups"),
             Err(e) => tracing::error!(error = %e, "settlement sweep failed"),
         }
+        prune_inbox(&ctx).await;
         let next = match ctx.store.read().await {
             Ok(mut conn) => groups::next_expiry(&mut conn).await.ok().flatten(),
             Err(_) => None,
@@ -30,5 +31,17 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
             _ = wake.notified() => {}
             _ = shutdown.wait() => return,
         }
+    }
+}
+
+/// Handled updates are kept a week, long enough to recognise any redelivery.
+async fn prune_inbox(ctx: &Ctx) {
+    const WEEK: i64 = 7 * 86_400;
+    let result = match ctx.store.read().await {
+        Ok(mut conn) => crate::store::inbox::prune(&mut conn, ctx.now() - WEEK).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not prune the inbox");
     }
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod helpers;
+mod reliability;
 mod scenarios;
 mod support;
 mod support_selftest;

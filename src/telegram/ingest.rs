@@ -1,0 +1,242 @@
+//! How updates get in: long polling or the webhook store each update in the inbox *before*
+//! acknowledging it, and the processor handles inbox rows through the handler tree.
+//!
+//! - Nothing is lost: the polling offset moves past an update (confirming it to Telegram)
+//!   only after the update is committed to the inbox; the webhook answers 200 only then.
+//!   A crash after that leaves the row pending and it is handled on the next start.
+//! - Nothing is doubled: the inbox's primary key drops a redelivered update id, and use
+//!   cases that change state claim the update id inside their own transaction, so an update
+//!   handled again after a crash changes nothing twice.
+//! - Order: updates of one chat are handled one at a time, in id order; chats run side by
+//!   side on [`SHARDS`] tasks. Pre-checkout queries skip the queue: Telegram wants the answer
+//!   within 10 s.
+
+use crate::app::Ctx;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::store::inbox;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use teloxide::prelude::*;
+use teloxide::types::{Me, UpdateKind};
+
+/// Chats handled side by side.
+pub const SHARDS: usize = 8;
+/// Seconds a `getUpdates` call waits for news.
+pub const POLL_TIMEOUT: u32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the body is not a Telegram update: {0}")]
+    NotAnUpdate(#[from] serde_json::Error),
+    #[error("the database refused the update: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Stores one update (as received) in the inbox. Returns false for a redelivery.
+pub async fn accept(ctx: &Ctx, update_id: i64, body: &str) -> Result<bool, sqlx::Error> {
+    let mut conn = ctx.store.read().await?;
+    let fresh = inbox::accept(&mut conn, update_id, body, ctx.now()).await?;
+    if fresh {
+        ctx.inbox_wake.notify_one();
+    } else {
+        Metrics::inc(&ctx.metrics.updates_duplicate_total);
+        tracing::info!(update_id, "duplicate update ignored");
+    }
+    Ok(fresh)
+}
+
+/// Parses and stores a webhook body.
+pub async fn accept_raw(ctx: &Ctx, body: &str) -> Result<bool, IngestError> {
+    let update: Update = serde_json::from_str(body)?;
+    Ok(accept(ctx, i64::from(update.id.0), body).await?)
+}
+
+/// Long polling: fetch, store, then confirm by asking from the next offset.
+pub async fn poll(bot: Bot, ctx: Ctx, mut shutdown: Shutdown) {
+    let mut offset: Option<i32> = None;
+    let mut failures: u32 = 0;
+    loop {
+        let mut req = bot.get_updates().timeout(POLL_TIMEOUT);
+        if let Some(o) = offset {
+            req = req.offset(o);
+        }
+        // A silent stall of the connection must not stop the bot (RELIABILITY T-TG-14).
+        let watchdog = Duration::from_secs(u64::from(POLL_TIMEOUT) + 30);
+        let batch = tokio::select! {
+            r = tokio::time::timeout(watchdog, req.send()) => r,
+            _ = shutdown.wait() => break,
+        };
+        match batch {
+            Ok(Ok(updates)) => {
+                failures = 0;
+                match store_batch(&ctx, &updates).await {
+                    Ok(next) => offset = next.or(offset),
+                    Err(e) => {
+                        // Not stored: do not confirm; the same batch comes again.
+                        tracing::error!(error = %e, "could not store updates; asking again");
+                        pause(&mut shutdown, Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                failures += 1;
+                let wait = match &e {
+                    teloxide::RequestError::RetryAfter(s) => s.duration(),
+                    _ => Duration::from_secs(u64::from(failures.min(5)) * 2),
+                };
+                tracing::warn!(error = %e, wait_secs = wait.as_secs(), "getUpdates failed");
+                pause(&mut shutdown, wait).await;
+            }
+            Err(_) => tracing::warn!("getUpdates stalled past its timeout; polling again"),
+        }
+        if shutdown.is_triggered() {
+            break;
+        }
+    }
+    // Confirm what was stored, so a restart is not served the same updates again.
+    if let Some(o) = offset {
+        let confirm = bot.get_updates().offset(o).timeout(0).limit(1);
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), confirm.send()).await {
+            tracing::warn!(error = %e, "final offset confirmation timed out");
+        }
+    }
+}
+
+async fn pause(shutdown: &mut Shutdown, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.wait() => {}
+    }
+}
+
+/// Stores every update of a batch; returns the offset that confirms them.
+async fn store_batch(ctx: &Ctx, updates: &[Update]) -> Result<Option<i32>, sqlx::Error> {
+    let mut next = None;
+    for u in updates {
+        let body = serde_json::to_string(u).unwrap_or_default();
+        accept(ctx, i64::from(u.id.0), &body).await?;
+        let after = i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1);
+        next = Some(next.map_or(after, |n: i32| n.max(after)));
+    }
+    Ok(next)
+}
+
+/// Which queue an update belongs to: its chat, or its sender.
+fn shard_of(u: &Update) -> usize {
+    let key = u.chat().map(|c| c.id.0).or_else(|| u.from().map(|f| i64::try_from(f.id.0).unwrap_or(0))).unwrap_or(0);
+    usize::try_from(key.unsigned_abs() % SHARDS as u64).unwrap_or(0)
+}
+
+/// Handles pending inbox rows until shutdown; finishes the update in hand before stopping.
+pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
+    let handler = Arc::new(super::schema());
+    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let mut queues = Vec::with_capacity(SHARDS);
+    let mut workers = Vec::with_capacity(SHARDS);
+    for _ in 0..SHARDS {
+        let (tx, rx) = tokio::sync::mpsc::channel::<(i64, Update)>(1_024);
+        queues.push(tx);
+        let (bot, me, ctx, handler, shutdown) = (bot.clone(), me.clone(), ctx.clone(), handler.clone(), shutdown.clone());
+        workers.push(tokio::spawn(shard(rx, bot, me, ctx, handler, shutdown)));
+    }
+    let mut stop = shutdown.clone();
+    loop {
+        if stop.is_triggered() {
+            break;
+        }
+        let rows = match ctx.store.read().await {
+            Ok(mut conn) => inbox::pending(&mut conn, 500).await,
+            Err(e) => Err(e),
+        };
+        let rows = rows.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the inbox failed");
+            Vec::new()
+        });
+        // Ids stay marked until a read no longer shows them pending: a row read just before
+        // a worker marked it handled is then still recognised as taken.
+        if let Ok(mut taken) = in_flight.lock() {
+            let pending: HashSet<i64> = rows.iter().map(|(id, _)| *id).collect();
+            taken.retain(|id| pending.contains(id));
+        }
+        for (id, body) in rows {
+            if !in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false) {
+                continue;
+            }
+            let update: Update = match serde_json::from_str(&body) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(update_id = id, error = %e, "an inbox row is not an update; skipping it");
+                    finish(&ctx, id).await;
+                    continue;
+                }
+            };
+            if matches!(update.kind, UpdateKind::PreCheckoutQuery(_)) {
+                // Telegram waits at most 10 s for this answer: never queue it behind others.
+                let (bot, me, ctx, handler) = (bot.clone(), me.clone(), ctx.clone(), handler.clone());
+                tokio::spawn(async move {
+                    handle(&bot, &me, &ctx, &handler, update).await;
+                    finish(&ctx, id).await;
+                });
+                continue;
+            }
+            if queues[shard_of(&update)].send((id, update)).await.is_err() {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = ctx.inbox_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.wait() => {}
+        }
+    }
+    drop(queues);
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+type Handler = teloxide::dispatching::UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>>;
+
+async fn shard(
+    mut rx: tokio::sync::mpsc::Receiver<(i64, Update)>,
+    bot: Bot,
+    me: Me,
+    ctx: Ctx,
+    handler: Arc<Handler>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let next = tokio::select! {
+            n = rx.recv() => n,
+            _ = shutdown.wait() => None,
+        };
+        let Some((id, update)) = next else { return };
+        handle(&bot, &me, &ctx, &handler, update).await;
+        finish(&ctx, id).await;
+    }
+}
+
+async fn handle(bot: &Bot, me: &Me, ctx: &Ctx, handler: &Handler, update: Update) {
+    let id = update.id.0;
+    let deps = dptree::deps![bot.clone(), me.clone(), ctx.clone(), update];
+    match handler.dispatch(deps).await {
+        std::ops::ControlFlow::Break(Ok(())) | std::ops::ControlFlow::Continue(_) => {}
+        std::ops::ControlFlow::Break(Err(e)) => {
+            Metrics::inc(&ctx.metrics.errors_total);
+            tracing::error!(update_id = id, error = %e, "handling an update failed");
+        }
+    }
+    Metrics::inc(&ctx.metrics.updates_handled_total);
+}
+
+async fn finish(ctx: &Ctx, id: i64) {
+    let marked = match ctx.store.read().await {
+        Ok(mut conn) => inbox::mark_handled(&mut conn, id, ctx.now()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = marked {
+        tracing::error!(update_id = id, error = %e, "could not mark an update handled; it will be handled again");
+    }
+}

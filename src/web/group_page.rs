@@ -1,0 +1,171 @@
+//! `GET /g/{key}`: the group's own page (claim 10) — what is bought and for how much, the
+//! discount tiers with the one reached now highlighted, the seats taken (buyers by first
+//! name only), the time left, and the way into the bot: a deep-link button and, for people
+//! reading on a computer, its QR code. A closed group answers 410; an unknown key 404.
+
+use super::client::{ClientAddr, guarded};
+use super::error::{Closed, WebError};
+use super::view::{self, iso};
+use crate::app::Ctx;
+use crate::app::access::{organiser_name, product_of};
+use crate::domain::{Points, Policy, Product};
+use crate::replies::{duration, when};
+use crate::store::groups::GroupRow;
+use crate::store::{Conn, products, purchases};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use axum::routing::get;
+
+pub fn router() -> Router<Ctx> {
+    Router::new().route("/g/{key}", get(page))
+}
+
+async fn page(
+    State(ctx): State<Ctx>,
+    ClientAddr(client): ClientAddr,
+    Path(key): Path<String>,
+) -> Result<Html<String>, WebError> {
+    let page = guarded(&ctx, client, load(&ctx, &key)).await?;
+    Ok(Html(page.render()?))
+}
+
+/// One row of the tier table.
+struct TierRow {
+    members: u32,
+    rate: String,
+    /// Points back on the group's product at this tier.
+    points: String,
+    /// The tier the group has reached now.
+    reached: bool,
+}
+
+struct OtherProduct {
+    name: String,
+    price: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/group.html")]
+struct GroupPage {
+    key: String,
+    product: String,
+    price: String,
+    others: Vec<OtherProduct>,
+    organiser: String,
+    head_count: u32,
+    filled: u32,
+    seats_left: u32,
+    buyers: Vec<String>,
+    tiers: Vec<TierRow>,
+    rate_full: String,
+    policy_note: String,
+    expires: String,
+    expires_iso: String,
+    time_left: String,
+    deep_link: String,
+    bot: String,
+    page_url: String,
+    qr: Option<String>,
+    description: String,
+}
+
+async fn load(ctx: &Ctx, raw_key: &str) -> Result<GroupPage, WebError> {
+    let mut conn = ctx.store.read().await?;
+    let group = view::group_by_key(&mut conn, raw_key).await?;
+    let buyers = purchases::buyer_first_names(&mut conn, group.id).await?;
+    let filled = u32::try_from(buyers.len()).unwrap_or(u32::MAX);
+    let product = product_of(&mut conn, &group).await?;
+    let phase = view::phase(ctx, &mut conn, &group, filled).await?;
+    if !phase.open {
+        return Err(WebError::Gone(Closed {
+            product: product.name,
+            headline: phase.headline,
+            detail: phase.detail,
+        }));
+    }
+    let organiser = organiser_name(&mut conn, &group).await?;
+    let others = other_products(ctx, &mut conn, &product).await?;
+    Ok(build(ctx, &group, &product, organiser, buyers, others))
+}
+
+async fn other_products(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    product: &Product,
+) -> Result<Vec<OtherProduct>, WebError> {
+    Ok(products::list(conn)
+        .await?
+        .into_iter()
+        .filter(|p| p.sku != product.sku)
+        .map(|p| OtherProduct {
+            price: ctx.money(p.price.minor()),
+            name: p.name,
+        })
+        .collect())
+}
+
+fn build(
+    ctx: &Ctx,
+    g: &GroupRow,
+    product: &Product,
+    organiser: String,
+    buyers: Vec<String>,
+    others: Vec<OtherProduct>,
+) -> GroupPage {
+    let tiers = &ctx.config.tiers;
+    let filled = u32::try_from(buyers.len()).unwrap_or(u32::MAX);
+    let reached = tiers
+        .tiers()
+        .iter()
+        .rfind(|t| t.members <= filled)
+        .map(|t| t.members);
+    let rows = tiers
+        .tiers()
+        .iter()
+        .filter(|t| t.members <= g.head_count)
+        .map(|t| TierRow {
+            members: t.members,
+            rate: t.rate.to_string(),
+            points: Points::of(product.price.share(t.rate.basis_points())).to_string(),
+            reached: Some(t.members) == reached,
+        })
+        .collect();
+    let rate_full = tiers.rate_for(g.head_count).to_string();
+    let price = ctx.money(product.price.minor());
+    let now = ctx.now();
+    let expires = when(g.expires_at);
+    let deep_link = ctx.deep_link(&g.key);
+    GroupPage {
+        description: format!(
+            "{price} each, shipped right away. When {} people have bought, everyone gets {rate_full} back as points. {filled} of {} seats taken; open until {expires}.",
+            g.head_count, g.head_count
+        ),
+        policy_note: match g.policy {
+            Policy::AllOrNothing => format!(
+                "If fewer than {} people have bought when the group expires, there is no discount; everyone keeps their order at the normal price.",
+                g.head_count
+            ),
+            Policy::Partial => "If the group has not filled when it expires, everyone gets the tier reached by then.".into(),
+        },
+        qr: super::qr::svg(&deep_link, "QR code of the link to buy in Telegram"),
+        key: g.key.clone(),
+        product: product.name.clone(),
+        price,
+        others,
+        organiser,
+        head_count: g.head_count,
+        filled,
+        seats_left: g.head_count.saturating_sub(filled),
+        buyers,
+        tiers: rows,
+        rate_full,
+        expires,
+        expires_iso: iso(g.expires_at),
+        time_left: duration(g.expires_at - now),
+        deep_link,
+        bot: ctx.bot_username.to_string(),
+        page_url: ctx.page_url(&g.key),
+    }
+}

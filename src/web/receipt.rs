@@ -1,0 +1,167 @@
+//! `GET /g/{key}/receipt/{token}`: the "last page" of one purchase (claim 9), linked from
+//! the buyer's receipt message. The token (100 random bits) is the only credential, so the
+//! page shows nothing about the buyer: what was bought, what was paid, where the group
+//! stands, and the points expected or credited. A wrong key or token is a plain 404.
+
+use super::client::{ClientAddr, guarded};
+use super::error::WebError;
+use super::view::{self, Phase};
+use crate::app::Ctx;
+use crate::domain::{Currency, GroupStatus, Points, Policy, Sku};
+use crate::replies::when;
+use crate::store::groups::GroupRow;
+use crate::store::purchases::{Flag, PurchaseRow};
+use crate::store::{Conn, ledger, products, purchases};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Html;
+use axum::routing::get;
+
+pub fn router() -> Router<Ctx> {
+    Router::new().route("/g/{key}/receipt/{token}", get(page))
+}
+
+async fn page(
+    State(ctx): State<Ctx>,
+    ClientAddr(client): ClientAddr,
+    Path((key, token)): Path<(String, String)>,
+) -> Result<Html<String>, WebError> {
+    let page = guarded(&ctx, client, load(&ctx, &key, &token)).await?;
+    Ok(Html(page.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "pages/receipt.html")]
+struct ReceiptPage {
+    order: String,
+    product: String,
+    price: String,
+    points_used: Option<String>,
+    paid: String,
+    bought_at: String,
+    key: String,
+    head_count: u32,
+    filled: u32,
+    phase: Phase,
+    points_label: &'static str,
+    points: String,
+    points_note: String,
+    page_url: String,
+    bot_url: String,
+}
+
+async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebError> {
+    let mut conn = ctx.store.read().await?;
+    let group = view::group_by_key(&mut conn, raw_key).await?;
+    let purchase = purchases::by_receipt(&mut conn, token)
+        .await?
+        .filter(|p| p.group_id == group.id)
+        .ok_or(WebError::NotFound)?;
+    let filled = purchases::count_counted(&mut conn, group.id).await?;
+    let phase = view::phase(ctx, &mut conn, &group, filled).await?;
+    let (points_label, points, points_note) = points(ctx, &mut conn, &group, &purchase).await?;
+    let currency = Currency::parse(&purchase.currency).unwrap_or(ctx.config.currency);
+    Ok(ReceiptPage {
+        order: format!("GB-{}", purchase.id),
+        product: product_name(&mut conn, &purchase.sku).await?,
+        price: ctx.money(purchase.price),
+        points_used: (purchase.points_redeemed > 0)
+            .then(|| Points::new(purchase.points_redeemed).to_string()),
+        paid: match currency.code() {
+            "XTR" => format!("{} Stars", Points::new(purchase.amount_paid)),
+            _ => currency.format(purchase.amount_paid),
+        },
+        bought_at: when(purchase.created_at),
+        key: group.key.clone(),
+        head_count: group.head_count,
+        filled,
+        phase,
+        points_label,
+        points,
+        points_note,
+        page_url: ctx.page_url(&group.key),
+        bot_url: format!("https://t.me/{}", ctx.bot_username),
+    })
+}
+
+async fn product_name(conn: &mut Conn, sku: &str) -> Result<String, WebError> {
+    let product = match Sku::parse(sku) {
+        Ok(sku) => products::get(conn, &sku).await?,
+        Err(_) => None,
+    };
+    Ok(product.map_or_else(|| sku.to_string(), |p| p.name))
+}
+
+/// The points line: (label, amount, one sentence on why).
+async fn points(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    g: &GroupRow,
+    p: &PurchaseRow,
+) -> Result<(&'static str, String, String), WebError> {
+    if let Some(flag) = p.flag.filter(|_| !p.counted) {
+        let why = match flag {
+            Flag::Late => "the group had already closed when the payment arrived",
+            Flag::Full => "every seat had been taken",
+            Flag::Repeat => "you already held a seat in it",
+        };
+        return Ok((
+            "Group points",
+            "none".into(),
+            format!(
+                "This purchase does not count toward the group because {why}; it is a normal purchase at the normal price."
+            ),
+        ));
+    }
+    let now = ctx.now();
+    Ok(match g.status {
+        GroupStatus::Settled => {
+            let credited = ledger::settled_points(conn, g.id, p.id, p.buyer_id).await?;
+            let note = if credited > 0 {
+                "Credited to your points when the group closed. Send /points to the bot to see your balance; points pay for part of your next purchase."
+            } else {
+                "The group closed with too few buyers for a discount."
+            };
+            (
+                "Points credited",
+                Points::new(credited).to_string(),
+                note.into(),
+            )
+        }
+        GroupStatus::Open if !g.is_expired(now) => {
+            let rate = ctx.config.tiers.rate_for(g.head_count);
+            let expected = crate::domain::Money::from_minor(p.price)
+                .map(|m| Points::of(m.share(rate.basis_points())))
+                .unwrap_or_default();
+            let unless = match g.policy {
+                Policy::AllOrNothing => format!(
+                    "If it has not filled by {}, there is no discount.",
+                    when(g.expires_at)
+                ),
+                Policy::Partial => format!(
+                    "If it has not filled by {}, you get the tier reached by then.",
+                    when(g.expires_at)
+                ),
+            };
+            (
+                "Points expected",
+                expected.to_string(),
+                format!(
+                    "{rate} of the price comes back when all {} seats are taken. {unless}",
+                    g.head_count
+                ),
+            )
+        }
+        GroupStatus::Open => (
+            "Points",
+            "pending".into(),
+            "The group has expired and is being settled; your points appear here shortly.".into(),
+        ),
+        GroupStatus::Cancelled => (
+            "Points",
+            "none".into(),
+            "The group was cancelled, so there is no group discount.".into(),
+        ),
+    })
+}
