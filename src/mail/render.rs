@@ -1,0 +1,258 @@
+//! The emails the service sends, rendered from `templates/email/` as text and HTML parts.
+//! HTML templates autoescape; text templates do not need to.
+
+use askama::Template;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub organiser: String,
+    pub product: String,
+    pub price: String,
+    pub head_count: u32,
+    pub best_rate: String,
+    pub expires: String,
+    pub deep_link: String,
+    pub page_url: String,
+    pub key: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/invitation.txt")]
+struct InvitationText<'a> {
+    organiser: &'a str,
+    product: &'a str,
+    price: &'a str,
+    head_count: u32,
+    best_rate: &'a str,
+    expires: &'a str,
+    deep_link: &'a str,
+    page_url: &'a str,
+    key: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/invitation.html")]
+struct InvitationHtml<'a> {
+    organiser: &'a str,
+    product: &'a str,
+    price: &'a str,
+    head_count: u32,
+    best_rate: &'a str,
+    expires: &'a str,
+    deep_link: &'a str,
+    page_url: &'a str,
+    key: &'a str,
+}
+
+impl Invitation {
+    pub fn render(&self) -> Result<Rendered, askama::Error> {
+        macro_rules! fill {
+            ($t:ident) => {
+                $t {
+                    organiser: &self.organiser,
+                    product: &self.product,
+                    price: &self.price,
+                    head_count: self.head_count,
+                    best_rate: &self.best_rate,
+                    expires: &self.expires,
+                    deep_link: &self.deep_link,
+                    page_url: &self.page_url,
+                    key: &self.key,
+                }
+            };
+        }
+        Ok(Rendered {
+            subject: format!(
+                "{} invites you to buy {} together",
+                self.organiser, self.product
+            ),
+            text: fill!(InvitationText).render()?,
+            html: fill!(InvitationHtml).render()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShippingRequest {
+    pub order: String,
+    pub product: String,
+    pub sku: String,
+    pub paid: String,
+    pub key: String,
+    pub recipient: String,
+    pub address: String,
+    pub region: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/shipping_request.txt")]
+struct ShippingText<'a> {
+    order: &'a str,
+    product: &'a str,
+    sku: &'a str,
+    paid: &'a str,
+    key: &'a str,
+    recipient: &'a str,
+    address: &'a str,
+    region: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/shipping_request.html")]
+struct ShippingHtml<'a> {
+    order: &'a str,
+    product: &'a str,
+    sku: &'a str,
+    paid: &'a str,
+    key: &'a str,
+    recipient: &'a str,
+    address: &'a str,
+    region: &'a str,
+}
+
+impl ShippingRequest {
+    pub fn render(&self) -> Result<Rendered, askama::Error> {
+        macro_rules! fill {
+            ($t:ident) => {
+                $t {
+                    order: &self.order,
+                    product: &self.product,
+                    sku: &self.sku,
+                    paid: &self.paid,
+                    key: &self.key,
+                    recipient: &self.recipient,
+                    address: &self.address,
+                    region: &self.region,
+                }
+            };
+        }
+        Ok(Rendered {
+            subject: format!("Shipping request {}: {}", self.order, self.product),
+            text: fill!(ShippingText).render()?,
+            html: fill!(ShippingHtml).render()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscountNotice {
+    pub key: String,
+    pub product: String,
+    pub buyers: u32,
+    pub head_count: u32,
+    pub rate: String,
+    pub points: i64,
+    pub points_text: String,
+    pub bonus: i64,
+    pub bonus_text: String,
+    pub unit: String,
+    pub reason: String,
+    pub balance_text: String,
+    pub receipt_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/discount_notice.txt")]
+struct NoticeText<'a> {
+    key: &'a str,
+    product: &'a str,
+    buyers: u32,
+    head_count: u32,
+    rate: &'a str,
+    points: i64,
+    points_text: &'a str,
+    bonus: i64,
+    bonus_text: &'a str,
+    unit: &'a str,
+    reason: &'a str,
+    balance_text: &'a str,
+    receipt_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/discount_notice.html")]
+struct NoticeHtml<'a> {
+    key: &'a str,
+    product: &'a str,
+    buyers: u32,
+    head_count: u32,
+    rate: &'a str,
+    points: i64,
+    points_text: &'a str,
+    bonus: i64,
+    bonus_text: &'a str,
+    unit: &'a str,
+    reason: &'a str,
+    balance_text: &'a str,
+    receipt_url: &'a str,
+}
+
+impl DiscountNotice {
+    pub fn render(&self) -> Result<Rendered, askama::Error> {
+        macro_rules! fill {
+            ($t:ident) => {
+                $t {
+                    key: &self.key,
+                    product: &self.product,
+                    buyers: self.buyers,
+                    head_count: self.head_count,
+                    rate: &self.rate,
+                    points: self.points,
+                    points_text: &self.points_text,
+                    bonus: self.bonus,
+                    bonus_text: &self.bonus_text,
+                    unit: &self.unit,
+                    reason: &self.reason,
+                    balance_text: &self.balance_text,
+                    receipt_url: &self.receipt_url,
+                }
+            };
+        }
+        let subject = if self.points > 0 {
+            format!("{} points back for your {}", self.points_text, self.product)
+        } else {
+            format!("Your group purchase of {} has closed", self.product)
+        };
+        Ok(Rendered {
+            subject,
+            text: fill!(NoticeText).render()?,
+            html: fill!(NoticeHtml).render()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_parts_escape_and_text_parts_do_not() {
+        let inv = Invitation {
+            organiser: "Bob <script>".into(),
+            product: "Digital camera".into(),
+            price: "34,800 JPY".into(),
+            head_count: 3,
+            best_rate: "10%".into(),
+            expires: "2026-11-24 09:00 UTC".into(),
+            deep_link: "https://t.me/bot?start=K-I".into(),
+            page_url: "http://x/g/K".into(),
+            key: "K".into(),
+        };
+        let r = inv.render().expect("renders");
+        assert!(
+            r.html.contains("Bob &#60;script&#62;") || r.html.contains("Bob &lt;script&gt;"),
+            "{}",
+            r.html
+        );
+        assert!(r.text.contains("Bob <script>"));
+        assert!(r.text.contains("https://t.me/bot?start=K-I"));
+        assert!(r.subject.contains("Digital camera"));
+    }
+}

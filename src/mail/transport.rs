@@ -1,0 +1,164 @@
+//! Sending one email: over SMTP (lettre, pooled) or, without an SMTP URL, as an `.eml` file
+//! under the mail directory. Every send has an outer timeout: lettre's own covers only the
+//! connection (lettre#1027).
+
+use crate::config::Config;
+use lettre::message::{Mailbox, MultiPart, header};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Files {
+        dir: PathBuf,
+        from: Mailbox,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The server refused for good (5xx) or the message cannot be built: do not retry.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// The server was unreachable, timed out or answered 4xx: try again later.
+    #[error("temporary: {0}")]
+    Temporary(String),
+}
+
+pub struct Outgoing<'a> {
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: Option<&'a str>,
+    /// Stable per outbox row, so a retried send is recognisable as the same message.
+    pub message_id: String,
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let from: Mailbox = config
+            .mail_from
+            .parse()
+            .context("GROUPBUY_MAIL_FROM is not an email address")?;
+        Ok(match &config.smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                    .context("GROUPBUY_SMTP_URL is not a valid SMTP URL")?
+                    .timeout(Some(Duration::from_secs(20)))
+                    .build();
+                Mailer::Smtp { transport, from }
+            }
+            None => Mailer::Files {
+                dir: PathBuf::from(&config.mail_dir),
+                from,
+            },
+        })
+    }
+
+    /// The domain used in Message-IDs.
+    pub fn domain(&self) -> String {
+        let from = match self {
+            Mailer::Smtp { from, .. } | Mailer::Files { from, .. } => from,
+        };
+        from.email.domain().to_string()
+    }
+
+    fn build(&self, m: &Outgoing<'_>) -> Result<Message, MailError> {
+        let from = match self {
+            Mailer::Smtp { from, .. } | Mailer::Files { from, .. } => from.clone(),
+        };
+        let to: Mailbox =
+            m.to.parse()
+                .map_err(|e| MailError::Permanent(format!("bad recipient {:?}: {e}", m.to)))?;
+        let builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(m.subject)
+            .message_id(Some(m.message_id.clone()));
+        let built = match m.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                m.text.to_string(),
+                html.to_string(),
+            )),
+            None => builder
+                .header(header::ContentType::TEXT_PLAIN)
+                .body(m.text.to_string()),
+        };
+        built.map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))
+    }
+
+    pub async fn send(&self, m: &Outgoing<'_>) -> Result<(), MailError> {
+        let message = self.build(m)?;
+        match self {
+            Mailer::Smtp { transport, .. } => {
+                match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
+                    Err(_) => Err(MailError::Temporary("SMTP send timed out".into())),
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) if e.is_permanent() => Err(MailError::Permanent(e.to_string())),
+                    Ok(Err(e)) => Err(MailError::Temporary(e.to_string())),
+                }
+            }
+            Mailer::Files { dir, .. } => {
+                let name: String = m
+                    .message_id
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+                    .collect();
+                let path = dir.join(format!("{name}.eml"));
+                tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                    MailError::Temporary(format!("creating {}: {e}", dir.display()))
+                })?;
+                tokio::fs::write(&path, message.formatted())
+                    .await
+                    .map_err(|e| MailError::Temporary(format!("writing {}: {e}", path.display())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_smtp_each_mail_is_an_eml_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mailer = Mailer::Files {
+            dir: dir.path().join("mail"),
+            from: "shop <shop@example.com>".parse().expect("mailbox"),
+        };
+        let out = Outgoing {
+            to: "carol@example.com",
+            subject: "Hello",
+            text: "plain words",
+            html: Some("<p>html words</p>"),
+            message_id: "<gb.1.invite.1@example.com>".into(),
+        };
+        mailer.send(&out).await.expect("written");
+        let path = dir.path().join("mail").join("gb.1.invite.1example.com.eml");
+        let raw = std::fs::read_to_string(&path).expect("the .eml file exists");
+        assert!(
+            raw.contains("Message-ID: <gb.1.invite.1@example.com>"),
+            "{raw}"
+        );
+        assert!(raw.contains("To: carol@example.com"));
+        assert!(raw.contains("multipart/alternative"));
+        assert_eq!(mailer.domain(), "example.com");
+        let bad = Outgoing {
+            to: "not an address",
+            ..out
+        };
+        assert!(matches!(
+            mailer.send(&bad).await,
+            Err(MailError::Permanent(_))
+        ));
+    }
+}
