@@ -110,10 +110,11 @@ impl App {
         tasks.push(tokio::spawn(crate::workers::sweep::run(ctx.clone(), shutdown.clone())));
         tasks.push(tokio::spawn(ingest::process(self.bot.clone(), self.me.clone(), ctx.clone(), shutdown.clone())));
 
+        let intake = ingest::Intake::new(self.bot.clone(), self.me.clone(), ctx.clone());
         let mut router = crate::web::router(ctx.clone());
         match ctx.config.webhook_secret_if_enabled() {
-            Some(secret) => router = router.merge(crate::web::webhook::router(ctx.clone(), secret.clone())),
-            None => tasks.push(tokio::spawn(ingest::poll(self.bot.clone(), ctx.clone(), shutdown.clone()))),
+            Some(secret) => router = router.merge(crate::web::webhook::router(intake, secret.clone())),
+            None => tasks.push(tokio::spawn(ingest::poll(intake, shutdown.clone()))),
         }
         let mut web_stop = shutdown.clone();
         let web = axum::serve(self.http, router.into_make_service_with_connect_info::<SocketAddr>())

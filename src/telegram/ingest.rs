@@ -34,6 +34,40 @@ pub enum IngestError {
     Db(#[from] sqlx::Error),
 }
 
+/// What receives updates (the poller or the webhook): answers pre-checkout queries on the
+/// spot and stores every update in the inbox.
+#[derive(Clone)]
+pub struct Intake {
+    pub bot: Bot,
+    pub me: Me,
+    pub ctx: Ctx,
+    handler: Arc<Handler>,
+}
+
+impl Intake {
+    pub fn new(bot: Bot, me: Me, ctx: Ctx) -> Self {
+        Self { bot, me, ctx, handler: Arc::new(super::schema()) }
+    }
+
+    /// Takes one update as received. A pre-checkout query is answered at once, even while a
+    /// long write holds the database (the answer only reads); it has no lasting effect, so it
+    /// is stored only to recognise a redelivery.
+    pub async fn take(&self, update: Update, body: &str) -> Result<bool, sqlx::Error> {
+        let id = i64::from(update.id.0);
+        if matches!(update.kind, UpdateKind::PreCheckoutQuery(_)) {
+            let this = self.clone();
+            tokio::spawn(async move { handle(&this.bot, &this.me, &this.ctx, &this.handler, update).await });
+        }
+        accept(&self.ctx, id, body).await
+    }
+
+    /// Parses and takes a webhook body.
+    pub async fn take_raw(&self, body: &str) -> Result<bool, IngestError> {
+        let update: Update = serde_json::from_str(body)?;
+        Ok(self.take(update, body).await?)
+    }
+}
+
 /// Stores one update (as received) in the inbox. Returns false for a redelivery.
 pub async fn accept(ctx: &Ctx, update_id: i64, body: &str) -> Result<bool, sqlx::Error> {
     let mut conn = ctx.store.read().await?;
@@ -47,14 +81,9 @@ pub async fn accept(ctx: &Ctx, update_id: i64, body: &str) -> Result<bool, sqlx:
     Ok(fresh)
 }
 
-/// Parses and stores a webhook body.
-pub async fn accept_raw(ctx: &Ctx, body: &str) -> Result<bool, IngestError> {
-    let update: Update = serde_json::from_str(body)?;
-    Ok(accept(ctx, i64::from(update.id.0), body).await?)
-}
-
 /// Long polling: fetch, store, then confirm by asking from the next offset.
-pub async fn poll(bot: Bot, ctx: Ctx, mut shutdown: Shutdown) {
+pub async fn poll(intake: Intake, mut shutdown: Shutdown) {
+    let bot = intake.bot.clone();
     let mut offset: Option<i32> = None;
     let mut failures: u32 = 0;
     loop {
@@ -71,7 +100,7 @@ pub async fn poll(bot: Bot, ctx: Ctx, mut shutdown: Shutdown) {
         match batch {
             Ok(Ok(updates)) => {
                 failures = 0;
-                match store_batch(&ctx, &updates).await {
+                match store_batch(&intake, updates).await {
                     Ok(next) => offset = next.or(offset),
                     Err(e) => {
                         // Not stored: do not confirm; the same batch comes again.
@@ -112,12 +141,12 @@ async fn pause(shutdown: &mut Shutdown, d: Duration) {
 }
 
 /// Stores every update of a batch; returns the offset that confirms them.
-async fn store_batch(ctx: &Ctx, updates: &[Update]) -> Result<Option<i32>, sqlx::Error> {
+async fn store_batch(intake: &Intake, updates: Vec<Update>) -> Result<Option<i32>, sqlx::Error> {
     let mut next = None;
     for u in updates {
-        let body = serde_json::to_string(u).unwrap_or_default();
-        accept(ctx, i64::from(u.id.0), &body).await?;
+        let body = serde_json::to_string(&u).unwrap_or_default();
         let after = i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1);
+        intake.take(u, &body).await?;
         next = Some(next.map_or(after, |n: i32| n.max(after)));
     }
     Ok(next)
@@ -173,12 +202,8 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
                 }
             };
             if matches!(update.kind, UpdateKind::PreCheckoutQuery(_)) {
-                // Telegram waits at most 10 s for this answer: never queue it behind others.
-                let (bot, me, ctx, handler) = (bot.clone(), me.clone(), ctx.clone(), handler.clone());
-                tokio::spawn(async move {
-                    handle(&bot, &me, &ctx, &handler, update).await;
-                    finish(&ctx, id).await;
-                });
+                // Answered on arrival by the intake (Telegram waits at most 10 s).
+                finish(&ctx, id).await;
                 continue;
             }
             if queues[shard_of(&update)].send((id, update)).await.is_err() {

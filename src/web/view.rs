@@ -45,7 +45,7 @@ pub async fn phase(
             true,
             "Open".to_string(),
             format!(
-                "{seats}; open until {} ({} left).",
+                "Open until {} ({} left).",
                 when(g.expires_at),
                 duration(g.expires_at - now)
             ),

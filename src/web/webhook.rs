@@ -2,9 +2,8 @@
 //! stored in the inbox and answered 200 at once; handling happens after (see
 //! `telegram::ingest`). A request without the right secret header gets 401 and is dropped.
 
-use crate::app::Ctx;
 use crate::config::Secret;
-use crate::telegram::ingest::{self, IngestError};
+use crate::telegram::ingest::{IngestError, Intake};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -18,15 +17,15 @@ const MAX_BODY: usize = 1 << 20;
 
 #[derive(Clone)]
 struct Hook {
-    ctx: Ctx,
+    intake: Intake,
     secret: Secret,
 }
 
-pub fn router(ctx: Ctx, secret: Secret) -> Router {
+pub fn router(intake: Intake, secret: Secret) -> Router {
     Router::new()
         .route(PATH, post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Hook { ctx, secret })
+        .with_state(Hook { intake, secret })
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a guess was right.
@@ -41,7 +40,7 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> S
         return StatusCode::UNAUTHORIZED;
     }
     let Ok(text) = std::str::from_utf8(&body) else { return StatusCode::BAD_REQUEST };
-    match ingest::accept_raw(&hook.ctx, text).await {
+    match hook.intake.take_raw(text).await {
         Ok(_) => StatusCode::OK,
         Err(IngestError::NotAnUpdate(e)) => {
             tracing::warn!(error = %e, "webhook body is not an update");

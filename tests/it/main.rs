@@ -2,8 +2,10 @@
 //! SMTP sink (SMTP on loopback).
 
 mod bad_input;
+mod browser;
 mod helpers;
 mod reliability;
 mod scenarios;
 mod support;
 mod support_selftest;
+mod web;

@@ -422,3 +422,66 @@ async fn sigterm_shuts_down_cleanly_and_confirms_the_offset() {
     assert!(confirmed > id, "the final getUpdates confirmed update {id} (offset {confirmed})");
     assert_eq!(fake.pending_updates(), 0);
 }
+
+/// T-MAIL-04: a permanent SMTP refusal becomes a dead letter with the server's reason, listed
+/// by `groupbuy outbox`, and `groupbuy outbox retry ID` puts it back in line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_smtp_refusal_is_a_dead_letter_the_operator_can_retry() {
+    let app = spawn_app().await;
+    app.smtp.reject_rcpt_next(1, 550, "5.1.1 no such user");
+    app.new_group(&organiser(), "camera 3 nobody@example.com").await;
+    let deadline = Instant::now() + WAIT;
+    while app.sql_i64("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").await == 0 {
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = app.sql_i64("SELECT id FROM outbox WHERE status = 'dead'").await;
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_groupbuy"))
+            .args(args)
+            .env("GROUPBUY_DATABASE_URL", format!("sqlite://{}", app.db_path.display()))
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("groupbuy runs")
+    };
+    let listed = cli(&["outbox"]);
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.status.success());
+    assert!(text.contains(&format!("{id}\tdead\temail:nobody@example.com")) && text.contains("no such user"), "{text}");
+    let retried = cli(&["outbox", "retry", &id.to_string()]);
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    app.ctx.outbox_wake.notify_one();
+    assert!(app.smtp.wait_for_count(1, WAIT).await, "sent again after the retry");
+    let missing = cli(&["outbox", "retry", "999999"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no unsent outbox row with id 999999"));
+}
+
+/// Update ids are not always increasing (Bot API: random after a week of silence): an
+/// update with a lower id than the last one is still handled.
+#[tokio::test]
+async fn a_lower_update_id_is_still_handled() {
+    let app = spawn_app().await;
+    let alice = TgUser::new(3200, "Alice");
+    app.fake.inject_raw_with_id(50_000, bot_api::text_message(&alice, "/help"));
+    app.message_to(alice.id, "<b>groupbuy</b>").await;
+    app.fake.inject_raw_with_id(17, bot_api::text_message(&alice, "/points"));
+    app.message_to(alice.id, "Your points").await;
+}
+
+/// T-PAY-01: a pre-checkout query is answered quickly while another transaction holds the
+/// database's write lock (reads do not wait for writers in WAL mode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
+    let app = spawn_app().await;
+    let alice = TgUser::new(3300, "Alice");
+    let key = app.new_group(&organiser(), "camera 3").await;
+    let invoice = app.invoice_after(&alice, &format!("s:{key}:camera")).await;
+    let payload = invoice.str_param("payload").expect("payload").to_string();
+    let lock = app.ctx.store.write().await.expect("write lock");
+    let started = Instant::now();
+    app.pre_checkout(&alice, "JPY", 34_800, &payload, true).await;
+    let took = started.elapsed();
+    drop(lock);
+    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+}
