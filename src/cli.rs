@@ -142,7 +142,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => {
                     let rows = outbox::stuck(&mut conn, 200).await?;
                     if rows.is_empty() {
-                        println!("nothing stuck: every message and email went out or is on its first try");
+                        println!(
+                            "nothing stuck: every message and email went out or is on its first try"
+                        );
                     }
                     for r in rows {
                         let to = match &r.channel {

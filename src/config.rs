@@ -449,7 +449,9 @@ impl Config {
 
     /// Webhook mode: a public https URL and a secret. Otherwise long polling.
     pub fn webhook_secret_if_enabled(&self) -> Option<&Secret> {
-        self.webhook_secret.as_ref().filter(|s| !s.is_empty() && self.public_url.starts_with("https://"))
+        self.webhook_secret
+            .as_ref()
+            .filter(|s| !s.is_empty() && self.public_url.starts_with("https://"))
     }
 
     /// Payments in Telegram Stars when no provider token is configured.

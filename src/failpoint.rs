@@ -8,7 +8,11 @@ static ARMED: OnceLock<Option<String>> = OnceLock::new();
 
 /// Aborts the process here if this failpoint is armed.
 pub fn hit(name: &str) {
-    let armed = ARMED.get_or_init(|| std::env::var("GROUPBUY_FAILPOINT").ok().filter(|v| !v.is_empty()));
+    let armed = ARMED.get_or_init(|| {
+        std::env::var("GROUPBUY_FAILPOINT")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
     if armed.as_deref() == Some(name) {
         eprintln!("groupbuy: failpoint {name} reached; aborting");
         std::process::abort();

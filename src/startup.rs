@@ -70,17 +70,25 @@ impl App {
         let me = bot.get_me().await.context(
             "cannot reach the Telegram Bot API with this token (check GROUPBUY_TELEGRAM_TOKEN and GROUPBUY_TELEGRAM_API_URL)",
         )?;
-        bot.set_my_commands(menu()).await.context("registering the command menu")?;
+        bot.set_my_commands(menu())
+            .await
+            .context("registering the command menu")?;
         match config.webhook_secret_if_enabled() {
             Some(secret) => {
                 let url = format!("{}{}", config.public_url, crate::web::webhook::PATH);
-                let parsed = url::Url::parse(&url).context("GROUPBUY_PUBLIC_URL does not make a webhook URL")?;
-                bot.set_webhook(parsed).secret_token(secret.expose()).await.context("registering the webhook")?;
+                let parsed = url::Url::parse(&url)
+                    .context("GROUPBUY_PUBLIC_URL does not make a webhook URL")?;
+                bot.set_webhook(parsed)
+                    .secret_token(secret.expose())
+                    .await
+                    .context("registering the webhook")?;
                 tracing::info!(%url, "webhook mode");
             }
             None => {
                 // getUpdates refuses to work while a webhook is set.
-                bot.delete_webhook().await.context("switching to long polling")?;
+                bot.delete_webhook()
+                    .await
+                    .context("switching to long polling")?;
                 tracing::info!("long polling mode");
             }
         }
@@ -90,7 +98,13 @@ impl App {
         let username = me.username.clone().unwrap_or_default();
         tracing::info!(bot = %username, database = %store_kind(&config), "groupbuy is starting");
         let ctx = Ctx::new(store, Arc::new(config), clock, username);
-        Ok(Self { ctx, bot, me, mailer, http })
+        Ok(Self {
+            ctx,
+            bot,
+            me,
+            mailer,
+            http,
+        })
     }
 
     pub fn ctx(&self) -> &Ctx {
@@ -106,19 +120,35 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let ctx = self.ctx.clone();
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(OutboxWorker::new(ctx.clone(), self.bot.clone(), self.mailer.clone()).run(shutdown.clone())));
-        tasks.push(tokio::spawn(crate::workers::sweep::run(ctx.clone(), shutdown.clone())));
-        tasks.push(tokio::spawn(ingest::process(self.bot.clone(), self.me.clone(), ctx.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(
+            OutboxWorker::new(ctx.clone(), self.bot.clone(), self.mailer.clone())
+                .run(shutdown.clone()),
+        ));
+        tasks.push(tokio::spawn(crate::workers::sweep::run(
+            ctx.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(ingest::process(
+            self.bot.clone(),
+            self.me.clone(),
+            ctx.clone(),
+            shutdown.clone(),
+        )));
 
         let intake = ingest::Intake::new(self.bot.clone(), self.me.clone(), ctx.clone());
         let mut router = crate::web::router(ctx.clone());
         match ctx.config.webhook_secret_if_enabled() {
-            Some(secret) => router = router.merge(crate::web::webhook::router(intake, secret.clone())),
+            Some(secret) => {
+                router = router.merge(crate::web::webhook::router(intake, secret.clone()))
+            }
             None => tasks.push(tokio::spawn(ingest::poll(intake, shutdown.clone()))),
         }
         let mut web_stop = shutdown.clone();
-        let web = axum::serve(self.http, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { web_stop.wait().await });
+        let web = axum::serve(
+            self.http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { web_stop.wait().await });
         if let Err(e) = web.await {
             tracing::error!(error = %e, "the web server stopped with an error");
         }
@@ -131,5 +161,9 @@ impl App {
 }
 
 fn store_kind(config: &Config) -> &'static str {
-    if config.database_url.starts_with("sqlite:") { "sqlite" } else { "postgres" }
+    if config.database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    }
 }

@@ -213,7 +213,11 @@ pub async fn retry_now(conn: &mut Conn, id: i64, now: i64) -> Result<bool, sqlx:
 
 /// Notes that a send is about to start (cleared by every outcome).
 pub async fn mark_sending(conn: &mut Conn, id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET sending_since = $2 WHERE id = $1").bind(id).bind(now).execute(&mut *conn).await?;
+    sqlx::query("UPDATE outbox SET sending_since = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -46,7 +46,12 @@ pub struct Intake {
 
 impl Intake {
     pub fn new(bot: Bot, me: Me, ctx: Ctx) -> Self {
-        Self { bot, me, ctx, handler: Arc::new(super::schema()) }
+        Self {
+            bot,
+            me,
+            ctx,
+            handler: Arc::new(super::schema()),
+        }
     }
 
     /// Takes one update as received. A pre-checkout query is answered at once, even while a
@@ -56,7 +61,9 @@ impl Intake {
         let id = i64::from(update.id.0);
         if matches!(update.kind, UpdateKind::PreCheckoutQuery(_)) {
             let this = self.clone();
-            tokio::spawn(async move { handle(&this.bot, &this.me, &this.ctx, &this.handler, update).await });
+            tokio::spawn(async move {
+                handle(&this.bot, &this.me, &this.ctx, &this.handler, update).await
+            });
         }
         accept(&self.ctx, id, body).await
     }
@@ -154,7 +161,11 @@ async fn store_batch(intake: &Intake, updates: Vec<Update>) -> Result<Option<i32
 
 /// Which queue an update belongs to: its chat, or its sender.
 fn shard_of(u: &Update) -> usize {
-    let key = u.chat().map(|c| c.id.0).or_else(|| u.from().map(|f| i64::try_from(f.id.0).unwrap_or(0))).unwrap_or(0);
+    let key = u
+        .chat()
+        .map(|c| c.id.0)
+        .or_else(|| u.from().map(|f| i64::try_from(f.id.0).unwrap_or(0)))
+        .unwrap_or(0);
     usize::try_from(key.unsigned_abs() % SHARDS as u64).unwrap_or(0)
 }
 
@@ -167,7 +178,13 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
     for _ in 0..SHARDS {
         let (tx, rx) = tokio::sync::mpsc::channel::<(i64, Update)>(1_024);
         queues.push(tx);
-        let (bot, me, ctx, handler, shutdown) = (bot.clone(), me.clone(), ctx.clone(), handler.clone(), shutdown.clone());
+        let (bot, me, ctx, handler, shutdown) = (
+            bot.clone(),
+            me.clone(),
+            ctx.clone(),
+            handler.clone(),
+            shutdown.clone(),
+        );
         workers.push(tokio::spawn(shard(rx, bot, me, ctx, handler, shutdown)));
     }
     let mut stop = shutdown.clone();
@@ -222,7 +239,8 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
     }
 }
 
-type Handler = teloxide::dispatching::UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>>;
+type Handler =
+    teloxide::dispatching::UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>>;
 
 async fn shard(
     mut rx: tokio::sync::mpsc::Receiver<(i64, Update)>,

@@ -61,11 +61,7 @@ async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) ->
     Ok(())
 }
 
-pub async fn on_pre_checkout(
-    bot: Bot,
-    q: PreCheckoutQuery,
-    ctx: Ctx,
-) -> HandlerResult {
+pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> HandlerResult {
     let who = person(&q.from);
     let check = purchase::pre_checkout(
         &ctx,

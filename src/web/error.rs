@@ -126,10 +126,10 @@ impl IntoResponse for WebError {
             "<!doctype html><title>Error</title><p>Something went wrong.</p>".into()
         });
         let mut response = (self.status(), Html(html)).into_response();
-        if let WebError::SlowDown { retry_after } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let WebError::SlowDown { retry_after } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }

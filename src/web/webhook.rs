@@ -34,12 +34,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if !same(given, hook.secret.expose().as_bytes()) {
-        tracing::warn!(header_present = !given.is_empty(), "webhook call without the right secret refused");
+        tracing::warn!(
+            header_present = !given.is_empty(),
+            "webhook call without the right secret refused"
+        );
         return StatusCode::UNAUTHORIZED;
     }
-    let Ok(text) = std::str::from_utf8(&body) else { return StatusCode::BAD_REQUEST };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
     match hook.intake.take_raw(text).await {
         Ok(_) => StatusCode::OK,
         Err(IngestError::NotAnUpdate(e)) => {

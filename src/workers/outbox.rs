@@ -321,8 +321,14 @@ impl OutboxWorker {
         match recovered {
             Ok(0) => {}
             Ok(n) => {
-                self.ctx.metrics.outbox_ambiguous_total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(sends = n, "sends were in flight when the service stopped; they go out again and may arrive twice");
+                self.ctx
+                    .metrics
+                    .outbox_ambiguous_total
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    sends = n,
+                    "sends were in flight when the service stopped; they go out again and may arrive twice"
+                );
             }
             Err(e) => tracing::error!(error = %e, "could not check for interrupted sends"),
         }

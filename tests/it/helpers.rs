@@ -10,7 +10,6 @@ use groupbuy::shutdown::{self, Trigger};
 use groupbuy::startup::App;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -23,7 +22,8 @@ pub struct TestApp {
     pub smtp: SmtpSink,
     pub ctx: Ctx,
     pub clock: Clock,
-    pub db_path: PathBuf,
+    /// The database this app uses (an SQLite file in the temp dir, or a fresh PostgreSQL one).
+    pub db_url: String,
     /// Where the web side listens.
     pub http: std::net::SocketAddr,
     trigger: Option<Trigger>,
@@ -33,6 +33,7 @@ pub struct TestApp {
 
 #[derive(Clone)]
 pub struct Options {
+    pub db: crate::db::Db,
     pub policy: &'static str,
     pub extra_env: Vec<(&'static str, String)>,
     /// Leave out the example file's region bonus.
@@ -42,6 +43,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            db: crate::db::Db::from_env(),
             policy: "all_or_nothing",
             extra_env: vec![],
             no_region_bonus: false,
@@ -102,14 +104,9 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let db_path = dir.path().join("groupbuy.db");
+    let db_url = database_url(opts.db, dir.path()).await;
     let clock = Clock::system();
-    let config = config_for(
-        &fake,
-        &smtp,
-        &format!("sqlite://{}", db_path.display()),
-        &opts,
-    );
+    let config = config_for(&fake, &smtp, &db_url, &opts);
     let app = App::build(config, clock.clone()).await.expect("app builds");
     let ctx = app.ctx().clone();
     let http = app.http_addr().expect("bound");
@@ -120,11 +117,22 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         smtp,
         ctx,
         clock,
-        db_path,
+        db_url,
         http,
         trigger: Some(trigger),
         handle: Some(handle),
         _dir: dir,
+    }
+}
+
+/// A fresh database of the kind asked for.
+pub async fn database_url(db: crate::db::Db, dir: &std::path::Path) -> String {
+    match db {
+        crate::db::Db::Sqlite => {
+            crate::db::report_sqlite_only();
+            format!("sqlite://{}", dir.join("groupbuy.db").display())
+        }
+        crate::db::Db::Postgres => crate::db::fresh_postgres().await,
     }
 }
 
@@ -171,12 +179,7 @@ impl TestApp {
     /// Starts the service again on the same database, fake and SMTP sink (a restart).
     pub async fn restart(&mut self, opts: Options) {
         self.stop().await;
-        let config = config_for(
-            &self.fake,
-            &self.smtp,
-            &format!("sqlite://{}", self.db_path.display()),
-            &opts,
-        );
+        let config = config_for(&self.fake, &self.smtp, &self.db_url, &opts);
         let app = App::build(config, self.clock.clone())
             .await
             .expect("app builds again");

@@ -3,9 +3,11 @@
 
 mod bad_input;
 mod browser;
+mod db;
 mod helpers;
 mod reliability;
 mod scenarios;
+mod schema_parity;
 mod support;
 mod support_selftest;
 mod web;

@@ -16,12 +16,23 @@ fn organiser() -> TgUser {
 }
 
 fn buyer(i: i64) -> Person {
-    Person { id: 40_000 + i, username: None, first_name: format!("Buyer{i}") }
+    Person {
+        id: 40_000 + i,
+        username: None,
+        first_name: format!("Buyer{i}"),
+    }
 }
 
 /// Records a paid purchase for `p` straight through the use case (no chat round trip).
 async fn pay(ctx: &Ctx, update_id: i64, p: &Person, group_id: i64, charge: &str) -> Recorded {
-    let payload = Payload { group_id, buyer_id: p.id, price: 34_800, redeem: 0, sku: "camera".into() }.encode();
+    let payload = Payload {
+        group_id,
+        buyer_id: p.id,
+        price: 34_800,
+        redeem: 0,
+        sku: "camera".into(),
+    }
+    .encode();
     let payment = Payment {
         currency: "JPY".into(),
         total: 34_800,
@@ -38,45 +49,87 @@ async fn pay(ctx: &Ctx, update_id: i64, p: &Person, group_id: i64, charge: &str)
             post_code: "100".into(),
         }),
     };
-    purchase::record(ctx, update_id, p, &payment).await.expect("payment recorded")
+    purchase::record(ctx, update_id, p, &payment)
+        .await
+        .expect("payment recorded")
 }
 
 /// Makes `p` known to the bot (started it in private) with an email address.
 async fn known_with_email(ctx: &Ctx, p: &Person) {
-    groupbuy::app::access::touch(ctx, p, true).await.expect("touch");
+    groupbuy::app::access::touch(ctx, p, true)
+        .await
+        .expect("touch");
     let mut conn = ctx.store.read().await.expect("conn");
-    groupbuy::store::users::set_email(&mut conn, p.id, &format!("buyer{}@example.com", p.id)).await.expect("email");
+    groupbuy::store::users::set_email(&mut conn, p.id, &format!("buyer{}@example.com", p.id))
+        .await
+        .expect("email");
 }
 
 /// T-TG-11/12: webhook mode takes updates only with the right secret, answers fast, and a
 /// redelivered update changes nothing.
 #[tokio::test]
 async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
-    let app = spawn_app_with(Options { extra_env: vec![("GROUPBUY_WEBHOOK_SECRET", "s3cret-Token_1".into())], ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        extra_env: vec![("GROUPBUY_WEBHOOK_SECRET", "s3cret-Token_1".into())],
+        ..Default::default()
+    })
+    .await;
     let set = app.fake.calls_to("setWebhook");
     assert_eq!(set.len(), 1, "setWebhook called once");
-    assert_eq!(set[0].params["url"], json!("https://shop.example.com/telegram/webhook"));
+    assert_eq!(
+        set[0].params["url"],
+        json!("https://shop.example.com/telegram/webhook")
+    );
     assert_eq!(set[0].params["secret_token"], json!("s3cret-Token_1"));
     let url = format!("http://{}/telegram/webhook", app.http);
     let alice = TgUser::new(3002, "Alice").with_username("alice");
 
     let update = bot_api::text_message(&alice, "/help");
     for secret in [None, Some("wrong"), Some(""), Some("S3CRET-TOKEN_1")] {
-        let status = app.fake.post_to_webhook(&url, secret, update.clone()).await.expect("post");
+        let status = app
+            .fake
+            .post_to_webhook(&url, secret, update.clone())
+            .await
+            .expect("post");
         assert_eq!(status, 401, "secret {secret:?}");
     }
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM inbox").await, 0, "nothing stored without the secret");
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM inbox").await,
+        0,
+        "nothing stored without the secret"
+    );
 
     let mut with_id = update.clone();
     with_id["update_id"] = json!(777_001);
     let started = Instant::now();
-    assert_eq!(app.fake.post_to_webhook(&url, Some("s3cret-Token_1"), with_id.clone()).await.expect("post"), 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "answered without waiting for the handler");
+    assert_eq!(
+        app.fake
+            .post_to_webhook(&url, Some("s3cret-Token_1"), with_id.clone())
+            .await
+            .expect("post"),
+        200
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered without waiting for the handler"
+    );
     app.message_to(alice.id, "<b>groupbuy</b>").await;
-    assert_eq!(app.fake.post_to_webhook(&url, Some("s3cret-Token_1"), with_id).await.expect("post"), 200);
+    assert_eq!(
+        app.fake
+            .post_to_webhook(&url, Some("s3cret-Token_1"), with_id)
+            .await
+            .expect("post"),
+        200
+    );
 
     let client = reqwest::Client::new();
-    let bad = client.post(&url).header("X-Telegram-Bot-Api-Secret-Token", "s3cret-Token_1").body("{not json").send().await.expect("post");
+    let bad = client
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-Token_1")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
     assert_eq!(bad.status(), 400);
     let huge = client
         .post(&url)
@@ -90,7 +143,11 @@ async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     app.say(&alice, "/points"); // not delivered in webhook mode: getUpdates is never called
     app.outbox_drained().await;
     assert_eq!(app.fake.calls_to("getUpdates").len(), 0);
-    assert_eq!(app.messages_to(alice.id, "<b>groupbuy</b>"), 1, "the redelivered update had no second effect");
+    assert_eq!(
+        app.messages_to(alice.id, "<b>groupbuy</b>"),
+        1,
+        "the redelivered update had no second effect"
+    );
 }
 
 /// The same update delivered three times (T-PAY-02 for commands): one effect.
@@ -109,77 +166,158 @@ async fn the_same_update_three_times_has_one_effect() {
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM group_buys").await, 1);
     assert_eq!(app.messages_to(o.id, "Your group purchase is open"), 1);
     let metrics = app.ctx.metrics.render();
-    assert!(metrics.contains("groupbuy_updates_duplicate_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("groupbuy_updates_duplicate_total 2"),
+        "{metrics}"
+    );
 }
 
 /// T-PAY-05: 20 payments race for the last 10 seats of a 20-seat group. One settlement; the
 /// ten who were late are told their purchase does not count (and it still ships).
 #[tokio::test]
 async fn twenty_concurrent_payments_for_the_last_seats_settle_once() {
-    let app = spawn_app_with(Options { no_region_bonus: true, ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
     let key = app.new_group(&organiser(), "camera 20 7d").await;
     let group_id = app.sql_i64("SELECT id FROM group_buys").await;
     for i in 0..10 {
         let p = buyer(i);
-        groupbuy::app::access::touch(&app.ctx, &p, true).await.expect("touch");
+        groupbuy::app::access::touch(&app.ctx, &p, true)
+            .await
+            .expect("touch");
         pay(&app.ctx, 500_000 + i, &p, group_id, &format!("early-{i}")).await;
     }
-    let racers: Vec<TgUser> = (100..120).map(|i| TgUser::new(40_000 + i, &format!("Racer{i}"))).collect();
+    let racers: Vec<TgUser> = (100..120)
+        .map(|i| TgUser::new(40_000 + i, &format!("Racer{i}")))
+        .collect();
     for r in &racers {
-        let payload = Payload { group_id, buyer_id: r.id, price: 34_800, redeem: 0, sku: "camera".into() }.encode();
-        app.fake.inject(bot_api::successful_payment(r, "JPY", 34_800, &payload, &format!("race-{}", r.id), "prov", Some(tokyo())));
+        let payload = Payload {
+            group_id,
+            buyer_id: r.id,
+            price: 34_800,
+            redeem: 0,
+            sku: "camera".into(),
+        }
+        .encode();
+        app.fake.inject(bot_api::successful_payment(
+            r,
+            "JPY",
+            34_800,
+            &payload,
+            &format!("race-{}", r.id),
+            "prov",
+            Some(tokyo()),
+        ));
     }
     assert!(
-        app.fake.wait_until(|calls| racers.iter().all(|r| count_texts(calls, r.id, "payment received") == 1), WAIT).await,
+        app.fake
+            .wait_until(
+                |calls| racers
+                    .iter()
+                    .all(|r| count_texts(calls, r.id, "payment received") == 1),
+                WAIT
+            )
+            .await,
         "every racer got one receipt"
     );
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM purchases").await, 30, "every payment recorded");
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await, 20);
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM purchases").await,
+        30,
+        "every payment recorded"
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
+            .await,
+        20
+    );
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, 1);
     assert_eq!(app.sql_i64("SELECT buyers FROM settlements").await, 20);
-    let late = racers.iter().filter(|r| app.messages_to(r.id, "does not count toward group") == 1).count();
+    let late = racers
+        .iter()
+        .filter(|r| app.messages_to(r.id, "does not count toward group") == 1)
+        .count();
     assert_eq!(late, 10, "the ten late payers were told");
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM shipping_requests").await, 30, "every paid order ships");
-    app.message_to(organiser().id, &format!("Group <code>{key}</code> is settled")).await;
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM shipping_requests").await,
+        30,
+        "every paid order ships"
+    );
+    app.message_to(
+        organiser().id,
+        &format!("Group <code>{key}</code> is settled"),
+    )
+    .await;
 }
 
 /// T-TG-01: a burst of notices meets 429 retry_after=2: each is delivered exactly once, and
 /// the retry to each chat waits the two seconds.
 #[tokio::test]
 async fn a_429_burst_is_waited_out_and_every_notice_arrives_once() {
-    let app = spawn_app_with(Options { no_region_bonus: true, ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
     app.new_group(&organiser(), "camera 4 7d").await;
     let group_id = app.sql_i64("SELECT id FROM group_buys").await;
     let buyers: Vec<Person> = (200..204).map(buyer).collect();
     for (i, p) in buyers.iter().enumerate().take(3) {
-        groupbuy::app::access::touch(&app.ctx, p, true).await.expect("touch");
+        groupbuy::app::access::touch(&app.ctx, p, true)
+            .await
+            .expect("touch");
         pay(&app.ctx, 600_000 + i as i64, p, group_id, &format!("c{i}")).await;
     }
     app.outbox_drained().await;
-    groupbuy::app::access::touch(&app.ctx, &buyers[3], true).await.expect("touch");
-    app.fake.fail_next("sendMessage", 5, Fault::TooManyRequests { retry_after: 2 });
+    groupbuy::app::access::touch(&app.ctx, &buyers[3], true)
+        .await
+        .expect("touch");
+    app.fake
+        .fail_next("sendMessage", 5, Fault::TooManyRequests { retry_after: 2 });
     pay(&app.ctx, 600_010, &buyers[3], group_id, "c3").await; // fills the group: settles
     app.outbox_drained().await;
     let calls = app.fake.calls_to("sendMessage");
     let refused: Vec<_> = calls.iter().filter(|c| c.failed).collect();
     assert_eq!(refused.len(), 5, "the fake refused five sends");
     for p in &buyers {
-        let ok: Vec<_> = calls.iter().filter(|c| !c.failed && c.chat_id() == Some(p.id) && c.text().is_some_and(|t| t.contains("points are yours"))).collect();
+        let ok: Vec<_> = calls
+            .iter()
+            .filter(|c| {
+                !c.failed
+                    && c.chat_id() == Some(p.id)
+                    && c.text().is_some_and(|t| t.contains("points are yours"))
+            })
+            .collect();
         assert_eq!(ok.len(), 1, "buyer {} got one notice", p.id);
         if let Some(first_429) = refused.iter().find(|c| c.chat_id() == Some(p.id)) {
-            let retry = calls.iter().find(|c| !c.failed && c.chat_id() == Some(p.id) && c.at > first_429.at).expect("retried");
-            assert!(retry.at.duration_since(first_429.at) >= Duration::from_millis(1_950), "retry_after honoured");
+            let retry = calls
+                .iter()
+                .find(|c| !c.failed && c.chat_id() == Some(p.id) && c.at > first_429.at)
+                .expect("retried");
+            assert!(
+                retry.at.duration_since(first_429.at) >= Duration::from_millis(1_950),
+                "retry_after honoured"
+            );
         }
     }
     let metrics = app.ctx.metrics.render();
-    assert!(metrics.contains("groupbuy_telegram_429_total 5"), "{metrics}");
+    assert!(
+        metrics.contains("groupbuy_telegram_429_total 5"),
+        "{metrics}"
+    );
 }
 
 /// T-MAIL-01 (scaled): the SMTP server is down while a 50-buyer group settles, then comes
 /// back: all 50 notices and 50 shipping requests arrive, once each.
 #[tokio::test]
 async fn smtp_down_during_settlement_then_every_email_arrives_once() {
-    let app = spawn_app_with(Options { no_region_bonus: true, ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
     app.new_group(&organiser(), "camera 50 7d").await;
     let group_id = app.sql_i64("SELECT id FROM group_buys").await;
     app.smtp.set_down(true);
@@ -191,18 +329,26 @@ async fn smtp_down_during_settlement_then_every_email_arrives_once() {
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, 1);
     // Let the worker fail on the mail at least once while the server is down.
     let deadline = Instant::now() + WAIT;
-    while app.sql_i64("SELECT COUNT(*) FROM outbox WHERE channel = 'email' AND attempts > 0").await == 0 {
+    while app
+        .sql_i64("SELECT COUNT(*) FROM outbox WHERE channel = 'email' AND attempts > 0")
+        .await
+        == 0
+    {
         assert!(Instant::now() < deadline, "mail was never attempted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(app.smtp.messages().is_empty());
     app.smtp.set_down(false);
     app.advance(3_700);
-    assert!(app.smtp.wait_for_count(100, Duration::from_secs(60)).await, "100 emails after the server returned");
+    assert!(
+        app.smtp.wait_for_count(100, Duration::from_secs(60)).await,
+        "100 emails after the server returned"
+    );
     app.outbox_drained().await;
     let mails = app.smtp.messages();
     assert_eq!(mails.len(), 100);
-    let ids: std::collections::HashSet<String> = mails.iter().filter_map(|m| m.message_id()).collect();
+    let ids: std::collections::HashSet<String> =
+        mails.iter().filter_map(|m| m.message_id()).collect();
     assert_eq!(ids.len(), 100, "no duplicate Message-ID");
     for i in 0..50 {
         let to = format!("buyer{}@example.com", buyer(300 + i).id);
@@ -218,14 +364,17 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(fake: &FakeBotApi, smtp: &SmtpSink, db: &std::path::Path, failpoint: Option<&str>) -> Self {
+    fn start(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, failpoint: Option<&str>) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_groupbuy"));
         cmd.arg("--config")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/groupbuy.example.toml"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/groupbuy.example.toml"
+            ))
             .arg("serve")
             .env("GROUPBUY_TELEGRAM_TOKEN", fake.token())
             .env("GROUPBUY_TELEGRAM_API_URL", fake.api_url().to_string())
-            .env("GROUPBUY_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("GROUPBUY_DATABASE_URL", db_url)
             .env("GROUPBUY_SMTP_URL", smtp.url())
             .env("GROUPBUY_MAIL_FROM", "groupbuy <shop@example.com>")
             .env("GROUPBUY_FULFILMENT_EMAIL", "warehouse@example.com")
@@ -239,7 +388,9 @@ impl Serve {
             Some(f) => cmd.env("GROUPBUY_FAILPOINT", f),
             None => cmd.env_remove("GROUPBUY_FAILPOINT"),
         };
-        Serve { child: cmd.spawn().expect("groupbuy serve starts") }
+        Serve {
+            child: cmd.spawn().expect("groupbuy serve starts"),
+        }
     }
 
     fn kill9(&mut self) {
@@ -287,61 +438,130 @@ async fn kill_during_settlement_of_200_members_then_restart() {
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("groupbuy.db");
+    let db = database_url(crate::db::Db::from_env(), dir.path()).await;
 
-    // Seed 199 paid members through the library on the same database file.
-    let config = config_for(&fake, &smtp, &format!("sqlite://{}", db.display()), &Options { no_region_bonus: true, ..Default::default() });
+    // Seed 199 paid members through the library on the same database.
+    let config = config_for(
+        &fake,
+        &smtp,
+        &db,
+        &Options {
+            no_region_bonus: true,
+            ..Default::default()
+        },
+    );
     let clock = groupbuy::clock::Clock::system();
-    let store = groupbuy::startup::open_store(&config, &clock).await.expect("store");
-    let ctx = Ctx::new(store, std::sync::Arc::new(config), clock, "groupbuy_test_bot");
-    let org = Person { id: 3001, username: Some("olga_org".into()), first_name: "Olga".into() };
-    groupbuy::app::new_group::create(&ctx, 900_000, &org, org.id, &format!("camera {N} 7d")).await.expect("group");
+    let store = groupbuy::startup::open_store(&config, &clock)
+        .await
+        .expect("store");
+    let ctx = Ctx::new(
+        store,
+        std::sync::Arc::new(config),
+        clock,
+        "groupbuy_test_bot",
+    );
+    let org = Person {
+        id: 3001,
+        username: Some("olga_org".into()),
+        first_name: "Olga".into(),
+    };
+    groupbuy::app::new_group::create(&ctx, 900_000, &org, org.id, &format!("camera {N} 7d"))
+        .await
+        .expect("group");
     let group_id = 1;
     for i in 0..N - 1 {
         let p = buyer(1_000 + i);
         if i % 2 == 0 {
             known_with_email(&ctx, &p).await;
         } else {
-            groupbuy::app::access::touch(&ctx, &p, true).await.expect("touch");
+            groupbuy::app::access::touch(&ctx, &p, true)
+                .await
+                .expect("touch");
         }
         pay(&ctx, 900_001 + i, &p, group_id, &format!("k{i}")).await;
     }
-    sqlx::query("UPDATE outbox SET status = 'sent'").execute(ctx.store.pool()).await.expect("receipts count as sent");
+    sqlx::query("UPDATE outbox SET status = 'sent'")
+        .execute(ctx.store.pool())
+        .await
+        .expect("receipts count as sent");
     let last = TgUser::new(buyer(1_000 + N - 1).id, "Last");
-    let payload = Payload { group_id, buyer_id: last.id, price: 34_800, redeem: 0, sku: "camera".into() }.encode();
+    let payload = Payload {
+        group_id,
+        buyer_id: last.id,
+        price: 34_800,
+        redeem: 0,
+        sku: "camera".into(),
+    }
+    .encode();
 
     // 1. Killed inside the settlement transaction.
     let mut serve = Serve::start(&fake, &smtp, &db, Some("settle_before_commit"));
-    fake.inject(bot_api::successful_payment(&last, "JPY", 34_800, &payload, "k-last", "prov", Some(tokyo())));
+    fake.inject(bot_api::successful_payment(
+        &last,
+        "JPY",
+        34_800,
+        &payload,
+        "k-last",
+        "prov",
+        Some(tokyo()),
+    ));
     let status = serve.wait_exit(Duration::from_secs(60)).await;
     assert!(!status.success(), "aborted at the failpoint: {status:?}");
     let count = |sql: &'static str| {
         let pool = ctx.store.pool().clone();
         async move {
             use sqlx::Row;
-            sqlx::query(sql).fetch_one(&pool).await.expect("query").try_get::<i64, _>(0).expect("int")
+            sqlx::query(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("query")
+                .try_get::<i64, _>(0)
+                .expect("int")
         }
     };
-    assert_eq!(count("SELECT COUNT(*) FROM settlements").await, 0, "the aborted transaction left nothing");
-    assert_eq!(count("SELECT COUNT(*) FROM purchases").await, N - 1, "the last payment rolled back with it");
-    assert_eq!(count("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL").await, 1, "the update waits in the inbox");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM settlements").await,
+        0,
+        "the aborted transaction left nothing"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM purchases").await,
+        N - 1,
+        "the last payment rolled back with it"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL").await,
+        1,
+        "the update waits in the inbox"
+    );
 
     // 2. Restarted: the pending update is handled, the group settles; killed mid-delivery.
     let mut serve = Serve::start(&fake, &smtp, &db, None);
     let deadline = Instant::now() + Duration::from_secs(60);
     while notices_per_chat(&fake).len() < 40 {
-        assert!(Instant::now() < deadline, "notices did not start: {:?}", fake.sent_texts_to(last.id));
+        assert!(
+            Instant::now() < deadline,
+            "notices did not start: {:?}",
+            fake.sent_texts_to(last.id)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     serve.kill9();
     let delivered_before_kill = notices_per_chat(&fake).len();
-    assert!(delivered_before_kill < N as usize, "killed before all notices went out");
+    assert!(
+        delivered_before_kill < N as usize,
+        "killed before all notices went out"
+    );
 
     // 3. Restarted again: the rest goes out.
     let _serve = Serve::start(&fake, &smtp, &db, None);
     let deadline = Instant::now() + Duration::from_secs(90);
     let all_out = loop {
-        let mails = smtp.messages().iter().filter(|m| m.subject().is_some_and(|s| s.contains("points back"))).count();
+        let mails = smtp
+            .messages()
+            .iter()
+            .filter(|m| m.subject().is_some_and(|s| s.contains("points back")))
+            .count();
         if notices_per_chat(&fake).len() == N as usize && mails >= (N / 2) as usize {
             break true;
         }
@@ -350,21 +570,54 @@ async fn kill_during_settlement_of_200_members_then_restart() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(all_out, "every notice delivered: {} of {N}", notices_per_chat(&fake).len());
+    assert!(
+        all_out,
+        "every notice delivered: {} of {N}",
+        notices_per_chat(&fake).len()
+    );
     assert_eq!(count("SELECT COUNT(*) FROM settlements").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM purchases").await, N);
-    assert_eq!(count("SELECT COUNT(DISTINCT user_id) FROM ledger WHERE txn LIKE 'settle:%' AND amount < 0").await, N);
-    assert_eq!(count("SELECT COUNT(*) FROM ledger WHERE txn LIKE 'settle:%' AND amount < 0").await, N, "one credit each");
-    assert_eq!(count("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger").await, 0);
+    assert_eq!(
+        count(
+            "SELECT COUNT(DISTINCT user_id) FROM ledger WHERE txn LIKE 'settle:%' AND amount < 0"
+        )
+        .await,
+        N
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM ledger WHERE txn LIKE 'settle:%' AND amount < 0").await,
+        N,
+        "one credit each"
+    );
+    assert_eq!(
+        count("SELECT CAST(SUM(amount) AS BIGINT) FROM ledger").await,
+        0
+    );
     let dup_tg: usize = notices_per_chat(&fake).values().map(|n| n - 1).sum();
-    let notice_mails: Vec<_> = smtp.messages().into_iter().filter(|m| m.subject().is_some_and(|s| s.contains("points back"))).collect();
-    let unique_mails: std::collections::HashSet<String> = notice_mails.iter().filter_map(|m| m.message_id()).collect();
-    assert_eq!(unique_mails.len(), (N / 2) as usize, "every email buyer got the notice");
+    let notice_mails: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.subject().is_some_and(|s| s.contains("points back")))
+        .collect();
+    let unique_mails: std::collections::HashSet<String> =
+        notice_mails.iter().filter_map(|m| m.message_id()).collect();
+    assert_eq!(
+        unique_mails.len(),
+        (N / 2) as usize,
+        "every email buyer got the notice"
+    );
     let dup_mail = notice_mails.len() - unique_mails.len();
     // The worker sends one row at a time: at most one send was in flight at the kill.
-    assert!(dup_tg + dup_mail <= 1, "duplicates: {dup_tg} by bot, {dup_mail} by email");
-    let flagged = count("SELECT COUNT(*) FROM outbox WHERE last_error LIKE 'in flight at a crash%'").await;
-    assert!(flagged as usize >= dup_tg + dup_mail, "every duplicate was counted: {flagged} flagged");
+    assert!(
+        dup_tg + dup_mail <= 1,
+        "duplicates: {dup_tg} by bot, {dup_mail} by email"
+    );
+    let flagged =
+        count("SELECT COUNT(*) FROM outbox WHERE last_error LIKE 'in flight at a crash%'").await;
+    assert!(
+        flagged as usize >= dup_tg + dup_mail,
+        "every duplicate was counted: {flagged} flagged"
+    );
     assert!(flagged <= 1, "one send in flight at most: {flagged}");
     eprintln!(
         "kill test: {N} members, 1 settlement, {N} credits, {} bot notices ({dup_tg} duplicate), {} notice emails ({dup_mail} duplicate), {flagged} send(s) counted as in flight at the kill, {delivered_before_kill} notices out before the kill",
@@ -377,11 +630,21 @@ async fn kill_during_settlement_of_200_members_then_restart() {
 /// group settles exactly once and each buyer is credited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_and_final_purchase_race_settles_once() {
-    let app = spawn_app_with(Options { no_region_bonus: true, ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
     const ROUNDS: i64 = 30;
     for r in 0..ROUNDS {
-        let org = Person { id: 3001, username: Some("olga_org".into()), first_name: "Olga".into() };
-        groupbuy::app::new_group::create(&app.ctx, 800_000 + r * 10, &org, org.id, "camera 2 7d").await.expect("group");
+        let org = Person {
+            id: 3001,
+            username: Some("olga_org".into()),
+            first_name: "Olga".into(),
+        };
+        groupbuy::app::new_group::create(&app.ctx, 800_000 + r * 10, &org, org.id, "camera 2 7d")
+            .await
+            .expect("group");
         let group_id = app.sql_i64("SELECT MAX(id) FROM group_buys").await;
         let (a, b) = (buyer(5_000 + r * 2), buyer(5_001 + r * 2));
         pay(&app.ctx, 800_001 + r * 10, &a, group_id, &format!("r{r}a")).await;
@@ -389,12 +652,26 @@ async fn sweep_and_final_purchase_race_settles_once() {
         let sweeper = tokio::spawn(async move { groupbuy::app::settle::sweep(&ctx).await });
         let recorded = pay(&app.ctx, 800_002 + r * 10, &b, group_id, &format!("r{r}b")).await;
         let swept = sweeper.await.expect("join").expect("sweep");
-        assert!(matches!(recorded, Recorded::New { flag: None, .. }), "round {r}: {recorded:?}");
+        assert!(
+            matches!(recorded, Recorded::New { flag: None, .. }),
+            "round {r}: {recorded:?}"
+        );
         assert!(swept <= 1);
     }
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, ROUNDS);
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM ledger WHERE txn LIKE 'settle:%' AND amount < 0").await, ROUNDS * 2);
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'summary:%'").await, ROUNDS);
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM settlements").await,
+        ROUNDS
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM ledger WHERE txn LIKE 'settle:%' AND amount < 0")
+            .await,
+        ROUNDS * 2
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'summary:%'")
+            .await,
+        ROUNDS
+    );
 }
 
 /// T-TG-10 and issue [reliability] 6: SIGTERM stops taking updates, finishes the work in
@@ -404,22 +681,39 @@ async fn sigterm_shuts_down_cleanly_and_confirms_the_offset() {
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut serve = Serve::start(&fake, &smtp, &dir.path().join("groupbuy.db"), None);
+    let db = database_url(crate::db::Db::from_env(), dir.path()).await;
+    let mut serve = Serve::start(&fake, &smtp, &db, None);
     let alice = TgUser::new(3100, "Alice");
     let id = fake.inject(bot_api::text_message(&alice, "/help"));
     assert!(
-        fake.wait_for_call(|c| c.method == "sendMessage" && c.chat_id() == Some(alice.id), Duration::from_secs(60)).await.is_some(),
+        fake.wait_for_call(
+            |c| c.method == "sendMessage" && c.chat_id() == Some(alice.id),
+            Duration::from_secs(60)
+        )
+        .await
+        .is_some(),
         "the bot answered"
     );
     let pid = serve.child.id().to_string();
     let started = Instant::now();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
     assert!(status.success());
     let exit = serve.wait_exit(Duration::from_secs(15)).await;
     assert!(exit.success(), "clean exit: {exit:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
-    let confirmed = fake.calls_to("getUpdates").iter().filter_map(|c| c.params["offset"].as_i64()).max().unwrap_or(0);
-    assert!(confirmed > id, "the final getUpdates confirmed update {id} (offset {confirmed})");
+    let confirmed = fake
+        .calls_to("getUpdates")
+        .iter()
+        .filter_map(|c| c.params["offset"].as_i64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        confirmed > id,
+        "the final getUpdates confirmed update {id} (offset {confirmed})"
+    );
     assert_eq!(fake.pending_updates(), 0);
 }
 
@@ -429,17 +723,24 @@ async fn sigterm_shuts_down_cleanly_and_confirms_the_offset() {
 async fn a_permanent_smtp_refusal_is_a_dead_letter_the_operator_can_retry() {
     let app = spawn_app().await;
     app.smtp.reject_rcpt_next(1, 550, "5.1.1 no such user");
-    app.new_group(&organiser(), "camera 3 nobody@example.com").await;
+    app.new_group(&organiser(), "camera 3 nobody@example.com")
+        .await;
     let deadline = Instant::now() + WAIT;
-    while app.sql_i64("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").await == 0 {
+    while app
+        .sql_i64("SELECT COUNT(*) FROM outbox WHERE status = 'dead'")
+        .await
+        == 0
+    {
         assert!(Instant::now() < deadline, "no dead letter");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let id = app.sql_i64("SELECT id FROM outbox WHERE status = 'dead'").await;
+    let id = app
+        .sql_i64("SELECT id FROM outbox WHERE status = 'dead'")
+        .await;
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_groupbuy"))
             .args(args)
-            .env("GROUPBUY_DATABASE_URL", format!("sqlite://{}", app.db_path.display()))
+            .env("GROUPBUY_DATABASE_URL", &app.db_url)
             .env("RUST_LOG", "warn")
             .output()
             .expect("groupbuy runs")
@@ -447,14 +748,27 @@ async fn a_permanent_smtp_refusal_is_a_dead_letter_the_operator_can_retry() {
     let listed = cli(&["outbox"]);
     let text = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(listed.status.success());
-    assert!(text.contains(&format!("{id}\tdead\temail:nobody@example.com")) && text.contains("no such user"), "{text}");
+    assert!(
+        text.contains(&format!("{id}\tdead\temail:nobody@example.com"))
+            && text.contains("no such user"),
+        "{text}"
+    );
     let retried = cli(&["outbox", "retry", &id.to_string()]);
-    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
     app.ctx.outbox_wake.notify_one();
-    assert!(app.smtp.wait_for_count(1, WAIT).await, "sent again after the retry");
+    assert!(
+        app.smtp.wait_for_count(1, WAIT).await,
+        "sent again after the retry"
+    );
     let missing = cli(&["outbox", "retry", "999999"]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no unsent outbox row with id 999999"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no unsent outbox row with id 999999")
+    );
 }
 
 /// Update ids are not always increasing (Bot API: random after a week of silence): an
@@ -463,9 +777,11 @@ async fn a_permanent_smtp_refusal_is_a_dead_letter_the_operator_can_retry() {
 async fn a_lower_update_id_is_still_handled() {
     let app = spawn_app().await;
     let alice = TgUser::new(3200, "Alice");
-    app.fake.inject_raw_with_id(50_000, bot_api::text_message(&alice, "/help"));
+    app.fake
+        .inject_raw_with_id(50_000, bot_api::text_message(&alice, "/help"));
     app.message_to(alice.id, "<b>groupbuy</b>").await;
-    app.fake.inject_raw_with_id(17, bot_api::text_message(&alice, "/points"));
+    app.fake
+        .inject_raw_with_id(17, bot_api::text_message(&alice, "/points"));
     app.message_to(alice.id, "Your points").await;
 }
 
@@ -480,7 +796,8 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
     let payload = invoice.str_param("payload").expect("payload").to_string();
     let lock = app.ctx.store.write().await.expect("write lock");
     let started = Instant::now();
-    app.pre_checkout(&alice, "JPY", 34_800, &payload, true).await;
+    app.pre_checkout(&alice, "JPY", 34_800, &payload, true)
+        .await;
     let took = started.elapsed();
     drop(lock);
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
