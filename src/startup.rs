@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, products};
+use crate::store::{Store, instances, products};
 use crate::telegram::commands::Command;
 use crate::telegram::ingest;
 use crate::workers::outbox::OutboxWorker;
@@ -119,7 +119,12 @@ impl App {
     /// Runs everything until `shutdown` fires, then lets each part finish the work in hand.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let ctx = self.ctx.clone();
+        {
+            let mut conn = ctx.store.read().await?;
+            instances::register(&mut conn, ctx.store.backend(), &ctx.instance, ctx.now()).await?;
+        }
         let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(heartbeat(ctx.clone(), shutdown.clone())));
         tasks.push(tokio::spawn(
             OutboxWorker::new(ctx.clone(), self.bot.clone(), self.mailer.clone())
                 .run(shutdown.clone()),
@@ -141,7 +146,10 @@ impl App {
             Some(secret) => {
                 router = router.merge(crate::web::webhook::router(intake, secret.clone()))
             }
-            None => tasks.push(tokio::spawn(ingest::poll(intake, shutdown.clone()))),
+            None => tasks.push(tokio::spawn(ingest::poll_when_leader(
+                intake,
+                shutdown.clone(),
+            ))),
         }
         let mut web_stop = shutdown.clone();
         let web = axum::serve(
@@ -155,8 +163,35 @@ impl App {
         for t in tasks {
             let _ = t.await;
         }
+        if let Ok(mut conn) = ctx.store.read().await {
+            if let Err(e) = instances::retire(&mut conn, &ctx.instance).await {
+                tracing::warn!(error = %e, "could not release this instance's claims");
+            }
+        }
         tracing::info!("groupbuy stopped");
         Ok(())
+    }
+}
+
+/// Tells the other instances this one is alive (see `store::instances`).
+async fn heartbeat(ctx: Ctx, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(instances::HEARTBEAT_SECS)) => {}
+            _ = shutdown.wait() => return,
+        }
+        let beat = match ctx.store.read().await {
+            Ok(mut conn) => {
+                let now = ctx.now();
+                let r = instances::heartbeat(&mut conn, &ctx.instance, now).await;
+                let _ = instances::forget_dead(&mut conn, now).await;
+                r
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = beat {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
     }
 }
 

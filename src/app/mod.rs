@@ -43,6 +43,8 @@ pub struct Ctx {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Unknown-key attempts per client (web address or Telegram user), to slow guessing.
     pub key_guard: Arc<guard::KeyGuard>,
+    /// This process's id among the instances sharing the database (claims carry it).
+    pub instance: Arc<str>,
     /// Wakes the update processor after an update was stored in the inbox.
     pub inbox_wake: Arc<Notify>,
 }
@@ -108,6 +110,9 @@ impl Ctx {
             metrics: Arc::default(),
             key_guard,
             inbox_wake: Arc::new(Notify::new()),
+            instance: crate::domain::group_key::random_token(12)
+                .unwrap_or_else(|_| format!("pid{}", std::process::id()))
+                .into(),
         }
     }
 

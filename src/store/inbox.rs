@@ -1,6 +1,6 @@
 //! The inbox of Telegram updates: stored before they are acknowledged, handled from here.
 
-use super::Conn;
+use super::{Backend, Conn, instances};
 use sqlx::Row;
 
 /// Stores an update; false if this update id is already here (a redelivery).
@@ -21,17 +21,41 @@ pub async fn accept(
     Ok(done.rows_affected() == 1)
 }
 
-/// Updates not handled yet, in id order.
-pub async fn pending(conn: &mut Conn, limit: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT update_id, body FROM inbox WHERE handled_at IS NULL ORDER BY update_id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+/// Takes unhandled updates for this instance (free ones, its own, those of dead instances)
+/// in id order; run inside a write transaction.
+pub async fn claim(
+    conn: &mut Conn,
+    backend: Backend,
+    me: &str,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT update_id, body, claimed_by FROM inbox WHERE handled_at IS NULL AND {claimable}
+         ORDER BY update_id LIMIT $3{skip}",
+        claimable = instances::CLAIMABLE,
+        skip = instances::skip_locked(backend),
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(me)
+        .bind(instances::live_since(now))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: i64 = r.try_get(0)?;
+        let holder: Option<String> = r.try_get(2)?;
+        if holder.as_deref() != Some(me) {
+            sqlx::query("UPDATE inbox SET claimed_by = $2 WHERE update_id = $1")
+                .bind(id)
+                .bind(me)
+                .execute(&mut *conn)
+                .await?;
+        }
+        out.push((id, r.try_get(1)?));
+    }
+    Ok(out)
 }
 
 pub async fn mark_handled(conn: &mut Conn, update_id: i64, now: i64) -> Result<(), sqlx::Error> {

@@ -8,7 +8,9 @@
 
 pub mod groups;
 pub mod inbox;
+pub mod instances;
 pub mod ledger;
+pub mod locks;
 pub mod outbox;
 pub mod products;
 pub mod purchases;

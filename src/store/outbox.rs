@@ -1,7 +1,7 @@
 //! The outbox: messages and emails owed to people, enqueued in the same transaction as the
 //! change that causes them, delivered (at least once) by `workers::outbox`.
 
-use super::Conn;
+use super::{Backend, Conn, instances};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -139,7 +139,7 @@ pub async fn mark_sent(
     remote_id: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL WHERE id = $1")
+    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL WHERE id = $1")
         .bind(id)
         .bind(now)
         .bind(remote_id)
@@ -156,7 +156,7 @@ pub async fn retry_later(
     count_attempt: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4, sending_since = NULL
+        "UPDATE outbox SET next_attempt_at = $2, last_error = $3, attempts = attempts + $4, sending_since = NULL, claimed_by = NULL
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
@@ -170,7 +170,7 @@ pub async fn retry_later(
 
 pub async fn mark_dead(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1, sending_since = NULL WHERE id = $1",
+        "UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL WHERE id = $1",
     )
     .bind(id)
     .bind(error)
@@ -202,7 +202,8 @@ pub async fn count_by_status(conn: &mut Conn, status: &str) -> Result<i64, sqlx:
 /// or it was already sent.
 pub async fn retry_now(conn: &mut Conn, id: i64, now: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0 WHERE id = $1 AND status <> 'sent'",
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0, claimed_by = NULL, sending_since = NULL
+         WHERE id = $1 AND status <> 'sent'",
     )
     .bind(id)
     .bind(now)
@@ -221,15 +222,51 @@ pub async fn mark_sending(conn: &mut Conn, id: i64, now: i64) -> Result<(), sqlx
     Ok(())
 }
 
-/// Rows whose send was in flight when the process died: clears the mark and says so in
-/// `last_error`. Returns how many.
-pub async fn recover_in_flight(conn: &mut Conn) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE outbox SET sending_since = NULL,
-             last_error = 'in flight at a crash: sent again, may have arrived twice'
-         WHERE sending_since IS NOT NULL AND status = 'pending'",
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
+/// Takes due rows for this instance (free ones, its own, and those of dead instances),
+/// oldest first; run inside a write transaction. Rows a dead instance was sending are
+/// noted in `last_error` and counted: they may arrive twice. Returns (rows, that count).
+pub async fn claim(
+    conn: &mut Conn,
+    backend: Backend,
+    me: &str,
+    now: i64,
+    limit: i64,
+) -> Result<(Vec<OutboxRow>, u64), sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, claimed_by, sending_since FROM outbox
+         WHERE status = 'pending' AND next_attempt_at <= $3 AND {claimable}
+         ORDER BY next_attempt_at, id LIMIT $4{skip}",
+        claimable = instances::CLAIMABLE,
+        skip = instances::skip_locked(backend),
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(me)
+        .bind(instances::live_since(now))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut interrupted = 0;
+    for r in &rows {
+        let row = from_row(r)?;
+        let holder: Option<String> = r.try_get("claimed_by")?;
+        let sending: Option<i64> = r.try_get("sending_since")?;
+        if holder.as_deref() != Some(me) || sending.is_some() {
+            let crashed = sending.is_some();
+            interrupted += u64::from(crashed);
+            sqlx::query(
+                "UPDATE outbox SET claimed_by = $2, sending_since = NULL,
+                     last_error = CASE WHEN $3 = 1 THEN 'in flight at a crash: sent again, may have arrived twice' ELSE last_error END
+                 WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(me)
+            .bind(i64::from(crashed))
+            .execute(&mut *conn)
+            .await?;
+        }
+        out.push(row);
+    }
+    Ok((out, interrupted))
 }

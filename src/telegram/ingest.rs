@@ -14,7 +14,7 @@
 use crate::app::Ctx;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::store::inbox;
+use crate::store::{inbox, locks};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,8 +88,32 @@ pub async fn accept(ctx: &Ctx, update_id: i64, body: &str) -> Result<bool, sqlx:
     Ok(fresh)
 }
 
-/// Long polling: fetch, store, then confirm by asking from the next offset.
-pub async fn poll(intake: Intake, mut shutdown: Shutdown) {
+/// Long polling on one instance at a time: the instance holding the polling lock polls; the
+/// others try again every few seconds and take over when the holder dies.
+pub async fn poll_when_leader(intake: Intake, mut shutdown: Shutdown) {
+    loop {
+        match locks::try_take(&intake.ctx.store, locks::POLLING).await {
+            Ok(Some(mut held)) => {
+                tracing::info!(instance = %intake.ctx.instance, "this instance polls Telegram");
+                poll(intake.clone(), shutdown.clone(), &mut held).await;
+                held.release().await;
+            }
+            Ok(None) => tracing::debug!("another instance polls Telegram"),
+            Err(e) => tracing::warn!(error = %e, "could not ask for the polling lock"),
+        }
+        if shutdown.is_triggered() {
+            return;
+        }
+        pause(&mut shutdown, Duration::from_secs(5)).await;
+        if shutdown.is_triggered() {
+            return;
+        }
+    }
+}
+
+/// Long polling: fetch, store, then confirm by asking from the next offset. Returns at
+/// shutdown, or when the polling lock was lost.
+pub async fn poll(intake: Intake, mut shutdown: Shutdown, held: &mut locks::Held) {
     let bot = intake.bot.clone();
     let mut offset: Option<i32> = None;
     let mut failures: u32 = 0;
@@ -128,6 +152,10 @@ pub async fn poll(intake: Intake, mut shutdown: Shutdown) {
             Err(_) => tracing::warn!("getUpdates stalled past its timeout; polling again"),
         }
         if shutdown.is_triggered() {
+            break;
+        }
+        if !held.still_held().await {
+            tracing::warn!("lost the polling lock; stopping polling here");
             break;
         }
     }
@@ -169,6 +197,14 @@ fn shard_of(u: &Update) -> usize {
     usize::try_from(key.unsigned_abs() % SHARDS as u64).unwrap_or(0)
 }
 
+/// Takes the next unhandled updates for this instance.
+async fn claim(ctx: &Ctx) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let mut tx = ctx.store.write().await?;
+    let rows = inbox::claim(&mut tx, ctx.store.backend(), &ctx.instance, ctx.now(), 500).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// Handles pending inbox rows until shutdown; finishes the update in hand before stopping.
 pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
     let handler = Arc::new(super::schema());
@@ -192,10 +228,7 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
         if stop.is_triggered() {
             break;
         }
-        let rows = match ctx.store.read().await {
-            Ok(mut conn) => inbox::pending(&mut conn, 500).await,
-            Err(e) => Err(e),
-        };
+        let rows = claim(&ctx).await;
         let rows = rows.unwrap_or_else(|e| {
             tracing::error!(error = %e, "reading the inbox failed");
             Vec::new()

@@ -96,8 +96,27 @@ impl OutboxWorker {
     /// the rate limiter, how long until the earliest may go.
     pub async fn deliver_due(&mut self) -> Result<(usize, Option<Duration>), sqlx::Error> {
         let rows = {
-            let mut conn = self.ctx.store.read().await?;
-            outbox::due(&mut conn, self.ctx.now(), 200).await?
+            let mut tx = self.ctx.store.write().await?;
+            let (rows, interrupted) = outbox::claim(
+                &mut tx,
+                self.ctx.store.backend(),
+                &self.ctx.instance,
+                self.ctx.now(),
+                200,
+            )
+            .await?;
+            tx.commit().await?;
+            if interrupted > 0 {
+                self.ctx
+                    .metrics
+                    .outbox_ambiguous_total
+                    .fetch_add(interrupted, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    sends = interrupted,
+                    "sends were in flight when an instance died; they go out again and may arrive twice"
+                );
+            }
+            rows
         };
         let mut handled = 0;
         let mut wait: Option<u64> = None;
@@ -287,7 +306,6 @@ impl OutboxWorker {
     /// next send, or a commit pokes us.
     pub async fn run(mut self, mut shutdown: Shutdown) {
         let wake = self.ctx.outbox_wake.clone();
-        self.recover().await;
         loop {
             if shutdown.is_triggered() {
                 return;
@@ -309,28 +327,6 @@ impl OutboxWorker {
                 _ = wake.notified() => {}
                 _ = shutdown.wait() => return,
             }
-        }
-    }
-
-    /// Sends that were in flight when the last process died go out again; count them.
-    async fn recover(&self) {
-        let recovered = match self.ctx.store.read().await {
-            Ok(mut conn) => outbox::recover_in_flight(&mut conn).await,
-            Err(e) => Err(e),
-        };
-        match recovered {
-            Ok(0) => {}
-            Ok(n) => {
-                self.ctx
-                    .metrics
-                    .outbox_ambiguous_total
-                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(
-                    sends = n,
-                    "sends were in flight when the service stopped; they go out again and may arrive twice"
-                );
-            }
-            Err(e) => tracing::error!(error = %e, "could not check for interrupted sends"),
         }
     }
 

@@ -11,10 +11,19 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
     let wake = ctx.sweep_wake.clone();
     let interval = ctx.config.sweep_interval_secs;
     loop {
-        match sweep(&ctx).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(settled = n, "sweep settled expired groups"),
-            Err(e) => tracing::error!(error = %e, "settlement sweep failed"),
+        // One instance sweeps at a time (settlement itself is safe anyway: each group's
+        // status moves from open once, under its row lock).
+        match crate::store::locks::try_take(&ctx.store, crate::store::locks::SWEEP).await {
+            Ok(Some(held)) => {
+                match sweep(&ctx).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "sweep settled expired groups"),
+                    Err(e) => tracing::error!(error = %e, "settlement sweep failed"),
+                }
+                held.release().await;
+            }
+            Ok(None) => tracing::debug!("another instance is sweeping"),
+            Err(e) => tracing::warn!(error = %e, "could not ask for the sweep lock"),
         }
         prune_inbox(&ctx).await;
         let next = match ctx.store.read().await {
