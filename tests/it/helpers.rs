@@ -14,7 +14,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-pub const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Logs at `warn` (or `RUST_LOG`) into the test's captured output: shown only when a test
+/// fails, which is when the operator's view of what happened is wanted.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
 pub const EXAMPLE_TOML: &str = include_str!("../../groupbuy.example.toml");
 
 pub struct TestApp {
@@ -98,9 +109,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    if std::env::var_os("RUST_LOG").is_some() {
-        groupbuy::telemetry::init();
-    }
+    init_logs();
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     let dir = tempfile::tempdir().expect("temp dir");

@@ -5,6 +5,7 @@ mod bad_input;
 mod browser;
 mod db;
 mod helpers;
+mod instances;
 mod reliability;
 mod scenarios;
 mod schema_parity;
