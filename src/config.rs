@@ -57,6 +57,8 @@ pub struct Config {
     pub region_bonus: Option<RegionBonus>,
     pub shipping_fee: Money,
     pub sweep_interval_secs: u64,
+    /// Bot messages a second this instance may send (Telegram allows about 30 per bot).
+    pub telegram_rate_per_second: u32,
     /// Unknown or malformed keys a client may try per minute before being told to slow down.
     pub key_attempts_per_minute: u32,
     pub products: Vec<Product>,
@@ -117,6 +119,7 @@ struct FileConfig {
     max_head_count: Option<i64>,
     shipping_fee: Option<i64>,
     sweep_interval_secs: Option<i64>,
+    telegram_rate_per_second: Option<i64>,
     key_attempts_per_minute: Option<i64>,
     #[serde(default)]
     tiers: Vec<FileTier>,
@@ -361,6 +364,11 @@ impl Config {
             .ok()
             .filter(|s| *s >= 1)
             .ok_or_else(|| invalid("sweep_interval_secs", "it must be at least 1"))?;
+        let rate = int("telegram_rate_per_second", file.telegram_rate_per_second)?.unwrap_or(30);
+        let telegram_rate_per_second = u32::try_from(rate)
+            .ok()
+            .filter(|r| (1..=1_000).contains(r))
+            .ok_or_else(|| invalid("telegram_rate_per_second", "it must be between 1 and 1000"))?;
         let attempts = int("key_attempts_per_minute", file.key_attempts_per_minute)?.unwrap_or(10);
         let key_attempts_per_minute = u32::try_from(attempts)
             .ok()
@@ -435,6 +443,7 @@ impl Config {
             region_bonus,
             shipping_fee,
             sweep_interval_secs,
+            telegram_rate_per_second,
             key_attempts_per_minute,
             products,
         })
@@ -546,6 +555,7 @@ mod tests {
         assert!(
             err("", &[("GROUPBUY_KEY_LIFETIME_HOURS", "soon")]).contains("`key_lifetime_hours`")
         );
+        assert!(err("telegram_rate_per_second = 0", &[]).contains("`telegram_rate_per_second`"));
     }
 
     #[test]

@@ -56,9 +56,15 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(now: u64) -> Self {
-        // Evenly spaced (no burst), so no one-second window ever holds more than 30.
+        Self::with_rate(now, 30)
+    }
+
+    /// `per_second` is this instance's share of the bot's ~30 messages a second (with N
+    /// instances on one database, give each 30 / N).
+    pub fn with_rate(now: u64, per_second: u32) -> Self {
+        // Evenly spaced (no burst), so no one-second window ever holds more than the rate.
         Self {
-            global: Bucket::new(1.0, 30.0, now),
+            global: Bucket::new(1.0, f64::from(per_second.max(1)), now),
             chats: HashMap::new(),
         }
     }

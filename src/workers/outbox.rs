@@ -79,11 +79,12 @@ pub fn backoff_secs(attempts: i64) -> i64 {
 
 impl OutboxWorker {
     pub fn new(ctx: Ctx, bot: Bot, mailer: Mailer) -> Self {
+        let limiter = Limiter::with_rate(0, ctx.config.telegram_rate_per_second);
         Self {
             ctx,
             bot,
             mailer,
-            limiter: Limiter::new(0),
+            limiter,
             epoch: Instant::now(),
         }
     }
