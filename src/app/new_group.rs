@@ -346,6 +346,19 @@ pub async fn queue_prompt(
     Ok(())
 }
 
+/// Listed members per section; the rest are counted, so the confirmation stays within
+/// Telegram's 4,096 characters however many members were named.
+const LISTED: usize = 30;
+
+fn bullets(s: &mut String, names: &[String]) {
+    for n in names.iter().take(LISTED) {
+        bullet(s, &esc(n));
+    }
+    if names.len() > LISTED {
+        let _ = writeln!(s, "… and {} more", names.len() - LISTED);
+    }
+}
+
 fn created_message(
     ctx: &Ctx,
     g: &GroupRow,
@@ -369,18 +382,14 @@ fn created_message(
     let _ = writeln!(s, "Discount tiers: {}.", tier_line(&ctx.config.tiers));
     if !reached.is_empty() {
         let _ = writeln!(s, "\nInvited now:");
-        for r in reached {
-            bullet(&mut s, &esc(r));
-        }
+        bullets(&mut s, reached);
     }
     if !waiting.is_empty() {
         let _ = writeln!(
             s,
             "\nWill be asked as soon as they message me (bots cannot start chats) — send them the invitation link:"
         );
-        for w in waiting {
-            bullet(&mut s, &esc(w));
-        }
+        bullets(&mut s, waiting);
     }
     let open = g.head_count as usize - reached.len() - waiting.len();
     if open > 0 {

@@ -15,6 +15,10 @@ async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
         .ok_or(UserError::UnknownKey)?)
 }
 
+/// Buyers named in `/status`; 40 names of at most 40 characters stay far below Telegram's
+/// 4,096-character limit.
+const SHOWN_BUYERS: usize = 40;
+
 /// `/status [KEY]`: one group in detail, or the person's latest group.
 pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppResult<String> {
     let mut conn = ctx.store.read().await?;
@@ -82,12 +86,17 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
         group.organiser_id == person.id || bought.iter().any(|p| p.buyer_id == person.id);
     if is_insider && !bought.is_empty() {
         let _ = writeln!(s, "\nBuyers:");
-        for p in &bought {
+        // Telegram takes at most 4,096 characters: name the first ones, count the rest.
+        for p in bought.iter().take(SHOWN_BUYERS) {
             let name = users::get(&mut conn, p.buyer_id)
                 .await?
                 .map(|u| u.first_name)
                 .unwrap_or_default();
+            let name: String = name.chars().take(40).collect();
             bullet(&mut s, &esc(&name));
+        }
+        if bought.len() > SHOWN_BUYERS {
+            let _ = writeln!(s, "… and {} more", bought.len() - SHOWN_BUYERS);
         }
     }
     Ok(s.trim_end().to_string())
