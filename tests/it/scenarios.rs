@@ -465,8 +465,12 @@ async fn health_and_metrics_answer() {
 async fn long_member_lists_are_shortened() {
     let app = spawn_app().await;
     let members: Vec<String> = (0..60).map(|i| format!("member{i}@example.com")).collect();
-    let key = app.new_group(&bob(), &format!("camera 100 {}", members.join(" "))).await;
-    let confirmation = app.message_to(bob().id, "Your group purchase is open").await;
+    let key = app
+        .new_group(&bob(), &format!("camera 100 {}", members.join(" ")))
+        .await;
+    let confirmation = app
+        .message_to(bob().id, "Your group purchase is open")
+        .await;
     let text = confirmation.text().expect("text");
     assert!(text.contains("… and 30 more"), "{text}");
     assert!(text.chars().count() < 4_096);
@@ -478,6 +482,9 @@ async fn long_member_lists_are_shortened() {
     app.say(&bob(), &format!("/status {open}"));
     let status = app.message_to(bob().id, "Seats: 42 of 50 bought").await;
     let text = status.text().expect("text");
-    assert!(text.contains("… and 2 more") && text.chars().count() < 4_096, "{text}");
+    assert!(
+        text.contains("… and 2 more") && text.chars().count() < 4_096,
+        "{text}"
+    );
     assert!(!key.is_empty());
 }
