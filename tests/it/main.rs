@@ -2,6 +2,7 @@
 //! SMTP sink (SMTP on loopback).
 
 mod bad_input;
+mod cli;
 mod browser;
 mod db;
 mod helpers;

@@ -488,3 +488,58 @@ async fn long_member_lists_are_shortened() {
     );
     assert!(!key.is_empty());
 }
+
+/// Without a payment provider token, invoices are in Telegram Stars: currency XTR, one price
+/// line, no shipping address; the payment is recorded and ships like any other.
+#[tokio::test]
+async fn telegram_stars_invoices_have_one_price_and_no_shipping() {
+    let app = spawn_app_with(Options {
+        extra_env: vec![("GROUPBUY_PAYMENT_PROVIDER_TOKEN", String::new())],
+        ..Default::default()
+    })
+    .await;
+    let key = app.new_group(&bob(), "memory 2").await;
+    let invoice = app
+        .invoice_after(&alice(), &format!("s:{key}:memory"))
+        .await;
+    assert_eq!(invoice.params["currency"], json!("XTR"));
+    assert_eq!(
+        invoice.params["prices"],
+        json!([{"label": "Memory card", "amount": 6_780}])
+    );
+    assert!(
+        invoice.params.get("provider_token").is_none()
+            || invoice.params["provider_token"] == json!("")
+    );
+    assert!(invoice.params.get("need_shipping_address").is_none());
+    let payload = invoice.str_param("payload").expect("payload").to_string();
+    app.pre_checkout(&alice(), "XTR", 6_780, &payload, true)
+        .await;
+    app.fake.inject(crate::support::bot_api::successful_payment(
+        &alice(),
+        "XTR",
+        6_780,
+        &payload,
+        "stars-1",
+        "",
+        None,
+    ));
+    let receipt = app.message_to(alice().id, "payment received").await;
+    assert!(
+        receipt
+            .text()
+            .is_some_and(|t| t.contains("Paid: 6780 Stars")),
+        "{:?}",
+        receipt.text()
+    );
+    assert!(app.smtp.wait_for_count(1, WAIT).await);
+    let ship = app
+        .smtp
+        .mails_to("warehouse@example.com")
+        .pop()
+        .expect("shipping request");
+    assert!(
+        ship.text_body()
+            .is_some_and(|t| t.contains("Telegram Stars payment: no address"))
+    );
+}
