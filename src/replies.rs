@@ -20,6 +20,17 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// What a reply repeats of someone's input: at most 64 characters, so an error about a
+/// 4,000-character word still fits in Telegram's 4,096.
+pub fn short(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        s.chars().take(MAX).chain(std::iter::once('…')).collect()
+    }
+}
+
 /// "2026-11-24 09:00 UTC".
 pub fn when(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
@@ -103,6 +114,8 @@ pub enum UserError {
     PrivateOnly,
     #[error("too many unknown keys")]
     SlowDown,
+    #[error("invoice refused")]
+    InvoiceRefused,
     #[error("internal error")]
     Internal,
 }
@@ -116,30 +129,30 @@ impl UserError {
                 Members are @usernames, numeric Telegram ids or email addresses. The expiry is like 30m, 48h or 7d.".into(),
             UserError::UnknownProduct(q) => format!(
                 "I don't know a product called “{}”. Tap /help to see how to list the catalog, or use a product code such as <code>camera</code>.",
-                esc(q)
+                esc(&short(q))
             ),
             UserError::AmbiguousProduct { query, candidates } => format!(
                 "“{}” matches several products: {}. Please use the product code.",
-                esc(query),
+                esc(&short(query)),
                 candidates.iter().map(|c| format!("<code>{}</code>", esc(c))).collect::<Vec<_>>().join(", ")
             ),
             UserError::HeadCount { raw, min, max } => format!(
                 "The head count must be a whole number from {min} to {max}; “{}” is not.",
-                esc(raw)
+                esc(&short(raw))
             ),
             UserError::TooManyMembers { members, seats } => format!(
                 "You named {members} members for {seats} seats. Name at most {seats}, or raise the head count."
             ),
-            UserError::DuplicateMember(m) => format!("{} is named twice. Name each member once.", esc(m)),
-            UserError::BadMember(e) => format!("{}.", esc(&capitalise(&e.to_string()))),
+            UserError::DuplicateMember(m) => format!("{} is named twice. Name each member once.", esc(&short(m))),
+            UserError::BadMember(e) => format!("{}.", esc(&short(&capitalise(&e.to_string())))),
             UserError::BadExpiry(raw) => format!(
                 "“{}” is not an expiry I understand. Use minutes, hours or days, like 30m, 48h or 7d (at most 365d).",
-                esc(raw)
+                esc(&short(raw))
             ),
             UserError::KeyUsage(cmd) => format!("Please add the group key: <code>/{cmd} KEY</code>."),
             UserError::MalformedKey(raw) => format!(
                 "“{}” is not a group key. Keys are 18 letters and digits, like <code>7KQ2XM9PD4HB6TRWZC</code>.",
-                esc(raw)
+                esc(&short(raw))
             ),
             UserError::UnknownKey => "I can't find a group purchase with that key. Please check it with the person who invited you.".into(),
             UserError::Expired { key, at } => format!(
@@ -180,6 +193,7 @@ impl UserError {
             UserError::StaleButton => "That button belongs to an old message. Please use /buy again.".into(),
             UserError::PrivateOnly => "Let's do that in private: open a chat with me and send the command there.".into(),
             UserError::SlowDown => "That's a lot of keys I don't know in one minute. Please wait a minute, then check the key with the person who invited you.".into(),
+            UserError::InvoiceRefused => "Telegram did not accept the invoice for this purchase, so nothing was charged. Please try again in a minute, or write /paysupport.".into(),
             UserError::Internal => "Something went wrong on our side. Nothing was charged or lost; please try again in a minute.".into(),
         }
     }
@@ -228,6 +242,7 @@ impl UserError {
             UserError::StaleButton => "stale_button",
             UserError::PrivateOnly => "private_only",
             UserError::SlowDown => "slow_down",
+            UserError::InvoiceRefused => "invoice_refused",
             UserError::Internal => "internal",
         }
     }
@@ -292,6 +307,25 @@ mod tests {
         assert!(e.html().contains("&lt;script&gt;"));
         assert!(!e.html().contains("<script>"));
         assert!(e.plain().contains("<script>"));
+    }
+
+    #[test]
+    fn echoed_input_is_cut_short() {
+        let long = "x".repeat(5_000);
+        for e in [
+            UserError::UnknownProduct(long.clone()),
+            UserError::MalformedKey(long.clone()),
+            UserError::BadExpiry(long.clone()),
+            UserError::DuplicateMember(long.clone()),
+            UserError::HeadCount {
+                raw: long.clone(),
+                min: 2,
+                max: 10,
+            },
+        ] {
+            assert!(e.html().chars().count() < 400, "{e:?}");
+        }
+        assert_eq!(short("abc"), "abc");
     }
 
     #[test]

@@ -56,21 +56,26 @@ pub fn parse_words(args: &str) -> Result<Request, UserError> {
     })
 }
 
+/// Splits `48h` into `("48", 'h')`; `None` for an empty word. Safe for any Unicode input.
+fn number_and_unit(w: &str) -> Option<(&str, char)> {
+    let unit = w.chars().last()?;
+    Some((&w[..w.len() - unit.len_utf8()], unit))
+}
+
 fn looks_like_expiry(w: &str) -> bool {
-    let (num, unit) = w.split_at(w.len().saturating_sub(1));
-    !num.is_empty()
-        && num.bytes().all(|b| b.is_ascii_digit())
-        && unit.bytes().all(|b| b.is_ascii_alphabetic())
+    number_and_unit(w).is_some_and(|(num, unit)| {
+        !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && unit.is_alphabetic()
+    })
 }
 
 /// `30m`, `48h`, `7d` → seconds; 5 minutes to 365 days.
 pub fn parse_expiry(w: &str) -> Option<i64> {
-    let (num, unit) = w.split_at(w.len().checked_sub(1)?);
+    let (num, unit) = number_and_unit(w)?;
     let n: i64 = num.parse().ok()?;
     let secs = n.checked_mul(match unit {
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
         _ => return None,
     })?;
     (300..=365 * 86_400).contains(&secs).then_some(secs)
@@ -352,7 +357,7 @@ const LISTED: usize = 30;
 
 fn bullets(s: &mut String, names: &[String]) {
     for n in names.iter().take(LISTED) {
-        bullet(s, &esc(n));
+        bullet(s, &esc(&crate::replies::short(n)));
     }
     if names.len() > LISTED {
         let _ = writeln!(s, "… and {} more", names.len() - LISTED);
@@ -434,6 +439,15 @@ mod tests {
         assert_eq!(parse_expiry("1m"), None);
         assert_eq!(parse_expiry("366d"), None);
         assert_eq!(parse_expiry("5x"), None);
+        // Multi-byte words must not split inside a character.
+        assert_eq!(parse_expiry("3日"), None);
+        assert_eq!(parse_expiry("café"), None);
+        assert_eq!(parse_expiry(""), None);
+        assert!(parse_words("camera 3 café").is_ok());
+        assert_eq!(
+            parse_words("camera 3 3日").map(|r| r.expiry),
+            Ok(Some("3日".into()))
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! check, the shipping query, and recording a successful payment exactly once.
 
 use super::access::{ensure_open, open_group, product_of};
-use super::settle::settle_in;
+use super::settle::settle_group;
 use super::{AppError, AppResult, Ctx, Person, queue_email, queue_message};
 use crate::domain::{Product, RegionCode, Sku};
 use crate::keyboard::{Keyboard, Press, callback};
@@ -73,32 +73,42 @@ pub struct Payload {
     pub price: i64,
     pub redeem: i64,
     pub sku: String,
+    /// Makes each invoice's payload unique, so points held for one invoice are not taken
+    /// as held for another (empty for invoices that redeem nothing).
+    pub nonce: String,
 }
 
 impl Payload {
+    /// `v2:<group>:<buyer>:<price>:<redeem>:<nonce>:<sku>`.
     pub fn encode(&self) -> String {
         format!(
-            "v1:{}:{}:{}:{}:{}",
-            self.group_id, self.buyer_id, self.price, self.redeem, self.sku
+            "v2:{}:{}:{}:{}:{}:{}",
+            self.group_id, self.buyer_id, self.price, self.redeem, self.nonce, self.sku
         )
     }
 
     pub fn decode(s: &str) -> Option<Self> {
-        let mut p = s.splitn(6, ':');
-        (p.next()? == "v1").then_some(())?;
+        let mut p = s.splitn(7, ':');
+        (p.next()? == "v2").then_some(())?;
         Some(Self {
             group_id: p.next()?.parse().ok()?,
             buyer_id: p.next()?.parse().ok()?,
             price: p.next()?.parse().ok()?,
             redeem: p.next()?.parse().ok()?,
+            nonce: p.next().filter(|n| n.len() <= 16)?.to_string(),
             sku: p.next()?.to_string(),
         })
     }
 }
 
+/// How long points stay held for an invoice that passed its pre-checkout.
+const HOLD_SECS: i64 = 3_600;
+
 /// At least a tenth of the price is paid in money; points cover the rest at most.
 pub fn max_redeemable(price: i64, balance: i64) -> i64 {
-    balance.clamp(0, price - price / 10)
+    // Providers refuse a zero (or tiny) charge: at least a tenth, and at least one unit.
+    let keep = (price / 10).max(1);
+    balance.clamp(0, (price - keep).max(0))
 }
 
 /// Handles a buy-flow button.
@@ -206,12 +216,18 @@ fn invoice(
     redeem: i64,
 ) -> InvoiceSpec {
     let price = product.price.minor();
+    let nonce = if redeem > 0 {
+        crate::domain::group_key::random_token(8).unwrap_or_default()
+    } else {
+        String::new()
+    };
     let payload = Payload {
         group_id: group.id,
         buyer_id: person.id,
         price,
         redeem,
         sku: product.sku.to_string(),
+        nonce,
     };
     let stars = ctx.config.uses_stars();
     // One price line: Stars accept only one, and Telegram's amounts cannot be negative, so
@@ -276,10 +292,23 @@ pub async fn pre_checkout(
     {
         return Err(UserError::PriceChanged.into());
     }
-    let balance = ledger::balance(&mut conn, person.id).await?.value();
-    if p.redeem > balance {
-        return Err(UserError::NotEnoughPoints { balance }.into());
+    if p.redeem == 0 {
+        return Ok(());
     }
+    // Points are held for this invoice in a write transaction, so two invoices approved at
+    // the same time cannot spend the same points.
+    drop(conn);
+    let mut tx = ctx.store.write().await?;
+    let available = ledger::balance(&mut tx, person.id).await?.value()
+        - ledger::held_for_others(&mut tx, person.id, payload, now).await?;
+    if p.redeem > available {
+        return Err(UserError::NotEnoughPoints {
+            balance: available.max(0),
+        }
+        .into());
+    }
+    ledger::hold(&mut tx, payload, person.id, p.redeem, now + HOLD_SECS).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -448,6 +477,9 @@ pub async fn record(
         ],
     )
     .await?;
+    if p.redeem > 0 {
+        ledger::release_hold(&mut tx, &pay.payload).await?;
+    }
     if let Some(m) =
         groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await?
     {
@@ -492,15 +524,21 @@ pub async fn record(
         email,
     )
     .await?;
-    if flag.is_none() && bought >= group.head_count {
-        settled = settle_in(&mut tx, ctx, group.id).await?;
-    }
     tx.commit().await?;
     ctx.committed();
-    Metrics::inc(&ctx.metrics.purchases_total);
-    if settled {
-        Metrics::inc(&ctx.metrics.settlements_total);
+    // The N-th purchase settles the group, in a transaction of its own: the payment stays
+    // recorded whatever happens to the settlement, and a group left filled but open (a
+    // crash, an error) is settled by the sweep, which treats filled groups as due.
+    if flag.is_none() && bought >= group.head_count {
+        match settle_group(ctx, group.id).await {
+            Ok(done) => settled = done,
+            Err(e) => {
+                tracing::error!(group_id = group.id, error = %e, "settling a filled group failed; the sweep will retry");
+                ctx.sweep_wake.notify_one();
+            }
+        }
     }
+    Metrics::inc(&ctx.metrics.purchases_total);
     tracing::info!(
         purchase_id,
         group_id = group.id,
@@ -630,11 +668,17 @@ mod tests {
             price: i64::MAX,
             redeem: i64::MAX,
             sku: "x".repeat(32),
+            nonce: "ABCDEFGH".into(),
         };
-        assert!(p.encode().len() <= 128);
+        assert!(p.encode().len() <= 128, "{} bytes", p.encode().len());
         assert_eq!(Payload::decode(&p.encode()), Some(p));
+        assert_eq!(
+            Payload::decode("v2:1:2:3:4::camera").map(|p| p.sku),
+            Some("camera".into())
+        );
         assert_eq!(Payload::decode("v2:1:2:3:4:x"), None);
-        assert_eq!(Payload::decode("v1:1:2:x:4:x"), None);
+        assert_eq!(Payload::decode("v1:1:2:3:4:x"), None);
+        assert_eq!(Payload::decode("v2:1:2:x:4::x"), None);
     }
 
     #[test]
@@ -642,5 +686,7 @@ mod tests {
         assert_eq!(max_redeemable(34_800, 1_740), 1_740);
         assert_eq!(max_redeemable(6_780, 100_000), 6_102);
         assert_eq!(max_redeemable(6_780, -5), 0);
+        assert_eq!(max_redeemable(5, 100), 4);
+        assert_eq!(max_redeemable(1, 100), 0);
     }
 }

@@ -174,7 +174,12 @@ pub async fn cancel(
 ) -> AppResult<String> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
-    let group = group_by_typed_key(&mut tx, raw_key).await?;
+    let found = group_by_typed_key(&mut tx, raw_key).await?;
+    // Lock the group first (PostgreSQL), so a payment cannot slip in between the count of
+    // purchases below and the cancellation.
+    let group = groups::lock(&mut tx, ctx.store.backend(), found.id)
+        .await?
+        .ok_or(UserError::UnknownKey)?;
     if group.organiser_id != person.id {
         return Err(UserError::NotOrganiser.into());
     }

@@ -134,13 +134,16 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
         }
         let buyer = users::get(conn, credit.buyer_id).await?;
         let balance = ledger::balance(conn, credit.buyer_id).await?;
-        let reason = if outcome.filled {
-            String::new()
-        } else {
-            format!(
+        let reason = match (outcome.filled, group.policy) {
+            (true, _) => String::new(),
+            (false, crate::domain::Policy::AllOrNothing) => format!(
                 "The group did not fill before it expired ({} of {} bought), so under its all-or-nothing rule there is no discount.",
                 outcome.buyers, group.head_count
-            )
+            ),
+            (false, crate::domain::Policy::Partial) => format!(
+                "The group did not fill before it expired ({} of {} bought), and that many buyers reach no discount tier.",
+                outcome.buyers, group.head_count
+            ),
         };
         let notice = DiscountNotice {
             key: group.key.clone(),

@@ -17,12 +17,13 @@ impl RegionCode {
             return None;
         }
         let state = clean(state);
-        let area = if state.is_empty() {
+        let area: String = if state.is_empty() {
             clean(post_code).chars().take(3).collect()
         } else {
             state
         };
-        Some(Self(format!("{country}-{area}")))
+        // Without a state or post code there is no region to share.
+        (!area.is_empty()).then(|| Self(format!("{country}-{area}")))
     }
 
     /// Rebuilds a stored code.
@@ -35,10 +36,11 @@ impl RegionCode {
     }
 }
 
+/// Letters and digits of any script, upper-cased (`東京都` stays a region of its own).
 fn clean(s: &str) -> String {
     s.chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_uppercase())
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
         .collect()
 }
 
@@ -90,6 +92,11 @@ mod tests {
             Some("GB-SW1".into())
         );
         assert_eq!(RegionCode::from_address("", "Tokyo", "1"), None);
+        assert_eq!(
+            RegionCode::from_address("JP", "東京都", "").map(|r| r.0),
+            Some("JP-東京都".into())
+        );
+        assert_eq!(RegionCode::from_address("JP", "", ""), None);
     }
 
     #[test]

@@ -244,7 +244,7 @@ pub async fn unprompted_for(
 ) -> Result<Vec<MemberRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.prompted_at IS NULL
-            AND ((m.kind = 'user_id' AND m.value = $1) OR (m.kind = 'username' AND m.value = $2) OR m.user_id = $3)
+            AND (m.user_id = $3 OR (m.user_id IS NULL AND ((m.kind = 'user_id' AND m.value = $1) OR (m.kind = 'username' AND m.value = $2))))
             AND m.group_id IN (SELECT id FROM group_buys WHERE status = 'open' AND expires_at > $4)
          ORDER BY m.id"
     )))
@@ -279,7 +279,7 @@ pub async fn member_for_user(
 ) -> Result<Option<MemberRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {MEMBER_COLUMNS} FROM members WHERE group_id = $1
-            AND (user_id = $2 OR (kind = 'user_id' AND value = $3) OR (kind = 'username' AND value = $4))
+            AND (user_id = $2 OR (user_id IS NULL AND ((kind = 'user_id' AND value = $3) OR (kind = 'username' AND value = $4))))
          ORDER BY id LIMIT 1"
     )))
     .bind(group_id)

@@ -188,3 +188,63 @@ pub async fn settled_points(
     .try_get(0)?;
     Ok(-sum)
 }
+
+/// Points of a user held for invoices other than `payload` that may still be paid.
+pub async fn held_for_others(
+    conn: &mut Conn,
+    user_id: i64,
+    payload: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM point_holds
+         WHERE user_id = $1 AND payload <> $2 AND expires_at > $3",
+    )
+    .bind(user_id)
+    .bind(payload)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
+}
+
+/// Holds `amount` points of a user for the invoice `payload` until `expires_at`.
+pub async fn hold(
+    conn: &mut Conn,
+    payload: &str,
+    user_id: i64,
+    amount: i64,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO point_holds (payload, user_id, amount, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (payload) DO UPDATE SET amount = excluded.amount, expires_at = excluded.expires_at",
+    )
+    .bind(payload)
+    .bind(user_id)
+    .bind(amount)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The payment of `payload` consumed its hold (if any).
+pub async fn release_hold(conn: &mut Conn, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM point_holds WHERE payload = $1")
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets holds that lapsed.
+pub async fn prune_holds(conn: &mut Conn, now: i64) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM point_holds WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
+}

@@ -22,3 +22,15 @@ pub async fn claim(conn: &mut Conn, update_id: i64, now: i64) -> Result<bool, sq
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Forgets update ids claimed before `before`: after a week without updates Telegram may
+/// start ids afresh at a random value, which must not collide with old claims.
+pub async fn prune(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM processed_updates WHERE processed_at < $1")
+            .bind(before)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
+}

@@ -27,7 +27,12 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx) -> HandlerResult 
     };
     match step {
         Ok(Step::Message(html, kb)) => reply(&bot, chat, html, Some(kb)).await?,
-        Ok(Step::Invoice(spec)) => send_invoice(&bot, &ctx, chat, &spec).await?,
+        Ok(Step::Invoice(spec)) => {
+            if let Err(e) = send_invoice(&bot, &ctx, chat, &spec).await {
+                tracing::warn!(user = who.id, error = %e, payload = %spec.payload, "Telegram refused an invoice");
+                reply(&bot, chat, UserError::InvoiceRefused.html(), None).await?;
+            }
+        }
         Err(e) => reply_error(&bot, &ctx, chat, &who, "button", &e).await?,
     }
     Ok(())
@@ -129,7 +134,7 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx) -> HandlerResult 
     Ok(())
 }
 
-pub async fn on_successful_payment(bot: Bot, msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
+pub async fn on_successful_payment(msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
     let (Some(from), Some(sp)) = (msg.from.as_ref(), msg.successful_payment()) else {
         return Ok(());
     };
@@ -158,9 +163,10 @@ pub async fn on_successful_payment(bot: Bot, msg: Message, ctx: Ctx, upd: Update
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             }
             Err(e) => {
-                tracing::error!(charge = %pay.charge_id, error = %e, "PAYMENT NOT RECORDED: operator action needed");
-                reply(&bot, msg.chat.id, UserError::Internal.html(), None).await?;
-                return Ok(());
+                // The money was taken: never drop it. Failing here leaves the update pending
+                // in the inbox, and it is tried again until it is recorded.
+                tracing::error!(charge = %pay.charge_id, error = %e, "payment not recorded yet; it stays in the inbox and is retried");
+                return Err(Box::new(e));
             }
         }
     }

@@ -43,14 +43,24 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
     }
 }
 
-/// Handled updates are kept a week, long enough to recognise any redelivery.
+/// Handled updates (and the update ids use cases claimed) are kept a week, long enough to
+/// recognise any redelivery and short enough that ids Telegram starts afresh after a week
+/// of silence cannot collide; lapsed point holds go too.
 async fn prune_inbox(ctx: &Ctx) {
     const WEEK: i64 = 7 * 86_400;
+    let now = ctx.now();
     let result = match ctx.store.read().await {
-        Ok(mut conn) => crate::store::inbox::prune(&mut conn, ctx.now() - WEEK).await,
+        Ok(mut conn) => {
+            async {
+                crate::store::inbox::prune(&mut conn, now - WEEK).await?;
+                crate::store::updates::prune(&mut conn, now - WEEK).await?;
+                crate::store::ledger::prune_holds(&mut conn, now).await
+            }
+            .await
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        tracing::warn!(error = %e, "could not prune the inbox");
+        tracing::warn!(error = %e, "could not prune old updates and holds");
     }
 }

@@ -166,6 +166,7 @@ async fn three_instances_on_one_database_settle_every_group_once() {
                 price: 34_800,
                 redeem: 0,
                 sku: "camera".into(),
+                nonce: String::new(),
             }
             .encode();
             let mut u = bot_api::successful_payment(

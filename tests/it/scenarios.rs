@@ -543,3 +543,67 @@ async fn telegram_stars_invoices_have_one_price_and_no_shipping() {
             .is_some_and(|t| t.contains("Telegram Stars payment: no address"))
     );
 }
+
+/// The same points cannot pay for two invoices: the first pre-checkout holds them.
+#[tokio::test]
+async fn points_cannot_be_spent_twice() {
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
+    app.say(&alice(), "/start");
+    app.say(&dave(), "/start");
+    let key = app.new_group(&bob(), "camera 2 @alice 1234567").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    app.buy(&dave(), &key, "camera", tokyo()).await;
+    app.message_to(alice().id, "<b>1,044 points are yours.</b>")
+        .await;
+
+    let (one, two) = (
+        app.new_group(&bob(), "memory 3").await,
+        app.new_group(&bob(), "scanner 3").await,
+    );
+    let mut payloads = Vec::new();
+    for (group, sku) in [(&one, "memory"), (&two, "scanner")] {
+        app.press(&alice(), &format!("s:{group}:{sku}"));
+        let ask = app
+            .message_to(
+                alice().id,
+                &format!(
+                    "Use them on {}",
+                    if sku == "memory" {
+                        "Memory card"
+                    } else {
+                        "Photo scanner"
+                    }
+                ),
+            )
+            .await;
+        let use_points = ask
+            .callback_data()
+            .into_iter()
+            .find(|d| d.starts_with(&format!("p:{group}:1044:")))
+            .expect("use-points button");
+        let invoice = app.invoice_after(&alice(), &use_points).await;
+        let total: i64 = invoice.params["prices"][0]["amount"]
+            .as_i64()
+            .expect("amount");
+        payloads.push((
+            invoice.str_param("payload").expect("payload").to_string(),
+            total,
+        ));
+    }
+    app.pre_checkout(&alice(), "JPY", payloads[0].1, &payloads[0].0, true)
+        .await;
+    let refused = app
+        .pre_checkout(&alice(), "JPY", payloads[1].1, &payloads[1].0, false)
+        .await;
+    assert_eq!(
+        refused.params["error_message"],
+        json!(groupbuy::replies::UserError::NotEnoughPoints { balance: 0 }.plain())
+    );
+    // The same invoice asked again still passes: its own hold is not counted against it.
+    app.pre_checkout(&alice(), "JPY", payloads[0].1, &payloads[0].0, true)
+        .await;
+}
