@@ -77,15 +77,20 @@ impl Intake {
 
 /// Stores one update (as received) in the inbox. Returns false for a redelivery.
 pub async fn accept(ctx: &Ctx, update_id: i64, body: &str) -> Result<bool, sqlx::Error> {
-    let mut conn = ctx.store.read().await?;
+    let mut conn = ctx.store.writer().await?;
     let fresh = inbox::accept(&mut conn, update_id, body, ctx.now()).await?;
+    drop(conn);
+    accepted(ctx, update_id, fresh);
+    Ok(fresh)
+}
+
+fn accepted(ctx: &Ctx, update_id: i64, fresh: bool) {
     if fresh {
         ctx.inbox_wake.notify_one();
     } else {
         Metrics::inc(&ctx.metrics.updates_duplicate_total);
         tracing::info!(update_id, "duplicate update ignored");
     }
-    Ok(fresh)
 }
 
 /// Long polling on one instance at a time: the instance holding the polling lock polls; the
@@ -175,14 +180,34 @@ async fn pause(shutdown: &mut Shutdown, d: Duration) {
     }
 }
 
-/// Stores every update of a batch; returns the offset that confirms them.
+/// Stores every update of a batch in one transaction (one commit, not one per update);
+/// returns the offset that confirms them. Pre-checkout queries are answered on arrival.
 async fn store_batch(intake: &Intake, updates: Vec<Update>) -> Result<Option<i32>, sqlx::Error> {
     let mut next = None;
+    let mut rows = Vec::with_capacity(updates.len());
     for u in updates {
         let body = serde_json::to_string(&u).unwrap_or_default();
         let after = i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1);
-        intake.take(u, &body).await?;
         next = Some(next.map_or(after, |n: i32| n.max(after)));
+        let id = i64::from(u.id.0);
+        if matches!(u.kind, UpdateKind::PreCheckoutQuery(_)) {
+            let this = intake.clone();
+            tokio::spawn(async move {
+                handle(&this.bot, &this.me, &this.ctx, &this.handler, u).await;
+            });
+        }
+        rows.push((id, body));
+    }
+    let ctx = &intake.ctx;
+    let now = ctx.now();
+    let mut tx = ctx.store.write().await?;
+    let mut fresh = Vec::with_capacity(rows.len());
+    for (id, body) in &rows {
+        fresh.push(inbox::accept(&mut tx, *id, body, now).await?);
+    }
+    tx.commit().await?;
+    for ((id, _), f) in rows.iter().zip(fresh) {
+        accepted(ctx, *id, f);
     }
     Ok(next)
 }
@@ -211,18 +236,25 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let mut queues = Vec::with_capacity(SHARDS);
     let mut workers = Vec::with_capacity(SHARDS);
+    let (done, handled) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let marker = tokio::spawn(mark_handled(ctx.clone(), handled));
     for _ in 0..SHARDS {
         let (tx, rx) = tokio::sync::mpsc::channel::<(i64, Update)>(1_024);
+        let again = tx.clone();
         queues.push(tx);
-        let (bot, me, ctx, handler, shutdown) = (
+        let (bot, me, ctx, handler, shutdown, done) = (
             bot.clone(),
             me.clone(),
             ctx.clone(),
             handler.clone(),
             shutdown.clone(),
+            done.clone(),
         );
-        workers.push(tokio::spawn(shard(rx, bot, me, ctx, handler, shutdown)));
+        workers.push(tokio::spawn(shard(
+            rx, again, bot, me, ctx, handler, shutdown, done,
+        )));
     }
+    drop(done);
     let mut stop = shutdown.clone();
     loop {
         if stop.is_triggered() {
@@ -270,6 +302,29 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
     for w in workers {
         let _ = w.await;
     }
+    let _ = marker.await;
+}
+
+/// Marks handled updates in batches: whatever the shards finished while the last batch was
+/// being written goes in the next transaction (one commit for many updates). An update
+/// handled but not yet marked when the process dies is handled again on the next start,
+/// where the use case's own claim of its update id makes that a no-op.
+async fn mark_handled(ctx: Ctx, mut handled: tokio::sync::mpsc::UnboundedReceiver<i64>) {
+    let mut ids = Vec::new();
+    while handled.recv_many(&mut ids, 1_000).await > 0 {
+        let now = ctx.now();
+        let marked = async {
+            let mut tx = ctx.store.write().await?;
+            for id in &ids {
+                inbox::mark_handled(&mut tx, *id, now).await?;
+            }
+            tx.commit().await
+        };
+        if let Err(e) = marked.await {
+            tracing::error!(updates = ids.len(), error = %e, "could not mark updates handled; they will be handled again");
+        }
+        ids.clear();
+    }
 }
 
 type Handler =
@@ -277,38 +332,102 @@ type Handler =
 
 async fn shard(
     mut rx: tokio::sync::mpsc::Receiver<(i64, Update)>,
+    again: tokio::sync::mpsc::Sender<(i64, Update)>,
     bot: Bot,
     me: Me,
     ctx: Ctx,
     handler: Arc<Handler>,
     mut shutdown: Shutdown,
+    done: tokio::sync::mpsc::UnboundedSender<i64>,
 ) {
+    // Failed attempts per update still being retried.
+    let mut failures: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
     loop {
         let next = tokio::select! {
             n = rx.recv() => n,
             _ = shutdown.wait() => None,
         };
         let Some((id, update)) = next else { return };
-        handle(&bot, &me, &ctx, &handler, update).await;
-        finish(&ctx, id).await;
+        let payment = is_payment(&update);
+        // A task of its own, so a panic in one handler fails that update, not the shard.
+        let task = {
+            let (bot, me, ctx, handler, update) = (
+                bot.clone(),
+                me.clone(),
+                ctx.clone(),
+                handler.clone(),
+                update.clone(),
+            );
+            tokio::spawn(async move { handle(&bot, &me, &ctx, &handler, update).await })
+        };
+        let ok = task.await.unwrap_or_else(|e| {
+            tracing::error!(update_id = id, error = %e, "a handler panicked");
+            false
+        });
+        let tries = if ok {
+            0
+        } else {
+            failures.get(&id).copied().unwrap_or(0) + 1
+        };
+        // A payment is never given up (the money was taken); anything else after 3 tries.
+        if ok || (!payment && tries >= 3) {
+            failures.remove(&id);
+            if !ok {
+                tracing::error!(
+                    update_id = id,
+                    tries,
+                    "giving up on an update that keeps failing"
+                );
+            }
+            if done.send(id).is_err() {
+                finish(&ctx, id).await;
+            }
+            continue;
+        }
+        failures.insert(id, tries);
+        let wait = Duration::from_secs(2u64.saturating_pow(tries.min(6)));
+        tracing::warn!(
+            update_id = id,
+            tries,
+            wait_secs = wait.as_secs(),
+            payment,
+            "update failed; trying again later"
+        );
+        let again = again.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            // Closed at shutdown: the update then stays pending for the next start.
+            let _ = again.send((id, update)).await;
+        });
     }
 }
 
-async fn handle(bot: &Bot, me: &Me, ctx: &Ctx, handler: &Handler, update: Update) {
+fn is_payment(u: &Update) -> bool {
+    matches!(&u.kind, UpdateKind::Message(m) if m.successful_payment().is_some())
+}
+
+/// Runs one update through the handler tree; false when a handler failed.
+async fn handle(bot: &Bot, me: &Me, ctx: &Ctx, handler: &Handler, update: Update) -> bool {
     let id = update.id.0;
+    if let UpdateKind::Error(raw) = &update.kind {
+        Metrics::inc(&ctx.metrics.errors_total);
+        tracing::error!(update_id = id, raw = %raw, "an update this version of the bot cannot read; skipped");
+    }
     let deps = dptree::deps![bot.clone(), me.clone(), ctx.clone(), update];
-    match handler.dispatch(deps).await {
-        std::ops::ControlFlow::Break(Ok(())) | std::ops::ControlFlow::Continue(_) => {}
+    let ok = match handler.dispatch(deps).await {
+        std::ops::ControlFlow::Break(Ok(())) | std::ops::ControlFlow::Continue(_) => true,
         std::ops::ControlFlow::Break(Err(e)) => {
             Metrics::inc(&ctx.metrics.errors_total);
             tracing::error!(update_id = id, error = %e, "handling an update failed");
+            false
         }
-    }
+    };
     Metrics::inc(&ctx.metrics.updates_handled_total);
+    ok
 }
 
 async fn finish(ctx: &Ctx, id: i64) {
-    let marked = match ctx.store.read().await {
+    let marked = match ctx.store.writer().await {
         Ok(mut conn) => inbox::mark_handled(&mut conn, id, ctx.now()).await,
         Err(e) => Err(e),
     };

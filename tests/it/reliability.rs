@@ -805,3 +805,50 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
     drop(lock);
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
 }
+
+/// Review finding: a payment that cannot be recorded for a while (here: its database table
+/// locked by another transaction for a few seconds) is not dropped; the update stays in the
+/// inbox and is tried again until it is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_fails_to_record_is_retried_until_it_is() {
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
+    let key = app.new_group(&organiser(), "camera 3 7d").await;
+    let buyer = TgUser::new(3400, "Alice");
+    let invoice = app.invoice_after(&buyer, &format!("s:{key}:camera")).await;
+    let payload = invoice.str_param("payload").expect("payload").to_string();
+    // Make recording fail: the purchases table is renamed away for six seconds.
+    sqlx::query("ALTER TABLE purchases RENAME TO purchases_away")
+        .execute(app.ctx.store.pool())
+        .await
+        .expect("rename");
+    app.fake.inject(bot_api::successful_payment(
+        &buyer,
+        "JPY",
+        34_800,
+        &payload,
+        "retry-charge",
+        "prov",
+        Some(tokyo()),
+    ));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(app.messages_to(buyer.id, "payment received"), 0);
+    sqlx::query("ALTER TABLE purchases_away RENAME TO purchases")
+        .execute(app.ctx.store.pool())
+        .await
+        .expect("rename back");
+    app.message_to(buyer.id, "payment received").await;
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE charge_id = 'retry-charge'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL")
+            .await,
+        0
+    );
+}
