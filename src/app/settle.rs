@@ -29,34 +29,57 @@ pub async fn settle_group(ctx: &Ctx, group_id: i64) -> AppResult<bool> {
     Ok(done)
 }
 
+/// Due groups settled per transaction by the sweep: one commit (and one write of the pages
+/// they share) for the batch instead of one per group, while the write lock is held for a
+/// few tens of milliseconds at most.
+const SWEEP_BATCH: i64 = 50;
+
 /// Settles every group that is due now (expired or filled). Returns how many were settled.
 pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
     let mut settled = 0;
     loop {
         let due = {
             let mut conn = ctx.store.read().await?;
-            groups::due(&mut conn, ctx.now(), 100).await?
+            groups::due(&mut conn, ctx.now(), SWEEP_BATCH).await?
         };
         if due.is_empty() {
             return Ok(settled);
         }
-        let mut progressed = false;
-        for id in due {
-            match settle_group(ctx, id).await {
-                Ok(true) => {
-                    settled += 1;
-                    progressed = true;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep")
-                }
-            }
-        }
-        if !progressed {
+        let done = settle_batch(ctx, &due).await?;
+        if done == 0 {
             return Ok(settled);
         }
+        settled += done;
     }
+}
+
+/// Settles a batch of groups in one transaction, each in its own savepoint: a group that
+/// fails is rolled back alone (and retried by the next sweep); a crash leaves the whole
+/// batch uncommitted, to be settled again from scratch.
+async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
+    let mut tx = ctx.store.write().await?;
+    let mut done = 0;
+    for &id in ids {
+        let mut one = sqlx::Connection::begin(&mut *tx).await?;
+        match settle_in(&mut one, ctx, id).await {
+            Ok(settled) => {
+                one.commit().await?;
+                done += usize::from(settled);
+            }
+            Err(e) => {
+                one.rollback().await?;
+                tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep")
+            }
+        }
+    }
+    tx.commit().await?;
+    if done > 0 {
+        ctx.committed();
+        for _ in 0..done {
+            crate::metrics::Metrics::inc(&ctx.metrics.settlements_total);
+        }
+    }
+    Ok(done)
 }
 
 /// Settles inside the caller's transaction (the N-th purchase settles in its own).
@@ -147,7 +170,11 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
         };
         let notice = DiscountNotice {
             key: group.key.clone(),
-            product: product_name(conn, &purchase.sku, &product.name).await?,
+            product: if purchase.sku == group.sku {
+                product.name.clone()
+            } else {
+                product_name(conn, &purchase.sku, &product.name).await?
+            },
             buyers: outcome.buyers,
             head_count: group.head_count,
             rate: outcome.rate.to_string(),

@@ -34,6 +34,10 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. SQLite: a pool of one connection, so this process's writers queue
+    /// here in order instead of in SQLite's busy handler (which sleeps up to 100 ms between
+    /// tries and is not fair). PostgreSQL: the same pool as reads.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -78,24 +82,38 @@ impl Store {
                 .context("enabling WAL")?;
             conn.close().await.ok();
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 10 })
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // FULL: a payment acknowledged to Telegram survives a power cut.
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 30000").await?;
-                    }
-                    Ok(())
+        let pool_of = |size: u32| {
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // FULL: a payment acknowledged to Telegram survives a power cut.
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 30000").await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
+        };
+        let pool = pool_of(if backend == Backend::Sqlite { 8 } else { 10 })
+            .connect_with(options.clone())
             .await
             .context("connecting to the database")?;
-        Ok(Self { pool, backend })
+        let writer = match backend {
+            Backend::Sqlite => pool_of(1)
+                .connect_with(options)
+                .await
+                .context("connecting to the database")?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -116,11 +134,20 @@ impl Store {
     }
 
     /// A write transaction: `BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` on PostgreSQL.
+    /// SQLite: at most one at a time in this process (see [`Store::writer`]); never ask for
+    /// a second one while holding one.
     pub async fn write(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
+    }
+
+    /// A connection for single writing statements outside a transaction (autocommit): on
+    /// SQLite the one writer connection, so it queues behind [`Store::write`] transactions
+    /// in order. Never ask for it while holding a write transaction.
+    pub async fn writer(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        self.writer.acquire().await
     }
 
     /// A connection for reads outside any transaction.

@@ -26,6 +26,8 @@ use teloxide::{ApiError, RequestError};
 
 /// After this many failed attempts a row becomes a dead letter.
 pub const MAX_ATTEMPTS: i64 = 12;
+/// Longest wait for the bot-wide pace inside a pass (one gap at 30/s is 34 ms).
+const PACE_WAIT_MS: u64 = 100;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct OutboxWorker {
@@ -123,8 +125,19 @@ impl OutboxWorker {
         let mut wait: Option<u64> = None;
         for row in rows {
             if let Channel::Telegram { chat_id, .. } = row.channel {
-                let now = self.ms();
-                let ready = self.limiter.ready_at(chat_id, now);
+                let mut now = self.ms();
+                let mut ready = self.limiter.ready_at(chat_id, now);
+                if ready > now
+                    && ready - now <= PACE_WAIT_MS
+                    && self.limiter.chat_ready_at(chat_id, now) <= now
+                {
+                    // Only the bot-wide pace holds this row, for a moment: wait for it here.
+                    // Ending the pass instead costs a new claim each time and lets time the
+                    // pace allowed go unused, so a fan-out ran ~10% slower than the limit.
+                    tokio::time::sleep(Duration::from_millis(ready - now)).await;
+                    now = self.ms();
+                    ready = self.limiter.ready_at(chat_id, now);
+                }
                 if ready > now {
                     wait = Some(wait.map_or(ready - now, |w| w.min(ready - now)));
                     continue;
@@ -132,7 +145,7 @@ impl OutboxWorker {
                 self.limiter.take(chat_id, now);
             }
             {
-                let mut conn = self.ctx.store.read().await?;
+                let mut conn = self.ctx.store.writer().await?;
                 outbox::mark_sending(&mut conn, row.id, self.ctx.now()).await?;
             }
             let outcome = self.attempt(&row).await;

@@ -526,6 +526,52 @@ async fn faults_reach_teloxide() {
     fake.assert_no_violations();
 }
 
+/// The opt-in limits: a private chat takes a burst of 3, the bot 30 in a second, a group
+/// chat 20 in a minute; what breaks one gets 429 with `retry_after` and is counted.
+#[tokio::test]
+async fn telegram_limits_are_enforced_when_switched_on() {
+    let fake = FakeBotApi::start().await;
+    let tg = bot(&fake);
+    for _ in 0..5 {
+        tg.send_message(ChatId(1), "unlimited by default")
+            .await
+            .expect("no limits by default");
+    }
+    fake.enforce_limits();
+    for _ in 0..3 {
+        tg.send_message(ChatId(2), "burst")
+            .await
+            .expect("a burst of 3");
+    }
+    match tg.send_message(ChatId(2), "fourth").await {
+        Err(RequestError::RetryAfter(s)) => assert_eq!(s.seconds(), 1),
+        other => panic!("expected RetryAfter, got {other:?}"),
+    }
+    for chat in 100..127 {
+        tg.send_message(ChatId(chat), "x")
+            .await
+            .expect("30 a second for the bot");
+    }
+    let err = tg.send_message(ChatId(200), "31st").await.expect_err("429");
+    assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
+    assert_eq!(fake.too_many_requests(), 2);
+
+    let fake = FakeBotApi::start().await;
+    let tg = bot(&fake);
+    fake.enforce_limits();
+    for _ in 0..20 {
+        tg.send_message(ChatId(-100), "summary")
+            .await
+            .expect("20 a minute in a group chat");
+    }
+    match tg.send_message(ChatId(-100), "21st").await {
+        Err(RequestError::RetryAfter(s)) => assert!(s.seconds() >= 59, "{s:?}"),
+        other => panic!("expected RetryAfter, got {other:?}"),
+    }
+    assert_eq!(fake.too_many_requests(), 1);
+    fake.assert_no_violations();
+}
+
 #[tokio::test]
 async fn long_polling_delivers_confirms_and_redelivers() {
     let fake = FakeBotApi::start().await;

@@ -24,7 +24,7 @@ mod updates;
 
 pub use updates::*;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -142,6 +142,88 @@ struct FakeState {
     allow_violations: bool,
     /// (method, exact number of successful calls) checked on drop.
     expectations: Vec<(String, usize)>,
+    /// Telegram's sending limits, when switched on with [`FakeBotApi::enforce_limits`].
+    limits: Option<Limits>,
+    /// Sends refused with 429 because they broke [`Limits`].
+    too_many: u64,
+}
+
+/// Telegram's sending limits as the fake enforces them (opt-in): at most 30 messages in any
+/// second for the bot, one a second per private chat with bursts of 3 (a bucket of 3 that
+/// refills at 1/s), at most 20 in any minute per group chat. A send that would break one is
+/// answered 429 with `retry_after` (whole seconds, at least 1) and not counted as sent.
+#[derive(Default)]
+struct Limits {
+    /// Accepted sends of the last second, oldest first.
+    bot: VecDeque<Instant>,
+    /// Private chats: (tokens, when last refilled).
+    private: HashMap<i64, (f64, Instant)>,
+    /// Group chats: accepted sends of the last minute, oldest first.
+    groups: HashMap<i64, VecDeque<Instant>>,
+}
+
+impl Limits {
+    const BOT_PER_SEC: usize = 30;
+    const GROUP_PER_MIN: usize = 20;
+    const PRIVATE_BURST: f64 = 3.0;
+
+    /// Methods that send a message and so count against the limits.
+    fn counts(method: &str) -> bool {
+        (method.starts_with("send") && method != "sendChatAction")
+            || matches!(method, "copyMessage" | "forwardMessage")
+    }
+
+    /// Records the send at `at`, or returns how long to wait when it would break a limit.
+    fn admit(&mut self, chat: Option<i64>, at: Instant) -> Result<(), Duration> {
+        let sec = Duration::from_secs(1);
+        let min = Duration::from_secs(60);
+        while self
+            .bot
+            .front()
+            .is_some_and(|t| at.duration_since(*t) >= sec)
+        {
+            self.bot.pop_front();
+        }
+        let mut wait = Duration::ZERO;
+        if self.bot.len() >= Self::BOT_PER_SEC {
+            wait = wait.max(sec.saturating_sub(at.duration_since(self.bot[0])));
+        }
+        match chat {
+            Some(c) if c > 0 => {
+                let (tokens, last) = self.private.entry(c).or_insert((Self::PRIVATE_BURST, at));
+                *tokens =
+                    (*tokens + at.duration_since(*last).as_secs_f64()).min(Self::PRIVATE_BURST);
+                *last = at;
+                if *tokens < 1.0 {
+                    wait = wait.max(Duration::from_secs_f64(1.0 - *tokens));
+                }
+            }
+            Some(c) if c < 0 => {
+                let sent = self.groups.entry(c).or_default();
+                while sent.front().is_some_and(|t| at.duration_since(*t) >= min) {
+                    sent.pop_front();
+                }
+                if sent.len() >= Self::GROUP_PER_MIN {
+                    wait = wait.max(min.saturating_sub(at.duration_since(sent[0])));
+                }
+            }
+            _ => {}
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        self.bot.push_back(at);
+        match chat {
+            Some(c) if c > 0 => {
+                if let Some((tokens, _)) = self.private.get_mut(&c) {
+                    *tokens -= 1.0;
+                }
+            }
+            Some(c) if c < 0 => self.groups.entry(c).or_default().push_back(at),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 struct Shared {
@@ -306,6 +388,17 @@ impl FakeBotApi {
             "FakeBotApi expectations not met:\n  {}",
             unmet.join("\n  ")
         );
+    }
+
+    /// From now on, enforce Telegram's sending limits (see [`Limits`]): a send that breaks
+    /// one gets 429 with `retry_after`. Off by default.
+    pub fn enforce_limits(&self) {
+        self.shared.lock().limits = Some(Limits::default());
+    }
+
+    /// Sends refused with 429 because they broke Telegram's limits (not injected faults).
+    pub fn too_many_requests(&self) -> u64 {
+        self.shared.lock().too_many
     }
 
     /// The test makes invalid calls on purpose: do not fail on drop because of violations.

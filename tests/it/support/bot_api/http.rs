@@ -111,12 +111,35 @@ async fn respond(shared: &Shared, bot: &str, req: &mut Incoming) -> (StatusCode,
         return (StatusCode::BAD_REQUEST, error_body(400, &desc, None));
     }
 
+    if let Some(wait) = over_limit(shared, req) {
+        let retry_after = wait.as_secs_f64().ceil().max(1.0) as u32;
+        let desc = format!("Too Many Requests: retry after {retry_after}");
+        let params = json!({"retry_after": retry_after});
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            error_body(429, &desc, Some(params)),
+        );
+    }
+
     let result = if req.method == "getUpdates" {
         get_updates(shared, &req.params).await
     } else {
         answer(&mut shared.lock(), &req.method, &req.params)
     };
     (StatusCode::OK, json!({"ok": true, "result": result}))
+}
+
+/// With limits switched on: how long a send that would break one must wait (and counts it).
+fn over_limit(shared: &Shared, req: &Incoming) -> Option<std::time::Duration> {
+    let mut st = shared.lock();
+    let chat = req.params.get("chat_id").and_then(as_i64);
+    let limits = st.limits.as_mut()?;
+    if !super::Limits::counts(&req.method) {
+        return None;
+    }
+    let wait = limits.admit(chat, Instant::now()).err()?;
+    st.too_many += 1;
+    Some(wait)
 }
 
 /// Takes one use of the first fault rule matching this call's method (and chat).

@@ -1,0 +1,200 @@
+//! 4. Email: 10,000 discount notices (text + HTML, as settlement renders them) to a loopback
+//! SMTP server (the test suite's `SmtpSink`): (a) through the service — queued in the outbox,
+//! delivered by the outbox worker with the pooled lettre client; (b) the pooled client alone
+//! (`Mailer::send`, one message at a time, as the worker sends them); (c) the reference for
+//! (b): a bare SMTP client on one connection sending the same bytes.
+
+use crate::Row;
+use crate::common::*;
+use crate::support::{FakeBotApi, SmtpSink};
+use groupbuy::mail::Mailer;
+use groupbuy::mail::render::DiscountNotice;
+use groupbuy::mail::transport::Outgoing;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+pub const MAILS: usize = 10_000;
+/// A phase that has not finished by then is measured on what it sent so far.
+const PHASE_LIMIT: Duration = Duration::from_secs(20);
+
+fn notice(i: usize) -> groupbuy::mail::Rendered {
+    DiscountNotice {
+        key: "K7M2QX9TB4WZ8RDN3H".into(),
+        product: "Digital camera".into(),
+        buyers: 5,
+        head_count: 10,
+        rate: "10%".into(),
+        points: 3_480,
+        points_text: "3,480".into(),
+        bonus: 500,
+        bonus_text: "¥500".into(),
+        unit: "JPY".into(),
+        reason: String::new(),
+        balance_text: format!("{}", 3_480 + i),
+        receipt_url: format!("https://shop.example.com/g/K7M2QX9TB4WZ8RDN3H/receipt/r{i:019}"),
+    }
+    .render()
+    .expect("renders")
+}
+
+pub async fn run() -> Vec<Row> {
+    let db = Db::fresh(Kind::Sqlite).await;
+    let fake = FakeBotApi::start().await;
+    let smtp = SmtpSink::start().await;
+    let config = config_for(&fake, &smtp, &db.url, &[]);
+
+    // (a) The service: 10,000 notices wait in the outbox; the worker sends them.
+    let ctx = library(config.clone()).await;
+    {
+        let now = ctx.now();
+        let mut tx = ctx.store.write().await.expect("write");
+        for i in 0..MAILS {
+            groupbuy::app::queue_email(
+                &mut tx,
+                now,
+                format!("bench-notice:{i}"),
+                &format!("buyer{i}@example.com"),
+                notice(i),
+            )
+            .await
+            .expect("queued");
+        }
+        tx.commit().await.expect("commit");
+    }
+    ctx.store.pool().close().await;
+    let t0 = Instant::now();
+    let mut service = Service::start(config.clone()).await;
+    let finished = smtp.wait_for_count(MAILS, PHASE_LIMIT).await;
+    let service_took = t0.elapsed();
+    let service_sent = smtp.messages().len().min(MAILS);
+    service.stop().await;
+    if finished {
+        let sent = count(
+            &service.ctx,
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        )
+        .await;
+        assert_eq!(sent as usize, MAILS, "every row marked sent");
+    }
+    let bodies: Vec<String> = smtp.messages().into_iter().take(1).map(|m| m.raw).collect();
+    smtp.clear();
+
+    // (b) The pooled client alone, one message after another.
+    let mailer = Mailer::from_config(&config).expect("mailer");
+    let rendered: Vec<_> = (0..MAILS).map(notice).collect();
+    let t0 = Instant::now();
+    let mut mailer_sent = 0;
+    for (i, r) in rendered.iter().enumerate() {
+        if t0.elapsed() > PHASE_LIMIT {
+            break;
+        }
+        let to = format!("buyer{i}@example.com");
+        mailer
+            .send(&Outgoing {
+                to: &to,
+                subject: &r.subject,
+                text: &r.text,
+                html: Some(&r.html),
+                message_id: format!("<gb.{i}.bench@example.com>"),
+            })
+            .await
+            .expect("sent");
+        mailer_sent += 1;
+    }
+    let mailer_took = t0.elapsed();
+    assert!(
+        smtp.wait_for_count(mailer_sent, Duration::from_secs(10))
+            .await
+    );
+    smtp.clear();
+
+    // (c) A bare SMTP client: one connection, one command at a time, the same message.
+    let raw = bodies.first().cloned().unwrap_or_default();
+    let bare_took = bare_smtp(smtp.port(), &raw).await;
+    assert!(smtp.wait_for_count(MAILS, Duration::from_secs(10)).await);
+    smtp.clear();
+    db.drop_pg().await;
+
+    let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
+    let (service_rate, mailer_rate, bare_rate) = (
+        rate(service_sent, service_took),
+        rate(mailer_sent, mailer_took),
+        rate(MAILS, bare_took),
+    );
+    let of = |n: usize| {
+        if n >= MAILS {
+            "10,000".to_string()
+        } else {
+            format!("{n} of 10,000 in the {} s allowed", PHASE_LIMIT.as_secs())
+        }
+    };
+    vec![
+        Row::new(
+            format!(
+                "4. emails/s through the service ({}): queued notices, outbox worker → pooled SMTP client → loopback SMTP",
+                of(service_sent)
+            ),
+            "≥ 500/s",
+            format!("{service_rate:.0}/s"),
+            format!("{mailer_rate:.0}/s pooled client alone"),
+            service_rate / mailer_rate,
+            service_rate >= 500.0,
+        ),
+        Row::new(
+            format!(
+                "4. emails/s, the pooled SMTP client alone (`Mailer::send`, {}, one after another)",
+                of(mailer_sent)
+            ),
+            "≥ 500/s",
+            format!("{mailer_rate:.0}/s"),
+            format!("{bare_rate:.0}/s bare SMTP client"),
+            mailer_rate / bare_rate,
+            mailer_rate >= 500.0,
+        ),
+    ]
+}
+
+/// Sends `MAILS` copies of `raw` (already dot-stuffed by the sink's reading: it has none)
+/// over one connection, waiting for every reply like a plain client would.
+async fn bare_smtp(port: u16, raw: &str) -> Duration {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mut String) {
+        loop {
+            line.clear();
+            r.read_line(line).await.expect("reply");
+            assert!(line.len() >= 4, "short reply {line:?}");
+            if line.as_bytes()[3] == b' ' {
+                assert!(matches!(line.as_bytes()[0], b'2' | b'3'), "{line}");
+                return;
+            }
+        }
+    }
+    reply(&mut r, &mut line).await;
+    let t0 = Instant::now();
+    w.write_all(b"EHLO bench\r\n").await.expect("write");
+    reply(&mut r, &mut line).await;
+    let data = format!("{}\r\n.\r\n", raw.trim_end_matches("\r\n"));
+    for i in 0..MAILS {
+        w.write_all(b"MAIL FROM:<shop@example.com>\r\n")
+            .await
+            .expect("write");
+        reply(&mut r, &mut line).await;
+        w.write_all(format!("RCPT TO:<buyer{i}@example.com>\r\n").as_bytes())
+            .await
+            .expect("write");
+        reply(&mut r, &mut line).await;
+        w.write_all(b"DATA\r\n").await.expect("write");
+        reply(&mut r, &mut line).await;
+        w.write_all(data.as_bytes()).await.expect("write");
+        reply(&mut r, &mut line).await;
+    }
+    let took = t0.elapsed();
+    let _ = w.write_all(b"QUIT\r\n").await;
+    took
+}

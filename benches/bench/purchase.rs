@@ -1,0 +1,225 @@
+//! 1. The purchase path: `successful_payment` updates end to end (the update is in the Bot API
+//! fake → the service polls it, stores it in the inbox, handles it → the purchase, its ledger
+//! rows and its outbox rows are committed), many concurrent buyers over many groups, against
+//! the raw rate of the same database transaction (`purchase::record`) in a tight loop.
+
+use crate::Row;
+use crate::commits;
+use crate::common::*;
+use crate::support::bot_api::{self, ShippingAddress, TgUser};
+use crate::support::{FakeBotApi, SmtpSink};
+use groupbuy::domain::Policy;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Groups the buyers spread over; none fills during the run (head count 1,000).
+const GROUPS: usize = 1_000;
+/// Buyers in flight at once (each waits for its commit before paying again as a new buyer).
+pub const CONCURRENCY: usize = 64;
+const RAW_SECS: u64 = 5;
+const E2E_SECS: u64 = 10;
+
+pub struct Outcome {
+    pub raw_rate: f64,
+    pub raw_p99: Duration,
+    pub rate: f64,
+    pub done: u64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+pub async fn run(kind: Kind) -> (Vec<Row>, Outcome) {
+    let raw = raw_loop(kind).await;
+    let e2e = end_to_end(kind).await;
+    let o = Outcome {
+        raw_rate: raw.0,
+        raw_p99: raw.1,
+        rate: e2e.0,
+        done: e2e.1,
+        p50: e2e.2,
+        p99: e2e.3,
+        max: e2e.4,
+    };
+    let name = kind.name();
+    let ratio = o.rate / o.raw_rate;
+    let rows = vec![
+        Row::new(
+            format!(
+                "1. purchases/s end to end, {name} ({CONCURRENCY} buyers in flight, {GROUPS} groups, {} payments)",
+                o.done
+            ),
+            "≥ 3,000/s",
+            format!("{:.0}/s", o.rate),
+            format!("{:.0}/s raw tx loop", o.raw_rate),
+            ratio,
+            o.rate >= 3_000.0,
+        ),
+        Row::new(
+            format!("1. end to end ÷ raw transaction rate, {name}"),
+            "≥ 0.50",
+            format!("{ratio:.2}"),
+            format!("{:.0}/s raw tx loop", o.raw_rate),
+            ratio,
+            ratio >= 0.5,
+        ),
+        Row::new(
+            format!(
+                "1. p99 update in → committed, {name} (p50 {}, max {})",
+                ms(o.p50),
+                ms(o.max)
+            ),
+            "≤ 25 ms",
+            ms(o.p99),
+            format!("{} raw tx p99", ms(o.raw_p99)),
+            o.p99.as_secs_f64() / o.raw_p99.as_secs_f64().max(1e-9),
+            o.p99 <= Duration::from_millis(25),
+        ),
+    ];
+    (rows, o)
+}
+
+async fn seeded(kind: Kind) -> (Db, FakeBotApi, SmtpSink, Vec<i64>) {
+    let db = Db::fresh(kind).await;
+    let fake = FakeBotApi::start().await;
+    let smtp = SmtpSink::start().await;
+    let ctx = library(config_for(&fake, &smtp, &db.url, &[])).await;
+    let groups = open_groups(&ctx, GROUPS, 1_000, Policy::AllOrNothing, 86_400, None).await;
+    ctx.store.pool().close().await;
+    (db, fake, smtp, groups)
+}
+
+/// The same transaction (`purchase::record`), one after another, on one connection's worth
+/// of work: what the database does when nothing else is in the way.
+async fn raw_loop(kind: Kind) -> (f64, Duration) {
+    let (db, fake, smtp, groups) = seeded(kind).await;
+    let ctx = library(config_for(&fake, &smtp, &db.url, &[])).await;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(RAW_SECS);
+    let mut lat = Vec::new();
+    let mut n: i64 = 0;
+    while Instant::now() < deadline {
+        let buyer = 2_000_000 + n;
+        let t = Instant::now();
+        groupbuy::app::purchase::record(
+            &ctx,
+            50_000_000 + n,
+            &person(buyer),
+            &payment(groups[n as usize % GROUPS], buyer, &format!("raw-{n}")),
+        )
+        .await
+        .expect("recorded");
+        lat.push(t.elapsed());
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    lat.sort();
+    ctx.store.pool().close().await;
+    db.drop_pg().await;
+    (rate, percentile(&lat, 99.0))
+}
+
+fn tokyo() -> ShippingAddress {
+    ShippingAddress {
+        country_code: "JP".into(),
+        state: "Tokyo".into(),
+        city: "Chiyoda".into(),
+        street_line1: "1-1 Marunouchi".into(),
+        street_line2: String::new(),
+        post_code: "100-0001".into(),
+    }
+}
+
+/// The service (long polling, as `groupbuy serve` runs by default) takes `successful_payment`
+/// updates from the fake; `CONCURRENCY` buyers each wait for their commit and pay again.
+async fn end_to_end(kind: Kind) -> (f64, u64, Duration, Duration, Duration) {
+    let (db, fake, smtp, groups) = seeded(kind).await;
+    let mut service = Service::start(config_for(&fake, &smtp, &db.url, &[])).await;
+    let fake = Arc::new(fake);
+    let groups = Arc::new(groups);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(E2E_SECS);
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (fake, groups, next) = (fake.clone(), groups.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut last = start;
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let buyer = TgUser::new(3_000_000 + n as i64, &format!("B{n}"));
+                let gid = groups[n as usize % groups.len()];
+                let charge = format!("e2e-{n}");
+                let payload = groupbuy::app::purchase::Payload {
+                    group_id: gid,
+                    buyer_id: buyer.id,
+                    price: PRICE,
+                    redeem: 0,
+                    sku: "camera".into(),
+                    nonce: String::new(),
+                }
+                .encode();
+                let update = bot_api::successful_payment(
+                    &buyer,
+                    "JPY",
+                    PRICE,
+                    &payload,
+                    &charge,
+                    &format!("prov-{n}"),
+                    Some(tokyo()),
+                );
+                let committed = commits::expect(&charge);
+                let t = Instant::now();
+                fake.inject(update);
+                let at = tokio::time::timeout(Duration::from_secs(60), committed)
+                    .await
+                    .unwrap_or_else(|_| panic!("payment {charge} not committed within 60 s"))
+                    .expect("commit observed");
+                lat.push(at.duration_since(t));
+                last = last.max(at);
+            }
+            (lat, last)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut last = start;
+    for t in tasks {
+        let (l, at) = t.await.expect("buyer task");
+        lat.extend(l);
+        last = last.max(at);
+    }
+    let done = lat.len() as u64;
+    let rate = done as f64 / last.duration_since(start).as_secs_f64();
+    lat.sort();
+    // Everything the path promises is there: purchase, ledger and outbox rows.
+    let ctx = &service.ctx;
+    let purchases = count(ctx, "SELECT COUNT(*) FROM purchases").await as u64;
+    let ledger = count(
+        ctx,
+        "SELECT COUNT(*) FROM ledger WHERE txn LIKE 'purchase:%'",
+    )
+    .await as u64;
+    let outbox = count(
+        ctx,
+        "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'receipt:%' OR dedupe_key LIKE 'ship:%'",
+    )
+    .await as u64;
+    assert_eq!(purchases, done, "every observed commit is a purchase row");
+    assert_eq!(ledger, 2 * done, "cash and sales rows for every purchase");
+    assert_eq!(
+        outbox,
+        2 * done,
+        "receipt and shipping request for every purchase"
+    );
+    service.stop().await;
+    db.drop_pg().await;
+    (
+        rate,
+        done,
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        *lat.last().unwrap_or(&Duration::ZERO),
+    )
+}
