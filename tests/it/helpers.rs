@@ -134,6 +134,57 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     }
 }
 
+/// The library on a test database, without the bot running: for seeding data quickly and
+/// for tests that run the real binary beside it.
+pub async fn library_ctx(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str) -> Ctx {
+    let config = config_for(
+        fake,
+        smtp,
+        db_url,
+        &Options {
+            no_region_bonus: true,
+            ..Default::default()
+        },
+    );
+    let clock = Clock::system();
+    let store = groupbuy::startup::open_store(&config, &clock)
+        .await
+        .expect("store");
+    Ctx::new(
+        store,
+        std::sync::Arc::new(config),
+        clock,
+        "groupbuy_test_bot",
+    )
+}
+
+/// `groupbuy serve` as a subprocess (the real binary) against the fake, the SMTP sink and a
+/// test database; callers add what differs (failpoint, webhook mode, address).
+pub fn serve_command(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"));
+    cmd.arg("--config")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/groupbuy.example.toml"
+        ))
+        .arg("serve")
+        .env("GROUPBUY_TELEGRAM_TOKEN", fake.token())
+        .env("GROUPBUY_TELEGRAM_API_URL", fake.api_url().to_string())
+        .env("GROUPBUY_DATABASE_URL", db_url)
+        .env("GROUPBUY_SMTP_URL", smtp.url())
+        .env("GROUPBUY_MAIL_FROM", "groupbuy <shop@example.com>")
+        .env("GROUPBUY_FULFILMENT_EMAIL", "warehouse@example.com")
+        .env("GROUPBUY_PUBLIC_URL", "https://shop.example.com")
+        .env("GROUPBUY_PAYMENT_PROVIDER_TOKEN", "TEST-PROVIDER-TOKEN")
+        .env("GROUPBUY_HTTP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("GROUPBUY_FAILPOINT")
+        .env_remove("GROUPBUY_WEBHOOK_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
 /// A fresh database of the kind asked for.
 pub async fn database_url(db: crate::db::Db, dir: &std::path::Path) -> String {
     match db {

@@ -3,13 +3,13 @@
 //! and one instance is killed midway. Runs in the PostgreSQL suite.
 
 use crate::db::{Db, fresh_postgres, report_sqlite_only};
-use crate::helpers::{Options, config_for, tokyo};
+use crate::helpers::{library_ctx, tokyo};
 use crate::support::bot_api::{self, TgUser};
 use crate::support::{FakeBotApi, SmtpSink};
+use groupbuy::app::Person;
 use groupbuy::app::purchase::Payload;
-use groupbuy::app::{Ctx, Person};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const GROUPS: i64 = 100;
@@ -22,26 +22,9 @@ fn free_port() -> u16 {
 }
 
 fn start(fake: &FakeBotApi, smtp: &SmtpSink, db: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_groupbuy"))
-        .arg("--config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/groupbuy.example.toml"
-        ))
-        .arg("serve")
-        .env("GROUPBUY_TELEGRAM_TOKEN", fake.token())
-        .env("GROUPBUY_TELEGRAM_API_URL", fake.api_url().to_string())
-        .env("GROUPBUY_DATABASE_URL", db)
-        .env("GROUPBUY_SMTP_URL", smtp.url())
-        .env("GROUPBUY_MAIL_FROM", "groupbuy <shop@example.com>")
-        .env("GROUPBUY_FULFILMENT_EMAIL", "warehouse@example.com")
-        .env("GROUPBUY_PUBLIC_URL", "https://shop.example.com")
+    crate::helpers::serve_command(fake, smtp, db)
         .env("GROUPBUY_WEBHOOK_SECRET", SECRET)
-        .env("GROUPBUY_PAYMENT_PROVIDER_TOKEN", "TEST-PROVIDER-TOKEN")
         .env("GROUPBUY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("groupbuy serve starts")
 }
@@ -76,25 +59,7 @@ async fn three_instances_on_one_database_settle_every_group_once() {
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     let db = fresh_postgres().await;
-    let config = config_for(
-        &fake,
-        &smtp,
-        &db,
-        &Options {
-            no_region_bonus: true,
-            ..Default::default()
-        },
-    );
-    let clock = groupbuy::clock::Clock::system();
-    let store = groupbuy::startup::open_store(&config, &clock)
-        .await
-        .expect("store");
-    let ctx = Ctx::new(
-        store,
-        std::sync::Arc::new(config),
-        clock,
-        "groupbuy_test_bot",
-    );
+    let ctx = library_ctx(&fake, &smtp, &db).await;
     let pool = ctx.store.pool().clone();
 
     // 100 groups by 10 organisers; 500 buyers who have started the bot.

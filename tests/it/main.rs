@@ -2,8 +2,8 @@
 //! SMTP sink (SMTP on loopback).
 
 mod bad_input;
-mod cli;
 mod browser;
+mod cli;
 mod db;
 mod helpers;
 mod instances;

@@ -8,7 +8,7 @@ use groupbuy::app::purchase::{self, Payload, Payment, Recorded};
 use groupbuy::app::{Ctx, Person};
 use serde_json::json;
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn organiser() -> TgUser {
@@ -367,25 +367,7 @@ struct Serve {
 
 impl Serve {
     fn start(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, failpoint: Option<&str>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_groupbuy"));
-        cmd.arg("--config")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/groupbuy.example.toml"
-            ))
-            .arg("serve")
-            .env("GROUPBUY_TELEGRAM_TOKEN", fake.token())
-            .env("GROUPBUY_TELEGRAM_API_URL", fake.api_url().to_string())
-            .env("GROUPBUY_DATABASE_URL", db_url)
-            .env("GROUPBUY_SMTP_URL", smtp.url())
-            .env("GROUPBUY_MAIL_FROM", "groupbuy <shop@example.com>")
-            .env("GROUPBUY_FULFILMENT_EMAIL", "warehouse@example.com")
-            .env("GROUPBUY_PUBLIC_URL", "https://shop.example.com")
-            .env("GROUPBUY_PAYMENT_PROVIDER_TOKEN", "TEST-PROVIDER-TOKEN")
-            .env("GROUPBUY_HTTP_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut cmd = serve_command(fake, smtp, db_url);
         match failpoint {
             Some(f) => cmd.env("GROUPBUY_FAILPOINT", f),
             None => cmd.env_remove("GROUPBUY_FAILPOINT"),
@@ -443,25 +425,7 @@ async fn kill_during_settlement_of_200_members_then_restart() {
     let db = database_url(crate::db::Db::from_env(), dir.path()).await;
 
     // Seed 199 paid members through the library on the same database.
-    let config = config_for(
-        &fake,
-        &smtp,
-        &db,
-        &Options {
-            no_region_bonus: true,
-            ..Default::default()
-        },
-    );
-    let clock = groupbuy::clock::Clock::system();
-    let store = groupbuy::startup::open_store(&config, &clock)
-        .await
-        .expect("store");
-    let ctx = Ctx::new(
-        store,
-        std::sync::Arc::new(config),
-        clock,
-        "groupbuy_test_bot",
-    );
+    let ctx = library_ctx(&fake, &smtp, &db).await;
     let org = Person {
         id: 3001,
         username: Some("olga_org".into()),
