@@ -103,7 +103,7 @@ pub async fn organiser_name(conn: &mut Conn, group: &GroupRow) -> AppResult<Stri
 
 /// Looks up a key someone typed under the key guard: a user who sent too many unknown or
 /// malformed keys in the last minute is told to slow down, whatever this key is.
-async fn guarded<T>(
+pub(crate) async fn guarded<T>(
     ctx: &Ctx,
     person: &Person,
     lookup: impl Future<Output = AppResult<T>>,

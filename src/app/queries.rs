@@ -23,7 +23,7 @@ const SHOWN_BUYERS: usize = 40;
 pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppResult<String> {
     let mut conn = ctx.store.read().await?;
     let group = match raw_key {
-        Some(k) => group_by_typed_key(&mut conn, k).await?,
+        Some(k) => super::access::guarded(ctx, person, group_by_typed_key(&mut conn, k)).await?,
         None => groups::for_user(&mut conn, person.id, 1)
             .await?
             .into_iter()
@@ -174,7 +174,7 @@ pub async fn cancel(
 ) -> AppResult<String> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
-    let found = group_by_typed_key(&mut tx, raw_key).await?;
+    let found = super::access::guarded(ctx, person, group_by_typed_key(&mut tx, raw_key)).await?;
     // Lock the group first (PostgreSQL), so a payment cannot slip in between the count of
     // purchases below and the cancellation.
     let group = groups::lock(&mut tx, ctx.store.backend(), found.id)

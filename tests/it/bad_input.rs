@@ -483,3 +483,18 @@ async fn unknown_commands_and_chatter_get_help() {
     app.message_to(stranger().id, "<b>Payment support</b>")
         .await;
 }
+
+#[tokio::test]
+async fn status_and_cancel_key_guessing_is_slowed_too() {
+    let app = spawn_app().await;
+    let s = stranger();
+    for i in 0..10 {
+        app.say(&s, &format!("/status 23456789ABCDEFGH{:02}", i + 22));
+    }
+    app.say(&s, "/cancel 23456789ABCDEFGHJK");
+    app.exact_message_to(s.id, &UserError::SlowDown.html())
+        .await;
+    let refused = app.messages_to(s.id, "I can't find a group purchase with that key")
+        + app.messages_to(s.id, "is not a group key");
+    assert_eq!(refused, 10, "ten misses answered before the slow-down");
+}
