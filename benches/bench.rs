@@ -88,7 +88,8 @@ fn main() {
     // own warnings still reach stderr.
     let observe = tracing_subscriber::filter::Targets::new()
         .with_target("groupbuy::app::purchase", tracing::Level::INFO);
-    let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let logs =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,sqlx=error"));
     tracing_subscriber::registry()
         .with(commits::CommitLayer.with_filter(observe))
         .with(
@@ -114,7 +115,7 @@ fn main() {
         for kind in [common::Kind::Sqlite, common::Kind::Postgres] {
             let only = format!("purchase:{}", kind.name().to_lowercase());
             if run("purchase") || run(&only) {
-                let (r, _) = purchase::run(kind).await;
+                let r = purchase::run(kind).await;
                 eprintln!(
                     "[bench] purchase {} done at {:.0} s",
                     kind.name(),

@@ -12,7 +12,6 @@ use groupbuy::startup::App;
 use groupbuy::store::{groups, users};
 use sqlx::Connection;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +39,6 @@ impl Kind {
 /// the local PostgreSQL server (dropped again by [`Db::drop_pg`]).
 pub struct Db {
     pub url: String,
-    pub kind: Kind,
     pub dir: tempfile::TempDir,
     pg_name: Option<String>,
 }
@@ -61,7 +59,6 @@ impl Db {
         match kind {
             Kind::Sqlite => Db {
                 url: format!("sqlite://{}", dir.path().join("groupbuy.db").display()),
-                kind,
                 dir,
                 pg_name: None,
             },
@@ -82,7 +79,6 @@ impl Db {
                 let (prefix, _) = base.rsplit_once('/').expect("URL ends with /name");
                 Db {
                     url: format!("{prefix}/{name}"),
-                    kind,
                     dir,
                     pg_name: Some(name),
                 }
@@ -91,14 +87,14 @@ impl Db {
     }
 
     pub async fn drop_pg(&self) {
-        if let Some(name) = &self.pg_name {
-            if let Ok(mut admin) = sqlx::postgres::PgConnection::connect(&pg_base_url()).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await;
-            }
+        if let Some(name) = &self.pg_name
+            && let Ok(mut admin) = sqlx::postgres::PgConnection::connect(&pg_base_url()).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await;
         }
     }
 }
@@ -132,7 +128,12 @@ pub fn config_for(
 ) -> Config {
     let mut env: HashMap<String, String> = env_for(fake, smtp, db_url).into_iter().collect();
     for (k, v) in extra {
-        env.insert((*k).to_string(), (*v).to_string());
+        // An empty value leaves the setting out.
+        if v.is_empty() {
+            env.remove(*k);
+        } else {
+            env.insert((*k).to_string(), (*v).to_string());
+        }
     }
     Config::from_sources(Some(EXAMPLE_TOML), &env).expect("bench configuration is valid")
 }
@@ -149,7 +150,6 @@ pub async fn library(config: Config) -> Ctx {
 /// `groupbuy serve` in this process: the unchanged service (as the integration tests run it).
 pub struct Service {
     pub ctx: Ctx,
-    pub http: SocketAddr,
     trigger: Option<Trigger>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -160,12 +160,10 @@ impl Service {
             .await
             .expect("the service builds");
         let ctx = app.ctx().clone();
-        let http = app.http_addr().expect("bound");
         let (trigger, shutdown) = shutdown::channel();
         let handle = tokio::spawn(app.run(shutdown));
         Service {
             ctx,
-            http,
             trigger: Some(trigger),
             handle: Some(handle),
         }
@@ -362,4 +360,87 @@ pub fn secs(d: Duration) -> String {
 
 pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// CPU time, in seconds: the whole machine (busy and total, all cores), this process, and
+/// every `postgres` process (the local server's backends).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    pub machine_busy: f64,
+    pub machine_total: f64,
+    pub this_process: f64,
+    pub postgres: f64,
+}
+
+const TICK: f64 = 0.01; // CLK_TCK = 100 on Linux
+
+fn process_ticks(stat: &str) -> Option<(String, f64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    // After the comm: state is field 3; utime and stime are fields 14 and 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((comm, (utime + stime) * TICK))
+}
+
+pub fn cpu_now() -> Cpu {
+    let mut cpu = Cpu::default();
+    if let Some(line) = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string))
+    {
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let total: f64 = v.iter().take(8).sum();
+        let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+        cpu.machine_total = total * TICK;
+        cpu.machine_busy = (total - idle) * TICK;
+    }
+    if let Some((_, t)) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| process_ticks(&s))
+    {
+        cpu.this_process = t;
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let stat = e.path().join("stat");
+            if let Some((comm, t)) = std::fs::read_to_string(stat)
+                .ok()
+                .and_then(|s| process_ticks(&s))
+                && comm == "postgres"
+            {
+                cpu.postgres += t;
+            }
+        }
+    }
+    cpu
+}
+
+impl Cpu {
+    pub fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            machine_busy: self.machine_busy - before.machine_busy,
+            machine_total: self.machine_total - before.machine_total,
+            this_process: self.this_process - before.this_process,
+            postgres: self.postgres - before.postgres,
+        }
+    }
+
+    /// "machine 97% busy; per op 1.10 ms here, 1.90 ms in PostgreSQL".
+    pub fn per_op(&self, ops: u64, postgres: bool) -> String {
+        let busy = 100.0 * self.machine_busy / self.machine_total.max(1e-9);
+        let here = 1e3 * self.this_process / ops.max(1) as f64;
+        let mut s = format!("CPU {busy:.0}% busy, {here:.2} ms/op in the bench process");
+        if postgres {
+            let pg = 1e3 * self.postgres / ops.max(1) as f64;
+            s.push_str(&format!(", {pg:.2} ms/op in PostgreSQL"));
+        }
+        s
+    }
 }

@@ -1,4 +1,4 @@
-//! 4. Email: 10,000 discount notices (text + HTML, as settlement renders them) to a loopback
+//! Scenario 4, email: 10,000 discount notices (text + HTML, as settlement renders them) to a loopback
 //! SMTP server (the test suite's `SmtpSink`): (a) through the service — queued in the outbox,
 //! delivered by the outbox worker with the pooled lettre client; (b) the pooled client alone
 //! (`Mailer::send`, one message at a time, as the worker sends them); (c) the reference for
@@ -113,7 +113,16 @@ pub async fn run() -> Vec<Row> {
     let bare_took = bare_smtp(smtp.port(), &raw).await;
     assert!(smtp.wait_for_count(MAILS, Duration::from_secs(10)).await);
     smtp.clear();
-    db.drop_pg().await;
+
+    // (d) lettre's own SMTP connection over a socket with TCP_NODELAY (what lettre's merged,
+    // unreleased PR #1159 does to every connection), the same messages.
+    let nodelay_took = lettre_nodelay(smtp.port(), &rendered).await;
+    assert!(smtp.wait_for_count(MAILS, Duration::from_secs(10)).await);
+    smtp.clear();
+
+    // (e) The outbox worker without SMTP (`GROUPBUY_SMTP_URL` unset: each mail becomes an
+    // .eml file): what the worker itself can do.
+    let files_took = worker_to_files(&fake, &smtp).await;
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     let (service_rate, mailer_rate, bare_rate) = (
@@ -121,6 +130,7 @@ pub async fn run() -> Vec<Row> {
         rate(mailer_sent, mailer_took),
         rate(MAILS, bare_took),
     );
+    let (nodelay_rate, files_rate) = (rate(MAILS, nodelay_took), rate(MAILS, files_took));
     let of = |n: usize| {
         if n >= MAILS {
             "10,000".to_string()
@@ -151,7 +161,101 @@ pub async fn run() -> Vec<Row> {
             mailer_rate / bare_rate,
             mailer_rate >= 500.0,
         ),
+        Row::info(
+            "4. (bound) lettre's SMTP connection with TCP_NODELAY, 10,000 one after another".into(),
+            format!("{nodelay_rate:.0}/s"),
+            format!("{bare_rate:.0}/s bare SMTP client"),
+        ),
+        Row::info(
+            "4. (bound) the outbox worker without SMTP: 10,000 queued notices to .eml files".into(),
+            format!("{files_rate:.0}/s"),
+            format!("{service_rate:.0}/s with SMTP"),
+        ),
     ]
+}
+
+async fn lettre_nodelay(port: u16, rendered: &[groupbuy::mail::Rendered]) -> Duration {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::client::AsyncSmtpConnection;
+    use lettre::transport::smtp::extension::ClientId;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let t0 = Instant::now();
+    let mut conn =
+        AsyncSmtpConnection::connect_with_transport(Box::new(stream), &ClientId::default())
+            .await
+            .expect("EHLO");
+    let from: Mailbox = "groupbuy <shop@example.com>".parse().expect("from");
+    for (i, r) in rendered.iter().enumerate() {
+        let to: Mailbox = format!("buyer{i}@example.com").parse().expect("to");
+        let message = lettre::Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(&r.subject)
+            .message_id(Some(format!("<gb.{i}.nodelay@example.com>")))
+            .multipart(MultiPart::alternative_plain_html(
+                r.text.clone(),
+                r.html.clone(),
+            ))
+            .expect("message");
+        conn.send(message.envelope(), &message.formatted())
+            .await
+            .expect("sent");
+    }
+    t0.elapsed()
+}
+
+async fn worker_to_files(fake: &FakeBotApi, smtp: &SmtpSink) -> Duration {
+    let db = Db::fresh(Kind::Sqlite).await;
+    let dir = db.dir.path().join("mail");
+    let dir_s = dir.display().to_string();
+    let config = config_for(
+        fake,
+        smtp,
+        &db.url,
+        &[("GROUPBUY_SMTP_URL", ""), ("GROUPBUY_MAIL_DIR", &dir_s)],
+    );
+    let ctx = library(config.clone()).await;
+    {
+        let now = ctx.now();
+        let mut tx = ctx.store.write().await.expect("write");
+        for i in 0..MAILS {
+            groupbuy::app::queue_email(
+                &mut tx,
+                now,
+                format!("bench-file:{i}"),
+                &format!("buyer{i}@example.com"),
+                notice(i),
+            )
+            .await
+            .expect("queued");
+        }
+        tx.commit().await.expect("commit");
+    }
+    ctx.store.pool().close().await;
+    let t0 = Instant::now();
+    let mut service = Service::start(config).await;
+    loop {
+        let sent = count(
+            &service.ctx,
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+        )
+        .await;
+        if sent as usize >= MAILS || t0.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = t0.elapsed();
+    service.stop().await;
+    assert_eq!(
+        std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0),
+        MAILS,
+        "one .eml file per email"
+    );
+    took
 }
 
 /// Sends `MAILS` copies of `raw` (already dot-stuffed by the sink's reading: it has none)

@@ -1,4 +1,4 @@
-//! 2. Fan-out at Telegram's limit, with the fake enforcing Telegram's limits and counting
+//! Scenario 2, fan-out at Telegram's limit, with the fake enforcing Telegram's limits and counting
 //! 429s: (a) one 1,000-member group settles (the 1,000th payment comes in as an update) and
 //! every member gets the notice in their private chat; (b) 21 groups of 20 members opened in
 //! one group chat settle together: 420 private notices and 21 summaries into that one chat,

@@ -1,4 +1,4 @@
-//! 3. The settlement sweep and 5. the footprint, on one seeded SQLite database of 100,000
+//! Scenarios 3 and 5, the settlement sweep and the footprint, on one seeded SQLite database of 100,000
 //! groups of 5 buyers (500,000 buyers, half with an email address, 500,000 purchases with
 //! their ledger rows), written with set-based SQL.
 //!
@@ -55,16 +55,12 @@ async fn seed(db: &Db, fake: &FakeBotApi, smtp: &SmtpSink) -> Duration {
              SELECT i + 1, i / {BUYERS} + 1, 10000000 + i, 'camera', {PRICE}, 0, {PRICE}, 'JPY',
                     'seed-' || i, 'prov-' || i, 1, NULL, 'JP-TOKYO', 'r' || printf('%019d', i), {now} - 3600 FROM n"
         ),
-        format!(
-            "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
+        "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
              SELECT 'purchase:' || charge_id, 'cash', amount_paid, NULL, group_id, id, 'Purchase of camera', created_at
-             FROM purchases"
-        ),
-        format!(
-            "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
+             FROM purchases".to_string(),
+        "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
              SELECT 'purchase:' || charge_id, 'sales', -amount_paid, NULL, group_id, id, 'Purchase of camera', created_at
-             FROM purchases"
-        ),
+             FROM purchases".to_string(),
     ];
     for sql in statements {
         let mut tx = ctx.store.write().await.expect("write");
@@ -180,10 +176,10 @@ async fn serve_idle(
     let t0 = Instant::now();
     let mut child = cmd.spawn().expect("groupbuy serve starts");
     let ready = loop {
-        if let Ok(r) = client.get(&url).send().await {
-            if r.status() == 200 {
-                break t0.elapsed();
-            }
+        if let Ok(r) = client.get(&url).send().await
+            && r.status() == 200
+        {
+            break t0.elapsed();
         }
         assert!(
             t0.elapsed() < Duration::from_secs(60),
