@@ -1,4 +1,5 @@
-//! The `groupbuy` command line: `serve`, `migrate`, `catalog import FILE`, `settle`.
+//! The `groupbuy` command line: `playground`, `serve`, `migrate`, `catalog import FILE`,
+//! `settle`, `outbox`.
 
 use crate::clock::Clock;
 use crate::config::{CatalogFile, Config, parse_products};
@@ -27,6 +28,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Try groupbuy without Telegram: the real bot, a built-in Telegram emulator and a browser
+    /// page of chat panes, a mailbox and a clock you can fast-forward. Stays on this machine.
+    Playground {
+        /// Where the playground page listens (loopback unless you say otherwise).
+        #[arg(long, default_value = "127.0.0.1:8088", value_name = "HOST:PORT")]
+        addr: std::net::SocketAddr,
+        /// Keep the database and mail in this folder (default: a temporary one, removed at exit).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
     /// Run the bot and its workers (message and email delivery, the settlement sweep).
     Serve,
     /// Create or update the database schema, then exit.
@@ -105,6 +116,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
     let clock = Clock::system();
     match cli.command {
+        Cmd::Playground { addr, data } => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "the playground listens beyond this machine: anyone who reaches it can play");
+            }
+            let playground = crate::playground::Playground::start(
+                config,
+                crate::playground::Options {
+                    addr,
+                    data_dir: data,
+                },
+            )
+            .await?;
+            println!("{}", playground.banner());
+            wait_for_signal().await;
+            println!("stopping the playground");
+            playground.stop().await
+        }
         Cmd::Serve => {
             let app = App::build(config, clock).await?;
             let (trigger, shutdown) = crate::shutdown::channel();

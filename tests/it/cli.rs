@@ -34,6 +34,7 @@ fn text(o: &Output) -> String {
 async fn every_command_has_help() {
     for args in [
         vec!["--help"],
+        vec!["playground", "--help"],
         vec!["serve", "--help"],
         vec!["migrate", "--help"],
         vec!["catalog", "import", "--help"],

@@ -10,7 +10,8 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, RequestError};
 
-use crate::support::bot_api::{self, FakeBotApi, Fault, TgUser};
+use crate::support::FakeBotApi;
+use crate::support::bot_api::{self, Fault, TgUser};
 use crate::support::smtp::SmtpSink;
 
 const T: Duration = Duration::from_secs(10);
@@ -827,4 +828,33 @@ async fn teloxide_dispatcher_polls_the_fake() {
         last.params
     );
     fake.assert_no_violations();
+}
+
+/// The emulator checks calls against its built-in copy of the Bot API schema
+/// (`vendor/telegram/bot-api.json`, so the playground runs from a bare clone); that copy must
+/// be the shared one, byte for byte. CI has `../shared`; elsewhere a missing file is reported.
+#[test]
+fn the_built_in_bot_api_schema_is_the_shared_one() {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/telegram/bot-api.json");
+    match std::fs::read_to_string(&shared) {
+        Ok(text) => assert!(
+            text == groupbuy::emulator::schema::SCHEMA_JSON,
+            "vendor/telegram/bot-api.json differs from {}: copy it again",
+            shared.display()
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must compare the built-in schema with {}: {e}",
+                shared.display()
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** NOT COMPARED: {} is not here ({e}) ***\n",
+                shared.display()
+            );
+        }
+    }
 }

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::answers::{answer, get_updates};
+use super::schema::schema;
 use super::{Call, Fault, Shared, TOKEN};
-use crate::support::schema::schema;
 
 /// One request on its way through the fake, recorded as a [`Call`] when answered.
 struct Incoming {

@@ -1,5 +1,5 @@
 //! Builders of realistic Telegram update JSON (what Telegram would send), for
-//! `FakeBotApi::inject` and `post_to_webhook`.
+//! `BotApiEmulator::inject` and `post_to_webhook`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -212,7 +212,7 @@ pub fn successful_payment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::support::schema::schema;
+    use crate::emulator::schema::schema;
     use teloxide::types::{Update, UpdateKind};
 
     fn alice() -> TgUser {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::http::{as_i64, now};
+use super::schema::schema;
 use super::{BOT_FIRST_NAME, BOT_ID, BOT_USERNAME, FakeState, Shared};
-use crate::support::schema::schema;
 
 pub(super) async fn get_updates(shared: &Shared, params: &Value) -> Value {
     let offset = params.get("offset").and_then(as_i64).unwrap_or(0);
@@ -158,7 +158,12 @@ fn new_message(st: &mut FakeState, method: &str, params: &Value) -> Value {
     if let Some(markup) = inline_markup(params) {
         m["reply_markup"] = markup;
     }
+    if method == "sendInvoice" {
+        st.invoices.insert((chat_id, message_id), params.clone());
+    }
+    remember_parse_mode(st, (chat_id, message_id), params);
     st.messages.insert((chat_id, message_id), m.clone());
+    st.transcript.push((chat_id, message_id, true));
     m
 }
 
@@ -193,8 +198,18 @@ fn edit_message(st: &mut FakeState, method: &str, params: &Value) -> Value {
             m.as_object_mut().map(|o| o.remove("reply_markup"));
         }
     }
+    if method == "editMessageText" {
+        remember_parse_mode(st, (chat_id, message_id), params);
+    }
     st.messages.insert((chat_id, message_id), m.clone());
     m
+}
+
+fn remember_parse_mode(st: &mut FakeState, key: (i64, i64), params: &Value) {
+    match params.get("parse_mode").and_then(Value::as_str) {
+        Some(mode) => st.parse_modes.insert(key, mode.to_owned()),
+        None => st.parse_modes.remove(&key),
+    };
 }
 
 pub(super) fn answer(st: &mut FakeState, method: &str, params: &Value) -> Value {

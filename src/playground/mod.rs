@@ -1,0 +1,170 @@
+//! `groupbuy playground`: the unchanged service on its embedded defaults (SQLite, mail kept as
+//! `.eml` files) talking to the built-in Bot API emulator instead of Telegram, and a web page
+//! on loopback where one person plays several: a chat pane per person, a mailbox, and a
+//! fast-forward control for the clock.
+//!
+//! The service is told only the emulator's URL (and a throwaway token, data folder and
+//! payment provider token); nothing in the bot knows it is in the playground.
+//!
+//! Layout: `cast` is who plays, `mailbox` reads the mail the service wrote, `api` is the page
+//! and its JSON API.
+
+mod api;
+mod cast;
+mod mailbox;
+
+use crate::clock::Clock;
+use crate::config::{Config, Secret, url_like};
+use crate::emulator::BotApiEmulator;
+use crate::startup::App;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use cast::Person;
+
+/// How to run it (the command line's flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the playground page listens. Loopback unless told otherwise.
+    pub addr: SocketAddr,
+    /// Where the database and the mail go; a fresh temporary folder when `None`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A running playground: the emulator, the service and the page.
+pub struct Playground {
+    /// The page to open.
+    pub url: String,
+    /// The service's own web side (group pages, receipts).
+    pub service_url: String,
+    pub data_dir: PathBuf,
+    service: tokio::task::JoinHandle<anyhow::Result<()>>,
+    page: tokio::task::JoinHandle<()>,
+    trigger: crate::shutdown::Trigger,
+    temporary: bool,
+}
+
+impl Playground {
+    /// Starts everything; `config` is the embedded (or given) configuration, of which the
+    /// playground overrides only what would reach the outside world.
+    pub async fn start(mut config: Config, options: Options) -> anyhow::Result<Playground> {
+        let emulator = BotApiEmulator::start().await;
+        emulator.set_strict(false);
+
+        let (data_dir, temporary) = match options.data_dir {
+            Some(dir) => (dir, false),
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "groupbuy-playground-{}-{}",
+                    std::process::id(),
+                    chrono::Utc::now().timestamp()
+                ));
+                (dir, true)
+            }
+        };
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+        let mail_dir = data_dir.join("mail");
+
+        // The service's web side on a free loopback port, so its links work in the browser.
+        let service_addr = free_loopback_port()?;
+        let service_url = format!("http://{service_addr}");
+        config.telegram_token = Some(Secret::new(emulator.token()));
+        config.telegram_api_url = Some(url_like::Url(emulator.api_url().to_string()));
+        config.database_url = format!("sqlite://{}", data_dir.join("groupbuy.db").display());
+        config.smtp_url = None;
+        config.mail_dir = mail_dir.display().to_string();
+        config.http_addr = service_addr;
+        config.public_url = service_url.clone();
+        config.webhook_secret = None;
+        // Invoices in the shop's currency with a shipping address, as with a real provider.
+        config.payment_provider_token = Secret::new("PLAYGROUND:emulated-payment-provider");
+
+        let clock = Clock::system();
+        let app = App::build(config, clock.clone())
+            .await
+            .context("starting the service against the emulator")?;
+        let ctx = app.ctx().clone();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let service = tokio::spawn(app.run(shutdown.clone()));
+
+        let state = api::State::new(
+            Arc::new(emulator),
+            ctx,
+            clock,
+            mail_dir,
+            service_url.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.addr))?;
+        let addr = listener.local_addr()?;
+        let mut stop = shutdown.clone();
+        let router = api::router(state);
+        let page = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the playground page stopped with an error");
+            }
+        });
+        Ok(Playground {
+            url: format!("http://{addr}/"),
+            service_url,
+            data_dir,
+            service,
+            page,
+            trigger,
+            temporary,
+        })
+    }
+
+    /// What the command prints first.
+    pub fn banner(&self) -> String {
+        format!(
+            "groupbuy playground — the real bot, a built-in Telegram emulator, no internet needed.\n\
+             Nothing is sent to Telegram and no email leaves this machine.\n\n\
+             \x20 open   {url}\n\
+             \x20 shop   {service} (the service's own group pages)\n\
+             \x20 data   {data}{temp}\n\n\
+             Press Ctrl-C to stop.",
+            url = self.url,
+            service = self.service_url,
+            data = self.data_dir.display(),
+            temp = if self.temporary {
+                " (removed when you stop)"
+            } else {
+                ""
+            },
+        )
+    }
+
+    /// Stops the page and the service, then removes a temporary data folder.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.trigger();
+        let _ = self.page.await;
+        let result = match self.service.await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("the service task failed: {e}")),
+        };
+        if self.temporary {
+            remove_quietly(&self.data_dir);
+        }
+        result
+    }
+}
+
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free loopback port for the service")?;
+    Ok(probe.local_addr()?)
+}
+
+fn remove_quietly(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(error = %e, dir = %dir.display(), "could not remove the playground's data");
+    }
+}
