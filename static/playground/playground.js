@@ -284,9 +284,17 @@ function renderPanes(people) {
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
     list.replaceChildren(...person.chat.map((m) => messageNode(person, m)));
     if (!person.chat.length) {
+      // Telegram's empty chat with a bot: a START button that sends /start.
       const empty = document.createElement("div");
       empty.className = "empty";
-      empty.textContent = `${person.name} has not talked to the bot yet.`;
+      const note = document.createElement("span");
+      note.textContent = `${person.name} has not talked to the bot yet.`;
+      const start = document.createElement("button");
+      start.type = "button";
+      start.className = "start-button";
+      start.textContent = "START";
+      start.addEventListener("click", () => say(person.id, "/start"));
+      empty.append(note, start);
       list.appendChild(empty);
     }
     if (atBottom || list.dataset.seen !== "1") list.scrollTop = list.scrollHeight;
