@@ -101,8 +101,11 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 pub async fn main() -> ExitCode {
-    crate::telemetry::init();
     let cli = Cli::parse();
+    match cli.command {
+        Cmd::Playground { .. } => crate::telemetry::init_with_default("warn"),
+        _ => crate::telemetry::init(),
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -57,6 +57,8 @@ pub enum PayError {
     CheckoutRefused(String),
     #[error("the bot did not answer the {0} in time (Telegram cancels the payment)")]
     NoAnswer(&'static str),
+    #[error("this invoice is already paid")]
+    AlreadyPaid,
 }
 
 impl BotApiEmulator {
@@ -126,6 +128,8 @@ impl BotApiEmulator {
 
     /// The person pays the invoice `message_id` of their chat with `order` (name, address…).
     /// Telegram's exchange, step by step, each waiting up to `timeout` for the bot's answer.
+    /// An invoice is paid once: a second attempt, or one while the first is under way, is
+    /// refused as Telegram's payment form would.
     pub async fn pay(
         &self,
         user: &TgUser,
@@ -133,29 +137,68 @@ impl BotApiEmulator {
         order: OrderInfo,
         timeout: Duration,
     ) -> Result<Payment, PayError> {
-        let invoice = self
-            .shared
-            .lock()
-            .invoices
-            .get(&(user.id, message_id))
-            .cloned()
-            .ok_or(PayError::NoInvoice)?;
+        let key = (user.id, message_id);
+        let invoice = {
+            let mut st = self.shared.lock();
+            let invoice = st.invoices.get(&key).cloned().ok_or(PayError::NoInvoice)?;
+            if st.paid.contains(&key) || !st.paying.insert(key) {
+                return Err(PayError::AlreadyPaid);
+            }
+            invoice
+        };
+        let result = self.pay_invoice(user, &invoice, order, timeout).await;
+        let mut st = self.shared.lock();
+        st.paying.remove(&key);
+        if result.is_ok() {
+            st.paid.insert(key);
+        }
+        result
+    }
+
+    async fn pay_invoice(
+        &self,
+        user: &TgUser,
+        invoice: &Value,
+        order: OrderInfo,
+        timeout: Duration,
+    ) -> Result<Payment, PayError> {
         let flag = |name: &str| invoice.get(name).and_then(Value::as_bool) == Some(true);
         let payload = invoice["payload"].as_str().unwrap_or_default().to_string();
         let currency = invoice["currency"].as_str().unwrap_or_default().to_string();
         let mut total: i64 = sum_prices(&invoice["prices"]);
-        let address = order.shipping_address.clone();
-        if (flag("need_shipping_address") || flag("is_flexible")) && address.is_none() {
-            return Err(PayError::Missing("a shipping address"));
+        let needs_address = flag("need_shipping_address") || flag("is_flexible");
+        // What the payment form insists on before it lets the person pay.
+        let filled = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if needs_address && !order.shipping_address.as_ref().is_some_and(complete) {
+            return Err(PayError::Missing(
+                "a shipping address (country, city, street and post code)",
+            ));
         }
-        if flag("need_name") && order.name.as_deref().is_none_or(str::is_empty) {
+        if flag("need_name") && !filled(&order.name) {
             return Err(PayError::Missing("a name"));
         }
+        if flag("need_phone_number") && !filled(&order.phone_number) {
+            return Err(PayError::Missing("a phone number"));
+        }
+        if flag("need_email") && !filled(&order.email) {
+            return Err(PayError::Missing("an email address"));
+        }
+        // Telegram passes on only what the invoice asked for.
+        let asked = OrderInfo {
+            name: order.name.clone().filter(|_| flag("need_name")),
+            phone_number: order
+                .phone_number
+                .clone()
+                .filter(|_| flag("need_phone_number")),
+            email: order.email.clone().filter(|_| flag("need_email")),
+            shipping_address: order.shipping_address.clone().filter(|_| needs_address),
+        };
+        let order_info = (asked != OrderInfo::default()).then(|| asked.json());
         let n = NEXT_PAYMENT.fetch_add(1, Ordering::Relaxed);
 
         let mut shipping_option = None;
         if flag("is_flexible")
-            && let Some(addr) = &address
+            && let Some(addr) = &asked.shipping_address
         {
             let qid = format!("{}{:08}", user.id, n);
             self.inject(shipping_query(user, &qid, &payload, addr.clone()));
@@ -174,26 +217,15 @@ impl BotApiEmulator {
             total += sum_prices(&option["prices"]);
             shipping_option = Some(option).filter(|o| !o.is_null());
         }
+        let option_id = shipping_option
+            .as_ref()
+            .and_then(|o| o["id"].as_str())
+            .map(str::to_string);
 
         let qid = format!("{}{:08}9", user.id, n);
-        let asked = OrderInfo {
-            name: order.name.clone().filter(|_| flag("need_name")),
-            phone_number: order
-                .phone_number
-                .clone()
-                .filter(|_| flag("need_phone_number")),
-            email: order.email.clone().filter(|_| flag("need_email")),
-            shipping_address: address.clone().filter(|_| flag("need_shipping_address")),
-        };
-        let has_info = asked != OrderInfo::default();
-        self.inject(pre_checkout_query(
-            user,
-            &qid,
-            &currency,
-            total,
-            &payload,
-            has_info.then_some(asked),
-        ));
+        let mut query = pre_checkout_query(user, &qid, &currency, total, &payload, None);
+        attach(&mut query["pre_checkout_query"], &order_info, &option_id);
+        self.inject(query);
         let answer = self
             .answer_to(
                 "answerPreCheckoutQuery",
@@ -208,16 +240,21 @@ impl BotApiEmulator {
         }
 
         let charge = format!("emu-charge-{}-{n}", user.id);
-        self.shared.lock().paid.insert((user.id, message_id));
-        self.inject(successful_payment(
+        let mut paid = successful_payment(
             user,
             &currency,
             total,
             &payload,
             &charge,
             &format!("emu-provider-{n}"),
-            address.filter(|_| flag("need_shipping_address")),
-        ));
+            None,
+        );
+        attach(
+            &mut paid["message"]["successful_payment"],
+            &order_info,
+            &option_id,
+        );
+        self.inject(paid);
         Ok(Payment {
             telegram_payment_charge_id: charge,
             currency,
@@ -241,6 +278,24 @@ impl BotApiEmulator {
             timeout,
         )
         .await
+    }
+}
+
+/// Country, city, street and post code: what Telegram's address form requires.
+fn complete(a: &super::ShippingAddress) -> bool {
+    a.country_code.trim().len() == 2
+        && [&a.city, &a.street_line1, &a.post_code]
+            .iter()
+            .all(|f| !f.trim().is_empty())
+}
+
+/// `order_info` and `shipping_option_id`, as PreCheckoutQuery and SuccessfulPayment carry them.
+fn attach(target: &mut Value, order_info: &Option<Value>, option_id: &Option<String>) {
+    if let Some(o) = order_info {
+        target["order_info"] = o.clone();
+    }
+    if let Some(id) = option_id {
+        target["shipping_option_id"] = json!(id);
     }
 }
 

@@ -145,6 +145,8 @@ struct FakeState {
     invoices: HashMap<(i64, i64), Value>,
     /// Invoices paid through [`BotApiEmulator::pay`], by (chat_id, message_id).
     paid: std::collections::HashSet<(i64, i64)>,
+    /// Invoices whose payment is under way.
+    paying: std::collections::HashSet<(i64, i64)>,
     /// The `parse_mode` each bot message was sent or last edited with.
     parse_modes: HashMap<(i64, i64), String>,
     /// `false` in the playground: dropping the emulator checks nothing.

@@ -35,10 +35,8 @@ pub struct Options {
 
 /// A running playground: the emulator, the service and the page.
 pub struct Playground {
-    /// The page to open.
+    /// The page to open; the service's group pages and receipts are served under it too.
     pub url: String,
-    /// The service's own web side (group pages, receipts).
-    pub service_url: String,
     pub data_dir: PathBuf,
     service: tokio::task::JoinHandle<anyhow::Result<()>>,
     page: tokio::task::JoinHandle<()>,
@@ -49,10 +47,17 @@ pub struct Playground {
 impl Playground {
     /// Starts everything; `config` is the embedded (or given) configuration, of which the
     /// playground overrides only what would reach the outside world.
-    pub async fn start(mut config: Config, options: Options) -> anyhow::Result<Playground> {
-        let emulator = BotApiEmulator::start().await;
-        emulator.set_strict(false);
-
+    pub async fn start(config: Config, options: Options) -> anyhow::Result<Playground> {
+        // The page's address first: the service's links (public_url) point at it.
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another playground running? try --addr 127.0.0.1:0)",
+                    options.addr
+                )
+            })?;
+        let addr = listener.local_addr()?;
         let (data_dir, temporary) = match options.data_dir {
             Some(dir) => (dir, false),
             None => {
@@ -66,18 +71,50 @@ impl Playground {
         };
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
-        let mail_dir = data_dir.join("mail");
+        match Self::start_in(config, listener, addr, &data_dir).await {
+            Ok(parts) => Ok(Playground {
+                url: parts.url,
+                data_dir,
+                service: parts.service,
+                page: parts.page,
+                trigger: parts.trigger,
+                temporary,
+            }),
+            Err(e) => {
+                if temporary {
+                    remove_quietly(&data_dir);
+                }
+                Err(e)
+            }
+        }
+    }
 
-        // The service's web side on a free loopback port, so its links work in the browser.
+    async fn start_in(
+        mut config: Config,
+        listener: tokio::net::TcpListener,
+        addr: SocketAddr,
+        data_dir: &Path,
+    ) -> anyhow::Result<Parts> {
+        let emulator = BotApiEmulator::start().await;
+        emulator.set_strict(false);
+        let mail_dir = data_dir.join("mail");
+        let page_host = if addr.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        let url = format!("http://{page_host}/");
+
+        // The service's own web side listens on another loopback port; the page serves it
+        // (group pages, receipts) under its own address, so its links work in the browser.
         let service_addr = free_loopback_port()?;
-        let service_url = format!("http://{service_addr}");
         config.telegram_token = Some(Secret::new(emulator.token()));
         config.telegram_api_url = Some(url_like::Url(emulator.api_url().to_string()));
         config.database_url = format!("sqlite://{}", data_dir.join("groupbuy.db").display());
         config.smtp_url = None;
         config.mail_dir = mail_dir.display().to_string();
         config.http_addr = service_addr;
-        config.public_url = service_url.clone();
+        config.public_url = url.trim_end_matches('/').to_string();
         config.webhook_secret = None;
         // Invoices in the shop's currency with a shipping address, as with a real provider.
         config.payment_provider_token = Secret::new("PLAYGROUND:emulated-payment-provider");
@@ -95,14 +132,10 @@ impl Playground {
             ctx,
             clock,
             mail_dir,
-            service_url.clone(),
+            format!("http://{service_addr}"),
         );
-        let listener = tokio::net::TcpListener::bind(options.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", options.addr))?;
-        let addr = listener.local_addr()?;
         let mut stop = shutdown.clone();
-        let router = api::router(state);
+        let router = api::router(state, api::Guard::for_address(addr));
         let page = tokio::spawn(async move {
             let served = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.wait().await })
@@ -111,14 +144,11 @@ impl Playground {
                 tracing::error!(error = %e, "the playground page stopped with an error");
             }
         });
-        Ok(Playground {
-            url: format!("http://{addr}/"),
-            service_url,
-            data_dir,
+        Ok(Parts {
             service,
             page,
             trigger,
-            temporary,
+            url,
         })
     }
 
@@ -128,11 +158,9 @@ impl Playground {
             "groupbuy playground — the real bot, a built-in Telegram emulator, no internet needed.\n\
              Nothing is sent to Telegram and no email leaves this machine.\n\n\
              \x20 open   {url}\n\
-             \x20 shop   {service} (the service's own group pages)\n\
              \x20 data   {data}{temp}\n\n\
              Press Ctrl-C to stop.",
             url = self.url,
-            service = self.service_url,
             data = self.data_dir.display(),
             temp = if self.temporary {
                 " (removed when you stop)"
@@ -155,6 +183,14 @@ impl Playground {
         }
         result
     }
+}
+
+/// What `start_in` started.
+struct Parts {
+    service: tokio::task::JoinHandle<anyhow::Result<()>>,
+    page: tokio::task::JoinHandle<()>,
+    trigger: crate::shutdown::Trigger,
+    url: String,
 }
 
 fn free_loopback_port() -> anyhow::Result<SocketAddr> {

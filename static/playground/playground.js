@@ -49,21 +49,23 @@ const ALLOWED = new Set(["B", "STRONG", "I", "EM", "U", "INS", "S", "STRIKE", "D
 function telegramHtml(text, personId) {
   const doc = new DOMParser().parseFromString(`<body>${text}</body>`, "text/html");
   const out = document.createDocumentFragment();
-  const copy = (from, to) => {
+  // inLink: inside an <a>, where neither another link nor a bare URL may start.
+  const copy = (from, to, inLink) => {
     for (const node of from.childNodes) {
       if (node.nodeType === Node.TEXT_NODE) {
-        autolink(node.textContent, to, personId, to.tagName !== "A");
+        autolink(node.textContent, to, personId, !inLink);
       } else if (node.nodeType === Node.ELEMENT_NODE) {
-        if (!ALLOWED.has(node.tagName)) { copy(node, to); continue; }
+        const nestedLink = node.tagName === "A" && inLink;
+        if (!ALLOWED.has(node.tagName) || nestedLink) { copy(node, to, inLink); continue; }
         const el = document.createElement(node.tagName === "TG-SPOILER" ? "span" : node.tagName.toLowerCase());
         if (node.tagName === "TG-SPOILER" || (node.tagName === "SPAN" && node.classList.contains("tg-spoiler"))) el.className = "spoiler";
         if (node.tagName === "A") linkify(el, node.getAttribute("href") || "", personId);
-        copy(node, el);
+        copy(node, el, inLink || node.tagName === "A");
         to.appendChild(el);
       }
     }
   };
-  copy(doc.body, out);
+  copy(doc.body, out, false);
   return out;
 }
 
@@ -72,10 +74,13 @@ function autolink(text, to, personId, enabled = true) {
   if (!enabled) { to.appendChild(document.createTextNode(text)); return; }
   text.split(/(https?:\/\/[^\s<>"]+)/).forEach((part, i) => {
     if (i % 2 === 1) {
+      // A sentence's full stop or closing bracket is not part of the URL.
+      const url = part.replace(/[.,;:!?)\]]+$/, "");
       const a = document.createElement("a");
-      a.textContent = part;
-      linkify(a, part, personId);
+      a.textContent = url;
+      linkify(a, url, personId);
       to.appendChild(a);
+      if (url.length < part.length) to.appendChild(document.createTextNode(part.slice(url.length)));
     } else if (part) {
       to.appendChild(document.createTextNode(part));
     }
@@ -95,11 +100,18 @@ function linkify(a, href, personId) {
 // A t.me link to our bot opens in the pane of the person who clicked it: Telegram's "Start".
 function openDeepLink(href, personId) {
   let url;
-  try { url = new URL(href); } catch (_) { return false; }
+  try { url = new URL(href, location.href); } catch (_) { return false; }
   const bot = state.data && state.data.bot.username;
-  if (!bot || url.hostname !== "t.me" || url.pathname.replace(/^\//, "").toLowerCase() !== bot.toLowerCase()) return false;
-  const person = personId ?? state.focus ?? (state.data.people[0] && state.data.people[0].id);
+  const own = url.origin === location.origin && url.pathname.startsWith("/t.me/");
+  const path = own ? url.pathname.slice("/t.me".length) : url.pathname;
+  if (!bot || !(url.hostname === "t.me" || own) || path.replace(/^\//, "").toLowerCase() !== bot.toLowerCase()) return false;
   const start = url.searchParams.get("start");
+  const person = personId ?? null;
+  if (person === null) {
+    // Nobody at the table owns the link: ask whose Telegram opens it, as the service's pages do.
+    location.href = `/t.me/${encodeURIComponent(bot)}${start ? `?start=${encodeURIComponent(start)}` : ""}`;
+    return true;
+  }
   say(person, start ? `/start ${start}` : "/start");
   const pane = paneOf(person);
   if (pane) { pane.scrollIntoView({ behavior: "smooth", inline: "center", block: "nearest" }); pane.classList.add("flash"); setTimeout(() => pane.classList.remove("flash"), 900); }
@@ -126,7 +138,7 @@ function makePane(person) {
     const text = input.value.trim();
     if (!text) return;
     input.value = "";
-    say(person.id, text);
+    say(person.id, text).then((ok) => { if (!ok && !input.value) input.value = text; });
   });
   $(".cancel-pay", pane).addEventListener("click", () => { $(".paysheet", pane).hidden = true; });
   $(".paysheet", pane).addEventListener("submit", (ev) => { ev.preventDefault(); submitPayment(pane, person.id); });
@@ -134,8 +146,8 @@ function makePane(person) {
 }
 
 async function say(personId, text) {
-  try { await api("/api/say", { person: personId, text }); poll(); }
-  catch (e) { notice(e.message, true); }
+  try { await api("/api/say", { person: personId, text }); poll(); return true; }
+  catch (e) { notice(e.message, true); return false; }
 }
 
 async function press(personId, messageId, data, button) {
@@ -355,15 +367,19 @@ async function openLetter(id) {
   frame.onload = () => {
     const doc = frame.contentDocument;
     if (!doc) return;
-    doc.addEventListener("click", (ev) => {
+    const follow = (ev) => {
       const a = ev.target.closest && ev.target.closest("a[href]");
       if (!a) return;
       ev.preventDefault();
       const href = a.getAttribute("href");
       if (!openDeepLink(href, personId) && /^https?:/i.test(href)) window.open(href, "_blank", "noopener");
-    });
+    };
+    doc.addEventListener("click", follow);
+    doc.addEventListener("auxclick", follow);
   };
-  frame.srcdoc = letter.html || `<pre>${escapeHtml(letter.text || "")}</pre>`;
+  // Mail is laid out for a 600-px column; this pane is narrower.
+  const fit = "<style>html,body{margin:0}table{max-width:100% !important}img{max-width:100%;height:auto}</style>";
+  frame.srcdoc = fit + (letter.html || `<pre>${escapeHtml(letter.text || "")}</pre>`);
   showTab(letter.html ? "html" : "text");
 }
 
@@ -419,8 +435,10 @@ $("#add-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const input = $("#add-name");
   try {
-    const p = await api("/api/people", { name: input.value });
+    const email = $("#add-email");
+    const p = await api("/api/people", { name: input.value, email: email.value });
     input.value = "";
+    email.value = "";
     notice(`${p.name} joined (id ${p.id}${p.username ? `, @${p.username}` : ""}).`);
   } catch (e) { notice(e.message, true); }
   poll();
@@ -436,5 +454,19 @@ $("#use-suggestion").addEventListener("click", () => {
 $("#show-html").addEventListener("click", () => showTab("html"));
 $("#show-text").addEventListener("click", () => showTab("text"));
 $("#close-letter").addEventListener("click", () => { $("#letter-view").hidden = true; state.letter = null; document.querySelectorAll(".letter.open").forEach((li) => li.classList.remove("open")); });
+
+// Back from a t.me link opened for someone: show their chat.
+const opened = new URLSearchParams(location.search).get("chat");
+if (opened) {
+  history.replaceState(null, "", "/");
+  const show = () => {
+    const pane = paneOf(opened);
+    if (!pane) { setTimeout(show, 200); return; }
+    pane.scrollIntoView({ inline: "center", block: "nearest" });
+    pane.classList.add("flash");
+    setTimeout(() => pane.classList.remove("flash"), 1200);
+  };
+  show();
+}
 
 poll();

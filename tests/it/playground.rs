@@ -19,6 +19,23 @@ struct Running {
     _cwd: tempfile::TempDir,
 }
 
+impl Running {
+    /// Ctrl-C, as a person stops it: the playground must end cleanly and soon.
+    async fn interrupt(mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the playground stopped within 30 s of Ctrl-C")
+            .expect("exit status");
+        assert!(status.success(), "exit after Ctrl-C: {status}");
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -30,7 +47,8 @@ impl Drop for Running {
 async fn start_playground() -> Running {
     let cwd = tempfile::tempdir().expect("cwd");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"));
-    cmd.args(["playground", "--addr", "127.0.0.1:0"])
+    cmd.args(["playground", "--addr", "127.0.0.1:0", "--data"])
+        .arg(cwd.path().join("data"))
         .current_dir(cwd.path())
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -184,8 +202,32 @@ async fn a_person_plays_scenario_a_in_the_browser() {
     sees(&b, BOB, "Your group purchase is open").await;
     sees(&b, ALICE, "Bob invited you to buy together").await;
 
-    // Dave is prompted when he first writes (claim 11).
-    type_in_chat(&b, DAVE, "/start").await;
+    // Dave comes by the group page, whose "Buy in Telegram" opens the bot in his account;
+    // he is prompted on that first contact (claim 11).
+    b.find(&format!("{}//a[contains(@href, '/g/')]", pane(BOB)), WAIT)
+        .await;
+    let group_page = b
+        .eval(&format!(
+            "return document.evaluate(\"({}//a[contains(@href, '/g/')])[1]\", document, null, 9, null).singleNodeValue.href",
+            pane(BOB)
+        ))
+        .await;
+    let group_page = group_page
+        .as_str()
+        .expect("the group page's address")
+        .to_string();
+    assert!(group_page.starts_with(&running.url), "{group_page}");
+    b.goto(&group_page).await;
+    let buy = b.find("//a[contains(@class,'buy')]", WAIT).await;
+    b.click(&buy).await;
+    let dave = b
+        .find(
+            "//form[contains(@class,'chooser')]//button[normalize-space(.)='Dave']",
+            WAIT,
+        )
+        .await;
+    b.click(&dave).await;
+    b.find("//body[@data-ready='1']", WAIT).await;
     sees(&b, DAVE, "Bob invited you to buy together").await;
 
     // Carol reads her invitation in the mailbox and follows its link into her chat.
@@ -254,6 +296,8 @@ async fn a_person_plays_scenario_a_in_the_browser() {
     let shot = screenshot_path("playground-scenario-a.png");
     b.screenshot(&shot).await;
     eprintln!("screenshot: {}", shot.display());
+    drop(b);
+    running.interrupt().await;
 }
 
 /// The page's JSON API in-process: what the panes post, and the fast-forward control.
@@ -414,7 +458,10 @@ mod api {
             )
             .await;
         assert_eq!(status, 422);
-        assert_eq!(body["error"], "the invoice needs a shipping address");
+        assert_eq!(
+            body["error"],
+            "the invoice needs a shipping address (country, city, street and post code)"
+        );
 
         let (status, body) = page
             .post(
@@ -509,5 +556,201 @@ mod api {
             page.state().await["people"].as_array().map(Vec::len),
             Some(8)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_this_machine_may_drive_it_and_telegram_links_stay_inside() {
+        let page = Page::start().await;
+        // A page of another site, reached by DNS rebinding or a cross-site form, is refused.
+        let res = page
+            .http
+            .get(page.url("/api/state"))
+            .header("Host", "evil.example:80")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status().as_u16(), 403);
+        let res = page
+            .http
+            .post(page.url("/api/say"))
+            .header("Origin", "http://evil.example")
+            .json(&json!({"person": BOB, "text": "/start"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status().as_u16(), 403);
+        let state = page.state().await;
+        assert_eq!(state["people"][0]["chat"], json!([]), "nothing was said");
+        let csp = page
+            .http
+            .get(page.url("/"))
+            .send()
+            .await
+            .expect("page")
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap_or_default().to_string());
+        assert!(csp.is_some_and(|c| c.contains("script-src 'self'")));
+
+        // A mistake in a body is explained in the page's own words.
+        let res = page
+            .http
+            .post(page.url("/api/forward"))
+            .json(&json!({"hours": "soon"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status().as_u16(), 422);
+        let body: Value = res.json().await.expect("json error");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("hours")),
+            "{body}"
+        );
+
+        // The service's group page is served by the playground, with Telegram links kept in.
+        page.post(
+            "/api/say",
+            json!({"person": BOB, "text": "/newgroup camera 2 carol@example.com"}),
+        )
+        .await;
+        let confirmation = page.wait_for(BOB, "Your group purchase is open").await;
+        let text = confirmation["text"].as_str().expect("text");
+        let base = page.url("");
+        let start = text
+            .find(&format!("{base}/g/"))
+            .expect("the page link uses the playground");
+        let link: String = text[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '<')
+            .collect();
+        let html = page
+            .http
+            .get(&link)
+            .send()
+            .await
+            .expect("group page")
+            .text()
+            .await
+            .expect("html");
+        let bot = "groupbuy_test_bot";
+        assert!(
+            html.contains(&format!("href=\"/t.me/{bot}?start=")),
+            "{html}"
+        );
+        assert!(
+            !html.contains("https://t.me/"),
+            "no link leaves the machine"
+        );
+        let key = link.rsplit('/').next().expect("key").to_string();
+
+        // The t.me link asks whose chat opens it, then starts the bot in that chat.
+        let chooser = page
+            .http
+            .get(page.url(&format!("/t.me/{bot}?start={key}")))
+            .send()
+            .await
+            .expect("chooser")
+            .text()
+            .await
+            .expect("html");
+        for name in ["Bob", "Alice", "Dave", "Carol"] {
+            assert!(chooser.contains(&format!(">{name}</button>")), "{chooser}");
+        }
+        let origin = base.clone();
+        let res = page
+            .http
+            .post(page.url(&format!("/t.me/{bot}")))
+            .header("Origin", origin)
+            .form(&[("person", DAVE.to_string()), ("start", key.clone())])
+            .send()
+            .await
+            .expect("open");
+        // reqwest follows the 303 back to the page.
+        assert!(
+            res.url().as_str().ends_with(&format!("/?chat={DAVE}")),
+            "{}",
+            res.url()
+        );
+        let welcome = page.wait_for(DAVE, "Group purchase: Digital camera").await;
+
+        // Buttons that are not in the chat cannot be pressed.
+        let (status, body) = page
+            .post(
+                "/api/press",
+                json!({"person": DAVE, "message_id": welcome["id"], "data": "s:FORGEDKEY:camera"}),
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert_eq!(body["error"], "there is no such button in this chat");
+
+        // An invoice is paid once.
+        let data = button(&welcome, "Buy");
+        page.post(
+            "/api/press",
+            json!({"person": DAVE, "message_id": welcome["id"], "data": data}),
+        )
+        .await;
+        let invoice = page.wait_for_invoice(DAVE).await;
+        let form = json!({"person": DAVE, "message_id": invoice["id"], "name": "Dave Okafor",
+            "country_code": "JP", "state": "Osaka", "city": "Osaka", "street_line1": "4-5 Umeda",
+            "post_code": "530-0001"});
+        let (first, second) = tokio::join!(page.post("/api/pay", form.clone()), async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            page.post("/api/pay", form.clone()).await
+        });
+        let mut outcomes = [first.0, second.0];
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, [200, 422], "{first:?} {second:?}");
+        let (status, body) = page.post("/api/pay", form).await;
+        assert_eq!(status, 422);
+        assert_eq!(body["error"], "this invoice is already paid");
+        page.wait_for(DAVE, "payment received").await;
+
+        // The name typed at checkout reaches the warehouse (order_info travels with the payment).
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let state = page.state().await;
+            let shipping = state["mail"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["to"] == "fulfilment@example.com")
+                .and_then(|m| m["id"].as_str().map(str::to_string));
+            if let Some(id) = shipping {
+                let letter: Value = page
+                    .http
+                    .get(page.url(&format!("/api/mail/{id}")))
+                    .send()
+                    .await
+                    .expect("letter")
+                    .json()
+                    .await
+                    .expect("json");
+                let text = letter["text"].as_str().unwrap_or_default();
+                assert!(text.contains("Dave Okafor"), "{text}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no shipping request"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (status, body) = page
+            .post(
+                "/api/people",
+                json!({"name": "Erin", "email": "not an address"}),
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert_eq!(body["error"], "not an address is not an email address");
+        let (status, erin) = page
+            .post(
+                "/api/people",
+                json!({"name": "Erin", "email": "Erin@Example.com"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(erin["email"], "erin@example.com");
     }
 }
