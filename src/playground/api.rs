@@ -236,6 +236,8 @@ async fn state_of_play(Extract(s): Extract<State>) -> Json<Value> {
     Json(json!({
         "revision": s.emulator.revision(),
         "bot": {"username": s.ctx.bot_username, "id": crate::emulator::BOT_ID},
+        // The menu the bot registered with setMyCommands, as Telegram shows it.
+        "commands": s.emulator.commands(),
         "service_url": s.service_url,
         "clock": {"now": now, "skipped_secs": now - chrono::Utc::now().timestamp()},
         "people": people,

@@ -140,9 +140,41 @@ function makePane(person) {
     input.value = "";
     say(person.id, text).then((ok) => { if (!ok && !input.value) input.value = text; });
   });
+  $(".menu", pane).addEventListener("click", () => toggleMenu(pane));
   $(".cancel-pay", pane).addEventListener("click", () => { $(".paysheet", pane).hidden = true; });
   $(".paysheet", pane).addEventListener("submit", (ev) => { ev.preventDefault(); submitPayment(pane, person.id); });
   return pane;
+}
+
+// Telegram's "Menu" button: the commands the bot registered with setMyCommands.
+function toggleMenu(pane) {
+  const menu = $(".command-menu", pane);
+  if (!menu.hidden) { menu.hidden = true; return; }
+  const commands = (state.data && state.data.commands) || [];
+  menu.replaceChildren(...commands.map((c) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    const name = document.createElement("strong");
+    name.textContent = `/${c.command}`;
+    const what = document.createElement("span");
+    what.textContent = c.description;
+    b.append(name, what);
+    b.addEventListener("click", () => {
+      menu.hidden = true;
+      const input = $(".compose", pane);
+      input.value = `/${c.command} `;
+      input.focus();
+    });
+    li.appendChild(b);
+    return li;
+  }));
+  if (!commands.length) {
+    const li = document.createElement("li");
+    li.textContent = "The bot has not registered a command menu.";
+    menu.appendChild(li);
+  }
+  menu.hidden = false;
 }
 
 async function say(personId, text) {

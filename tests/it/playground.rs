@@ -124,7 +124,7 @@ async fn type_in_chat(b: &Browser, person: i64, text: &str) {
             WAIT,
         )
         .await;
-    b.click(&input).await;
+    // Typing focuses the field with the caret after what is there (WebDriver's rule).
     b.type_into(&input, &format!("{text}\u{E007}")).await;
 }
 
@@ -193,12 +193,25 @@ async fn a_person_plays_scenario_a_in_the_browser() {
     // Alice has talked to the bot before; then Bob opens the group.
     type_in_chat(&b, ALICE, "/start").await;
     sees(&b, ALICE, "Hello, Alice").await;
-    type_in_chat(
-        &b,
-        BOB,
-        "/newgroup camera 3 @alice 1234567 carol@example.com",
-    )
-    .await;
+    // Bob picks /newgroup from the command menu the bot registered, then types the rest.
+    let menu = b
+        .find(
+            &format!("{}//button[contains(@class,'menu')]", pane(BOB)),
+            WAIT,
+        )
+        .await;
+    b.click(&menu).await;
+    let newgroup = b
+        .find(
+            &format!(
+                "{}//ul[contains(@class,'command-menu')]//button[strong='/newgroup']",
+                pane(BOB)
+            ),
+            WAIT,
+        )
+        .await;
+    b.click(&newgroup).await;
+    type_in_chat(&b, BOB, "camera 3 @alice 1234567 carol@example.com").await;
     sees(&b, BOB, "Your group purchase is open").await;
     sees(&b, ALICE, "Bob invited you to buy together").await;
 
