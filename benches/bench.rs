@@ -48,7 +48,11 @@ impl Row {
             target: target.into(),
             figure,
             reference,
-            ratio: format!("{ratio:.2}"),
+            ratio: if ratio.is_finite() {
+                format!("{ratio:.2}")
+            } else {
+                "—".into()
+            },
             pass: Some(pass),
         }
     }
@@ -66,6 +70,15 @@ impl Row {
 }
 
 fn print_table(rows: &[Row]) {
+    // In the order (scenarios run in another order to keep the run short).
+    let mut rows: Vec<&Row> = rows.iter().collect();
+    rows.sort_by_key(|r| {
+        r.what
+            .chars()
+            .next()
+            .and_then(|c| c.to_digit(10))
+            .unwrap_or(9)
+    });
     println!();
     println!("| measure | target | figure | reference (same run) | ratio | result |");
     println!("|---|---|---|---|---|---|");
@@ -111,6 +124,12 @@ fn main() {
         .expect("runtime");
     let started = Instant::now();
     let mut rows = Vec::new();
+    println!("machine: {}", common::machine());
+    rows.push(Row::info(
+        "0. (context) one durable 4 KiB write on the disk under target/ (write + fdatasync, median of 300)".into(),
+        common::ms(common::fsync_probe()),
+        "—".into(),
+    ));
     rt.block_on(async {
         for kind in [common::Kind::Sqlite, common::Kind::Postgres] {
             let only = format!("purchase:{}", kind.name().to_lowercase());

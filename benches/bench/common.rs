@@ -67,18 +67,14 @@ impl Db {
                 let mut admin = sqlx::postgres::PgConnection::connect(&base)
                     .await
                     .unwrap_or_else(|e| panic!("the PostgreSQL rows need a server at {base}: {e}"));
-                let name = format!(
-                    "gb_bench_{}_{}",
-                    std::process::id(),
-                    NEXT_DB.fetch_add(1, Ordering::Relaxed)
-                );
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("CREATE DATABASE");
-                let (prefix, _) = base.rsplit_once('/').expect("URL ends with /name");
+                let n = NEXT_DB.fetch_add(1, Ordering::Relaxed);
+                if n == 0 {
+                    crate::support::pg::drop_stale(&mut admin, "gb_bench").await;
+                }
+                let (name, url) =
+                    crate::support::pg::create(&mut admin, &base, "gb_bench", n).await;
                 Db {
-                    url: format!("{prefix}/{name}"),
+                    url,
                     dir,
                     pg_name: Some(name),
                 }
@@ -443,4 +439,51 @@ impl Cpu {
         }
         s
     }
+}
+
+/// The machine, as the table's header states it.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{cores} cores ({model}), {mem_gib:.1} GiB memory")
+}
+
+/// One durable write as the disk under `target/` does it: a 4 KiB overwrite and fdatasync,
+/// the median of 300.
+pub fn fsync_probe() -> Duration {
+    use std::io::{Seek, SeekFrom, Write};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp");
+    std::fs::create_dir_all(&root).expect("target/bench-tmp");
+    let path = root.join(format!("fsync-probe-{}", std::process::id()));
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    f.write_all(&vec![0u8; 4096 * 64]).expect("write");
+    f.sync_all().expect("sync");
+    let block = vec![7u8; 4096];
+    let mut took = Vec::with_capacity(300);
+    for i in 0..300u64 {
+        let t = Instant::now();
+        f.seek(SeekFrom::Start((i % 64) * 4096)).expect("seek");
+        f.write_all(&block).expect("write");
+        f.sync_data().expect("fdatasync");
+        took.push(t.elapsed());
+    }
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    took.sort();
+    percentile(&took, 50.0)
 }

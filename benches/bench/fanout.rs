@@ -145,7 +145,7 @@ async fn thousand_members() -> Vec<Row> {
             "0",
             refused.to_string(),
             "0".into(),
-            0.0,
+            f64::NAN,
             refused == 0,
         ),
     ]

@@ -34,6 +34,12 @@ pub struct E2e {
 }
 
 pub async fn run(kind: Kind) -> Vec<Row> {
+    if std::env::var("BENCH_PROFILE").as_deref() == Ok("raw") {
+        // Profiling aid: only the raw transaction loop.
+        let (rate, _, _) = raw_loop(kind, true).await;
+        eprintln!("[bench] profile: raw tx loop {rate:.0}/s");
+        return Vec::new();
+    }
     if std::env::var("BENCH_PROFILE").as_deref() == Ok("e2e") {
         // Profiling aid: only the end-to-end phase (run it under strace or perf).
         let o = end_to_end(kind, CONCURRENCY, E2E_SECS).await;
@@ -44,8 +50,8 @@ pub async fn run(kind: Kind) -> Vec<Row> {
         );
         return Vec::new();
     }
-    let (raw_rate, raw_p99) = raw_loop(kind, true).await;
-    let (unsynced_rate, _) = raw_loop(kind, false).await;
+    let (raw_rate, raw_p99, round_trip) = raw_loop(kind, true).await;
+    let (unsynced_rate, _, _) = raw_loop(kind, false).await;
     let o = end_to_end(kind, CONCURRENCY, E2E_SECS).await;
     let light = end_to_end(kind, LIGHT, LIGHT_SECS).await;
     let name = kind.name();
@@ -97,6 +103,13 @@ pub async fn run(kind: Kind) -> Vec<Row> {
         ),
         Row::info(
             format!(
+                "1. (bound) one statement round trip on the connection purchases write on (`SELECT 1`, median of 2,000), {name}; a purchase is {STATEMENTS} of them, BEGIN to COMMIT"
+            ),
+            format!("{:.0} µs", round_trip.as_secs_f64() * 1e6),
+            format!("{:.0} µs a purchase in the raw tx loop", 1e6 / raw_rate),
+        ),
+        Row::info(
+            format!(
                 "1. (light load) p99 with {LIGHT} buyers in flight, {name}: {:.0}/s, p50 {}",
                 light.rate,
                 ms(light.p50)
@@ -117,9 +130,14 @@ async fn seeded(kind: Kind) -> (Db, FakeBotApi, SmtpSink, Vec<i64>) {
     (db, fake, smtp, groups)
 }
 
+/// Statements of one `purchase::record` transaction, BEGIN and COMMIT included (counted in
+/// sqlx's statement log: `RUST_LOG=sqlx::query=debug`, 19 between them).
+const STATEMENTS: usize = 21;
+
 /// The same transaction (`purchase::record`), one after another, on one connection's worth
-/// of work: what the database does when nothing else is in the way.
-async fn raw_loop(kind: Kind, durable: bool) -> (f64, Duration) {
+/// of work: what the database does when nothing else is in the way. Returns the rate, the
+/// p99 and the median round trip of a trivial statement on the connection writes use.
+async fn raw_loop(kind: Kind, durable: bool) -> (f64, Duration, Duration) {
     let (db, fake, smtp, groups) = seeded(kind).await;
     if !durable && kind == Kind::Postgres {
         let name = db.url.rsplit('/').next().unwrap_or_default().to_string();
@@ -162,9 +180,22 @@ async fn raw_loop(kind: Kind, durable: bool) -> (f64, Duration) {
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     lat.sort();
+    let mut trips = Vec::with_capacity(2_000);
+    {
+        let mut w = ctx.store.writer().await.expect("writer");
+        for _ in 0..2_000 {
+            let t = Instant::now();
+            sqlx::query("SELECT 1")
+                .execute(&mut *w)
+                .await
+                .expect("SELECT 1");
+            trips.push(t.elapsed());
+        }
+    }
+    trips.sort();
     ctx.store.pool().close().await;
     db.drop_pg().await;
-    (rate, percentile(&lat, 99.0))
+    (rate, percentile(&lat, 99.0), percentile(&trips, 50.0))
 }
 
 fn tokyo() -> ShippingAddress {

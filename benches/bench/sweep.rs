@@ -275,6 +275,12 @@ pub async fn run() -> Vec<Row> {
     let file = db.dir.path().join("groupbuy.db");
     let copy = db.dir.path().join("reference.db");
     std::fs::copy(&file, &copy).expect("copy of the database");
+    if std::env::var_os("BENCH_KEEP_DB").is_some() {
+        // Profiling aid: keep a copy of the database as it was before the sweep.
+        let keep = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-sweep.db");
+        std::fs::copy(&copy, &keep).expect("copy kept");
+        eprintln!("[bench] kept the unsettled database at {}", keep.display());
+    }
     let (took, peak, out) = tokio::task::block_in_place(|| settle(&db, &fake, &smtp, "seeded"));
     let settled = count(&ctx, "SELECT COUNT(*) FROM settlements").await;
     let credits = count(

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Emails the outbox worker has on the way at once; the SMTP pool keeps this many
+/// connections open between sends.
+pub const IN_FLIGHT: usize = 32;
+
 #[derive(Clone)]
 pub enum Mailer {
     Smtp {
@@ -53,6 +57,9 @@ impl Mailer {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     .context("GROUPBUY_SMTP_URL is not a valid SMTP URL")?
                     .timeout(Some(Duration::from_secs(20)))
+                    .pool_config(
+                        lettre::transport::smtp::PoolConfig::new().max_size(IN_FLIGHT as u32),
+                    )
                     .build();
                 Mailer::Smtp { transport, from }
             }

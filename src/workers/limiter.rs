@@ -3,8 +3,10 @@
 //! names (`retry_after`).
 //!
 //! The bot-wide and group-chat limits are kept as what Telegram states — at most N sends in
-//! any window — over the times of the last N sends, with a small margin for the time a send
-//! spends on the way. A send that goes out a little late (the worker was busy, a timer fired
+//! any window — over the times the last N sends were answered: a send reaches Telegram no
+//! later than its answer, however long it was held up on its way (a 20 ms margin on the time
+//! it was taken still let a stalled write push one send into the next window: one 429 in a
+//! 1,000-message fan-out on a busy machine). A send that goes out a little late (the worker was busy, a timer fired
 //! a millisecond after it was asked to) then does not push every later send back, as it did
 //! with a one-token bucket: a 1,000-message fan-out at 30/s took 6% longer than the limit.
 
@@ -99,10 +101,21 @@ impl Window {
     fn idle(&self, now: u64) -> bool {
         self.paused_until <= now && self.sent.back().is_none_or(|t| t + self.window <= now)
     }
+
+    /// The last send was answered at `now`: it reached Telegram no later, so it counts from
+    /// then. A send held up on its way (a slow write before it, a busy machine) then cannot
+    /// land in the same window as sends that left a whole window after it was taken.
+    fn completed(&mut self, now: u64) {
+        if let Some(last) = self.sent.back_mut() {
+            *last = (*last).max(now);
+        }
+    }
 }
 
-/// Sends take a moment to reach Telegram; the windows are this much longer than Telegram's.
-const MARGIN_MS: u64 = 20;
+/// The windows are this much longer than Telegram's: a send counts from when it was answered
+/// (see [`Limiter::completed`]), so this only covers rounding to whole milliseconds and
+/// clocks ticking apart.
+const MARGIN_MS: u64 = 5;
 
 #[derive(Debug)]
 enum ChatLimit {
@@ -131,6 +144,12 @@ impl ChatLimit {
             ChatLimit::Group(w) => &mut w.paused_until,
         };
         *p = (*p).max(until);
+    }
+
+    fn completed(&mut self, now: u64) {
+        if let ChatLimit::Group(w) = self {
+            w.completed(now);
+        }
     }
 
     fn idle(&mut self, now: u64) -> bool {
@@ -190,6 +209,16 @@ impl Limiter {
     pub fn take(&mut self, chat_id: i64, now: u64) {
         self.chat(chat_id, now).take(now);
         self.global.take(now);
+    }
+
+    /// The send last taken for this chat was answered at `now` (whatever the answer): the
+    /// windows count it from then, not from when it was taken. With this, what Telegram sees
+    /// keeps to the limits however long a send spent between `take` and its arrival.
+    pub fn completed(&mut self, chat_id: i64, now: u64) {
+        if let Some(c) = self.chats.get_mut(&chat_id) {
+            c.completed(now);
+        }
+        self.global.completed(now);
     }
 
     /// Telegram said 429: nothing to this chat (or to anyone, when `chat_id` is None) until then.
@@ -271,6 +300,27 @@ mod tests {
         assert!(now <= 9 * 1_022 + 30 * 33, "the 300th went at {now} ms");
         let sent = simulate(&(1..=300).collect::<Vec<_>>(), 10_000);
         assert!(sent.len() >= 290, "{} in 10 s", sent.len());
+    }
+
+    #[test]
+    fn a_send_counts_from_when_it_was_answered() {
+        // Taken at 0 but answered at 500 (held up on its way): the next 29 sends may follow
+        // it, but the 31st not within a window of the answer.
+        let mut l = Limiter::new(0);
+        l.take(1, 0);
+        l.completed(1, 500);
+        assert!(l.ready_at(2, 0) >= 500);
+        let mut now = 500;
+        for chat in 2..=30 {
+            now = l.ready_at(chat, now);
+            l.take(chat, now);
+            l.completed(chat, now);
+        }
+        assert!(l.ready_at(31, now) >= 500 + 1_000 + MARGIN_MS);
+        // A group chat's window too.
+        l.take(-5, 5_000);
+        l.completed(-5, 5_300);
+        assert!(l.chat_ready_at(-5, 5_000) >= 5_300);
     }
 
     #[test]

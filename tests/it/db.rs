@@ -53,46 +53,10 @@ pub async fn fresh_postgres() -> String {
     let mut admin = sqlx::postgres::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("the PostgreSQL suite needs a server at {base}: {e}"));
-    // Names carry their creation time: gb_t_<unix seconds>_<pid>_<n>.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     CLEANED
-        .get_or_init(|| async {
-            // Databases of runs that ended long ago; a run in progress elsewhere is spared.
-            let old: Vec<(String,)> =
-                sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'gb\\_t\\_%'")
-                    .fetch_all(&mut admin)
-                    .await
-                    .unwrap_or_default();
-            for (name,) in old {
-                let born: u64 = name
-                    .split('_')
-                    .nth(2)
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0);
-                if born + 3 * 3_600 < now {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                }
-            }
-        })
+        .get_or_init(|| crate::support::pg::drop_stale(&mut admin, "gb_t"))
         .await;
-    let name = format!(
-        "gb_t_{now}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("CREATE DATABASE");
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .expect("a database URL ends with /name");
-    format!("{prefix}/{name}")
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let (_, url) = crate::support::pg::create(&mut admin, &base, "gb_t", n).await;
+    url
 }

@@ -835,8 +835,8 @@ async fn teloxide_dispatcher_polls_the_fake() {
 /// be the shared one, byte for byte. CI has `../shared`; elsewhere a missing file is reported.
 #[test]
 fn the_built_in_bot_api_schema_is_the_shared_one() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/telegram/bot-api.json");
+    let shared =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/telegram/bot-api.json");
     match std::fs::read_to_string(&shared) {
         Ok(text) => assert!(
             text == groupbuy::emulator::schema::SCHEMA_JSON,

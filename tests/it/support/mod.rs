@@ -3,6 +3,7 @@
 //! SMTP sink over TCP, both on loopback.
 #![allow(dead_code, unused_imports)]
 
+pub mod pg;
 pub mod smtp;
 pub mod webdriver;
 
