@@ -172,7 +172,25 @@ pub async fn queue_email(
     to: &str,
     mail: Rendered,
 ) -> Result<bool, sqlx::Error> {
-    let m = NewMessage {
+    outbox::enqueue(conn, &email_message(dedupe_key, to, mail), now).await
+}
+
+/// A bot message (HTML) to a chat, without buttons, to queue with others.
+pub fn telegram_message(dedupe_key: String, chat_id: i64, html: String) -> NewMessage {
+    NewMessage {
+        dedupe_key,
+        channel: Channel::Telegram {
+            chat_id,
+            keyboard: None,
+            fallback_email: None,
+        },
+        text: html,
+    }
+}
+
+/// An email with text and HTML parts, to queue with others.
+pub fn email_message(dedupe_key: String, to: &str, mail: Rendered) -> NewMessage {
+    NewMessage {
         dedupe_key,
         channel: Channel::Email {
             to: to.to_string(),
@@ -180,6 +198,5 @@ pub async fn queue_email(
             html: Some(mail.html),
         },
         text: mail.text,
-    };
-    outbox::enqueue(conn, &m, now).await
+    }
 }

@@ -7,13 +7,15 @@
 //! leaves the transaction uncommitted, and the sweep settles the group again from scratch.
 
 use super::access::product_of;
-use super::{AppError, AppResult, Ctx, queue_email, queue_message};
+use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
 use crate::domain::{GroupStatus, HeadCount, Money, RegionCode};
 use crate::mail::render::DiscountNotice;
 use crate::replies::esc;
 use crate::store::groups::{self, GroupRow, SettlementRow};
-use crate::store::{Conn, ledger, purchases, users};
+use crate::store::purchases::PurchaseRow;
+use crate::store::{Conn, ledger, outbox, purchases, users};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Settles one due group in its own transaction. False if it was not due or already settled.
@@ -30,9 +32,9 @@ pub async fn settle_group(ctx: &Ctx, group_id: i64) -> AppResult<bool> {
 }
 
 /// Due groups settled per transaction by the sweep: one commit (and one write of the pages
-/// they share) for the batch instead of one per group, while the write lock is held for a
-/// few tens of milliseconds at most.
-const SWEEP_BATCH: i64 = 50;
+/// they share) and a handful of statements for the batch instead of per group, while the
+/// write lock is held for a few tens of milliseconds at most.
+const SWEEP_BATCH: i64 = 100;
 
 /// Settles every group that is due now (expired or filled). Returns how many were settled.
 pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
@@ -53,25 +55,38 @@ pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
     }
 }
 
-/// Settles a batch of groups in one transaction, each in its own savepoint: a group that
-/// fails is rolled back alone (and retried by the next sweep); a crash leaves the whole
-/// batch uncommitted, to be settled again from scratch.
+/// Settles a batch of groups in one transaction: all together first (a few statements for
+/// the lot); if that fails, each in its own savepoint, so a group that fails is rolled back
+/// alone (and retried by the next sweep). A crash leaves the whole batch uncommitted, to be
+/// settled again from scratch.
 async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
     let mut tx = ctx.store.write().await?;
-    let mut done = 0;
-    for &id in ids {
-        let mut one = sqlx::Connection::begin(&mut *tx).await?;
-        match settle_in(&mut one, ctx, id).await {
-            Ok(settled) => {
-                one.commit().await?;
-                done += usize::from(settled);
-            }
-            Err(e) => {
-                one.rollback().await?;
-                tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep")
-            }
+    let mut together = sqlx::Connection::begin(&mut *tx).await?;
+    let done = match settle_many(&mut together, ctx, ids).await {
+        Ok(done) => {
+            together.commit().await?;
+            done
         }
-    }
+        Err(e) => {
+            together.rollback().await?;
+            tracing::warn!(error = %e, groups = ids.len(), "settling a batch failed; settling its groups one by one");
+            let mut done = 0;
+            for &id in ids {
+                let mut one = sqlx::Connection::begin(&mut *tx).await?;
+                match settle_in(&mut one, ctx, id).await {
+                    Ok(settled) => {
+                        one.commit().await?;
+                        done += usize::from(settled);
+                    }
+                    Err(e) => {
+                        one.rollback().await?;
+                        tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep")
+                    }
+                }
+            }
+            done
+        }
+    };
     tx.commit().await?;
     if done > 0 {
         ctx.committed();
@@ -84,18 +99,92 @@ async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
 
 /// Settles inside the caller's transaction (the N-th purchase settles in its own).
 pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<bool> {
+    Ok(settle_many(conn, ctx, &[group_id]).await? > 0)
+}
+
+/// A group being settled: its row, its counted purchases and what they get.
+struct Closing {
+    group: GroupRow,
+    bought: Vec<PurchaseRow>,
+    outcome: settlement::Outcome,
+}
+
+/// Settles those of `ids` that are due, inside the caller's transaction, with a handful of
+/// statements for the lot whatever their number or size (each statement costs a round trip):
+/// the groups and their purchases are read in one each, the closes, settlements, credits and
+/// notices written in one each. Returns how many it settled.
+pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
     let now = ctx.now();
-    let Some(group) = groups::lock(conn, ctx.store.backend(), group_id).await? else {
-        return Ok(false);
-    };
-    if group.status != GroupStatus::Open {
-        return Ok(false);
+    let groups = groups::lock_many(conn, ctx.store.backend(), ids).await?;
+    let open: Vec<i64> = groups
+        .iter()
+        .filter(|g| g.status == GroupStatus::Open)
+        .map(|g| g.id)
+        .collect();
+    if open.is_empty() {
+        return Ok(0);
     }
-    let bought = purchases::counted(conn, group.id).await?;
-    let filled = bought.len() as u32 >= group.head_count;
-    if !filled && now < group.expires_at {
-        return Ok(false);
+    let mut bought = purchases::counted_many(conn, &open).await?;
+    let mut due = Vec::new();
+    for group in groups {
+        if group.status != GroupStatus::Open {
+            continue;
+        }
+        let mine = bought.remove(&group.id).unwrap_or_default();
+        let filled = mine.len() as u32 >= group.head_count;
+        if !filled && now < group.expires_at {
+            continue;
+        }
+        let outcome = outcome_of(ctx, &group, &mine)?;
+        due.push(Closing {
+            group,
+            bought: mine,
+            outcome,
+        });
     }
+    let wanted: Vec<i64> = due.iter().map(|c| c.group.id).collect();
+    let closed = groups::close_many(conn, &wanted, GroupStatus::Settled, now).await?;
+    due.retain(|c| closed.contains(&c.group.id));
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<SettlementRow> = due
+        .iter()
+        .map(|c| SettlementRow {
+            group_id: c.group.id,
+            buyers: i64::from(c.outcome.buyers),
+            filled: c.outcome.filled,
+            rate_bp: i64::from(c.outcome.rate.basis_points()),
+            total_points: c.outcome.total.value(),
+            created_at: now,
+        })
+        .collect();
+    let inserted = groups::insert_settlements(conn, &rows).await?;
+    if inserted != rows.len() as u64 {
+        return Err(AppError::Other(format!(
+            "{} of {} groups being settled already had a settlement row",
+            rows.len() as u64 - inserted,
+            rows.len()
+        )));
+    }
+    post_credits(conn, &due, now).await?;
+    queue_notices(conn, ctx, &due, now).await?;
+    // Everything is written but not committed: a crash here must leave no trace.
+    crate::failpoint::hit("settle_before_commit");
+    for c in &due {
+        tracing::info!(
+            group_id = c.group.id, buyers = c.outcome.buyers, filled = c.outcome.filled,
+            rate = %c.outcome.rate, total_points = c.outcome.total.value(), "group settled"
+        );
+    }
+    Ok(due.len())
+}
+
+fn outcome_of(
+    ctx: &Ctx,
+    group: &GroupRow,
+    bought: &[PurchaseRow],
+) -> AppResult<settlement::Outcome> {
     let head = HeadCount::new(i64::from(group.head_count), u32::MAX)
         .map_err(|e| AppError::Other(format!("stored head count: {e}")))?;
     let lines: Vec<PurchaseLine> = bought
@@ -108,55 +197,100 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
             bought_at: p.created_at,
         })
         .collect();
-    let outcome = settlement::settle(
+    Ok(settlement::settle(
         group.policy,
         &ctx.config.tiers,
         head,
         &lines,
         ctx.config.region_bonus.as_ref(),
-    );
+    ))
+}
 
-    if !groups::close(conn, group.id, GroupStatus::Settled, now).await? {
-        return Ok(false);
+/// Every credit of every group in one ledger post: discounts debited, the buyer's points
+/// account credited, one ledger transaction per purchase.
+async fn post_credits(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<()> {
+    struct Credit {
+        txn: String,
+        memo_of: usize,
+        group_id: i64,
+        purchase_id: i64,
+        entries: [ledger::Entry; 2],
     }
-    let row = SettlementRow {
-        group_id: group.id,
-        buyers: i64::from(outcome.buyers),
-        filled: outcome.filled,
-        rate_bp: i64::from(outcome.rate.basis_points()),
-        total_points: outcome.total.value(),
-        created_at: now,
-    };
-    if !groups::insert_settlement(conn, &row).await? {
-        return Err(AppError::Other(format!(
-            "group {} has a settlement row but was open",
-            group.id
-        )));
-    }
-    let product = product_of(conn, &group).await?;
-    for (credit, purchase) in outcome.credits.iter().zip(&bought) {
-        let points = credit.points.value();
-        if points > 0 {
-            let txn = format!("settle:{}:{}", group.id, purchase.id);
-            let memo = format!("Group discount {} for group {}", outcome.rate, group.key);
-            ledger::post(
-                conn,
-                &ledger::Refs {
-                    txn: &txn,
-                    group_id: Some(group.id),
-                    purchase_id: Some(purchase.id),
-                    memo: &memo,
-                    now,
-                },
-                &[
-                    ledger::Entry::discounts(points),
-                    ledger::Entry::points(credit.buyer_id, -points),
-                ],
+    let memos: Vec<String> = due
+        .iter()
+        .map(|c| {
+            format!(
+                "Group discount {} for group {}",
+                c.outcome.rate, c.group.key
             )
-            .await?;
-        }
-        let buyer = users::get(conn, credit.buyer_id).await?;
-        let balance = ledger::balance(conn, credit.buyer_id).await?;
+        })
+        .collect();
+    let credits: Vec<Credit> = due
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            c.outcome
+                .credits
+                .iter()
+                .zip(&c.bought)
+                .filter(|(credit, _)| credit.points.value() > 0)
+                .map(move |(credit, purchase)| {
+                    let points = credit.points.value();
+                    Credit {
+                        txn: format!("settle:{}:{}", c.group.id, purchase.id),
+                        memo_of: i,
+                        group_id: c.group.id,
+                        purchase_id: purchase.id,
+                        entries: [
+                            ledger::Entry::discounts(points),
+                            ledger::Entry::points(credit.buyer_id, -points),
+                        ],
+                    }
+                })
+        })
+        .collect();
+    let refs: Vec<ledger::Refs<'_>> = credits
+        .iter()
+        .map(|c| ledger::Refs {
+            txn: &c.txn,
+            group_id: Some(c.group_id),
+            purchase_id: Some(c.purchase_id),
+            memo: &memos[c.memo_of],
+            now,
+        })
+        .collect();
+    let posts: Vec<(&ledger::Refs<'_>, &[ledger::Entry])> = refs
+        .iter()
+        .zip(&credits)
+        .map(|(r, c)| (r, &c.entries[..]))
+        .collect();
+    ledger::post_many(conn, &posts).await?;
+    Ok(())
+}
+
+/// Each buyer's notice (bot message, and email when we have their address) with their new
+/// balance, and the organiser's summary, queued in one statement.
+async fn queue_notices(conn: &mut Conn, ctx: &Ctx, due: &[Closing], now: i64) -> AppResult<()> {
+    let mut buyer_ids: Vec<i64> = due
+        .iter()
+        .flat_map(|c| c.outcome.credits.iter().map(|credit| credit.buyer_id))
+        .collect();
+    buyer_ids.sort_unstable();
+    buyer_ids.dedup();
+    let buyers = users::get_many(conn, &buyer_ids).await?;
+    let balances = ledger::balances(conn, &buyer_ids).await?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut notices = Vec::new();
+    for c in due {
+        let (group, outcome) = (&c.group, &c.outcome);
+        let product = match names.get(&group.sku) {
+            Some(n) => n.clone(),
+            None => {
+                let n = product_of(conn, group).await?.name;
+                names.insert(group.sku.clone(), n.clone());
+                n
+            }
+        };
         let reason = match (outcome.filled, group.policy) {
             (true, _) => String::new(),
             (false, crate::domain::Policy::AllOrNothing) => format!(
@@ -168,66 +302,56 @@ pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<b
                 outcome.buyers, group.head_count
             ),
         };
-        let notice = DiscountNotice {
-            key: group.key.clone(),
-            product: if purchase.sku == group.sku {
-                product.name.clone()
-            } else {
-                product_name(conn, &purchase.sku, &product.name).await?
-            },
-            buyers: outcome.buyers,
-            head_count: group.head_count,
-            rate: outcome.rate.to_string(),
-            points,
-            points_text: crate::domain::Points::new(points).to_string(),
-            bonus: credit.region_bonus.minor(),
-            bonus_text: ctx.money(credit.region_bonus.minor()),
-            unit: ctx.config.currency.code().to_string(),
-            reason,
-            balance_text: balance.to_string(),
-            receipt_url: ctx.receipt_url(&group.key, &purchase.receipt_token),
-        };
-        let email = buyer.as_ref().and_then(|u| u.email.clone());
-        let html = notice_message(&notice);
-        queue_message(
-            conn,
-            now,
-            format!("notice:{}:{}:tg", group.id, purchase.id),
-            credit.buyer_id,
-            html,
-            None,
-            None,
-        )
-        .await?;
-        if let Some(to) = email {
-            queue_email(
-                conn,
-                now,
-                format!("notice:{}:{}:email", group.id, purchase.id),
-                &to,
-                notice.render()?,
-            )
-            .await?;
+        for (credit, purchase) in outcome.credits.iter().zip(&c.bought) {
+            let points = credit.points.value();
+            let name = match names.get(&purchase.sku) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = product_name(conn, &purchase.sku, &product).await?;
+                    names.insert(purchase.sku.clone(), n.clone());
+                    n
+                }
+            };
+            let notice = DiscountNotice {
+                key: group.key.clone(),
+                product: name,
+                buyers: outcome.buyers,
+                head_count: group.head_count,
+                rate: outcome.rate.to_string(),
+                points,
+                points_text: crate::domain::Points::new(points).to_string(),
+                bonus: credit.region_bonus.minor(),
+                bonus_text: ctx.money(credit.region_bonus.minor()),
+                unit: ctx.config.currency.code().to_string(),
+                reason: reason.clone(),
+                balance_text: balances
+                    .get(&credit.buyer_id)
+                    .copied()
+                    .unwrap_or(crate::domain::Points::new(0))
+                    .to_string(),
+                receipt_url: ctx.receipt_url(&group.key, &purchase.receipt_token),
+            };
+            notices.push(telegram_message(
+                format!("notice:{}:{}:tg", group.id, purchase.id),
+                credit.buyer_id,
+                notice_message(&notice),
+            ));
+            if let Some(to) = buyers.get(&credit.buyer_id).and_then(|u| u.email.clone()) {
+                notices.push(email_message(
+                    format!("notice:{}:{}:email", group.id, purchase.id),
+                    &to,
+                    notice.render()?,
+                ));
+            }
         }
+        notices.push(telegram_message(
+            format!("summary:{}", group.id),
+            group.chat_id,
+            summary_message(ctx, group, &product, outcome),
+        ));
     }
-    let summary = summary_message(ctx, &group, &product.name, &outcome);
-    queue_message(
-        conn,
-        now,
-        format!("summary:{}", group.id),
-        group.chat_id,
-        summary,
-        None,
-        None,
-    )
-    .await?;
-    // Everything is written but not committed: a crash here must leave no trace.
-    crate::failpoint::hit("settle_before_commit");
-    tracing::info!(
-        group_id = group.id, buyers = outcome.buyers, filled = outcome.filled,
-        rate = %outcome.rate, total_points = outcome.total.value(), "group settled"
-    );
-    Ok(true)
+    outbox::enqueue_many(conn, &notices, now).await?;
+    Ok(())
 }
 
 async fn product_name(conn: &mut Conn, sku: &str, fallback: &str) -> AppResult<String> {

@@ -120,6 +120,62 @@ pub async fn lock(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Several groups at once, locked like [`lock`] (on PostgreSQL in id order, so two lockers
+/// never wait on each other in a circle).
+pub async fn lock_many(
+    conn: &mut Conn,
+    backend: Backend,
+    ids: &[i64],
+) -> Result<Vec<GroupRow>, sqlx::Error> {
+    let suffix = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => " FOR UPDATE",
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IN_LIST) {
+        let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM group_buys WHERE id IN ({}) ORDER BY id{suffix}",
+            list.join(", ")
+        )));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            out.push(from_row(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Moves the open groups among `ids` to `status`; returns those it moved (the others were no
+/// longer open: someone else closed them).
+pub async fn close_many(
+    conn: &mut Conn,
+    ids: &[i64],
+    status: GroupStatus,
+    now: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut closed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IN_LIST) {
+        let list: Vec<String> = (3..chunk.len() + 3).map(|k| format!("${k}")).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE group_buys SET status = $1, closed_at = $2 WHERE status = 'open' AND id IN ({})
+             RETURNING id",
+            list.join(", ")
+        )))
+        .bind(status.as_str())
+        .bind(now);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            closed.push(row.try_get(0)?);
+        }
+    }
+    Ok(closed)
+}
+
 /// Moves an open group to `status`; false if it was no longer open (someone else closed it).
 pub async fn close(
     conn: &mut Conn,
@@ -321,6 +377,38 @@ pub struct SettlementRow {
 }
 
 /// Records a settlement; false if the group was already settled (the primary key holds).
+/// Settlement rows for several groups in one statement per 500; returns how many were new.
+pub async fn insert_settlements(
+    conn: &mut Conn,
+    rows: &[SettlementRow],
+) -> Result<u64, sqlx::Error> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(32) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=6).map(|k| format!("${}", i * 6 + k)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO settlements (group_id, buyers, filled, rate_bp, total_points, created_at)
+             VALUES {} ON CONFLICT (group_id) DO NOTHING",
+            values.join(", ")
+        )));
+        for s in chunk {
+            query = query
+                .bind(s.group_id)
+                .bind(s.buyers)
+                .bind(i64::from(s.filled))
+                .bind(s.rate_bp)
+                .bind(s.total_points)
+                .bind(s.created_at);
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
 pub async fn insert_settlement(conn: &mut Conn, s: &SettlementRow) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO settlements (group_id, buyers, filled, rate_bp, total_points, created_at)

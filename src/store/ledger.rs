@@ -71,39 +71,87 @@ pub async fn post(
     refs: &Refs<'_>,
     entries: &[Entry],
 ) -> Result<bool, LedgerError> {
-    if entries.iter().map(|e| e.amount).sum::<i64>() != 0 {
-        return Err(LedgerError::Unbalanced(refs.txn.to_string()));
+    Ok(post_many(conn, &[(refs, entries)]).await? > 0)
+}
+
+/// Rows per INSERT (8 parameters each). Not more: sqlx-sqlite looks up every parameter's name,
+/// and SQLite finds a name by a linear scan, so a statement's binding cost grows with the
+/// square of its parameters (500 rows spent 68% of a sweep there; see BENCHMARKS.md).
+const ROWS_PER_STATEMENT: usize = 24;
+
+/// Posts several balanced transactions in as few statements as their rows allow (a statement
+/// costs a round trip). Each is checked to balance before anything is written; a `txn`
+/// already posted is skipped. Returns the rows written.
+pub async fn post_many(
+    conn: &mut Conn,
+    txns: &[(&Refs<'_>, &[Entry])],
+) -> Result<u64, LedgerError> {
+    for (refs, entries) in txns {
+        if entries.iter().map(|e| e.amount).sum::<i64>() != 0 {
+            return Err(LedgerError::Unbalanced(refs.txn.to_string()));
+        }
     }
-    let rows: Vec<&Entry> = entries.iter().filter(|e| e.amount != 0).collect();
-    if rows.is_empty() {
-        return Ok(false);
-    }
-    // One statement for the whole transaction (a statement costs a round trip).
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
-            format!("({})", p.join(", "))
-        })
+    let rows: Vec<(&Refs<'_>, &Entry)> = txns
+        .iter()
+        .flat_map(|(refs, entries)| entries.iter().map(move |e| (*refs, e)))
+        .filter(|(_, e)| e.amount != 0)
         .collect();
-    let sql = format!(
-        "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
-         VALUES {} ON CONFLICT (txn, account) DO NOTHING",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for e in rows {
-        query = query
-            .bind(refs.txn)
-            .bind(&e.account)
-            .bind(e.amount)
-            .bind(e.user_id)
-            .bind(refs.group_id)
-            .bind(refs.purchase_id)
-            .bind(refs.memo)
-            .bind(refs.now);
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
+             VALUES {} ON CONFLICT (txn, account) DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (refs, e) in chunk {
+            query = query
+                .bind(refs.txn)
+                .bind(&e.account)
+                .bind(e.amount)
+                .bind(e.user_id)
+                .bind(refs.group_id)
+                .bind(refs.purchase_id)
+                .bind(refs.memo)
+                .bind(refs.now);
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
     }
-    let inserted = query.execute(&mut *conn).await?.rows_affected();
-    Ok(inserted > 0)
+    Ok(inserted)
+}
+
+/// The points balances of several users at once (0 for a user with no entries).
+pub async fn balances(
+    conn: &mut Conn,
+    user_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Points>, sqlx::Error> {
+    let mut out: std::collections::HashMap<i64, Points> =
+        user_ids.iter().map(|id| (*id, Points::new(0))).collect();
+    for chunk in user_ids.chunks(super::IN_LIST) {
+        let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
+        let sql = format!(
+            "SELECT user_id, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS owed FROM ledger
+             WHERE user_id IN ({}) AND account = 'points:' || CAST(user_id AS TEXT)
+             GROUP BY user_id",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let id: i64 = row.try_get("user_id")?;
+            let owed: i64 = row.try_get("owed")?;
+            out.insert(id, Points::new(-owed));
+        }
+    }
+    Ok(out)
 }
 
 pub async fn balance(conn: &mut Conn, user_id: i64) -> Result<Points, sqlx::Error> {

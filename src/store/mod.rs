@@ -17,6 +17,10 @@ pub mod purchases;
 pub mod updates;
 pub mod users;
 
+/// Ids per `IN (…)` list: one parameter each, few enough that binding stays cheap (sqlx-sqlite
+/// looks each parameter's name up, and SQLite's lookup is a linear scan).
+pub const IN_LIST: usize = 100;
+
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use std::str::FromStr;

@@ -70,48 +70,77 @@ fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
 
 /// Queues a message; false if one with the same dedupe key was already queued.
 pub async fn enqueue(conn: &mut Conn, m: &NewMessage, now: i64) -> Result<bool, sqlx::Error> {
-    let (channel, chat_id, keyboard, fallback, to, subject, html) = match &m.channel {
-        Channel::Telegram {
-            chat_id,
-            keyboard,
-            fallback_email,
-        } => (
-            "telegram",
-            Some(*chat_id),
-            keyboard.clone(),
-            fallback_email.clone(),
-            None,
-            String::new(),
-            None,
-        ),
-        Channel::Email { to, subject, html } => (
-            "email",
-            None,
-            None,
-            None,
-            Some(to.clone()),
-            subject.clone(),
-            html.clone(),
-        ),
-    };
-    let done = sqlx::query(
-        "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
-             fallback_email, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) ON CONFLICT (dedupe_key) DO NOTHING",
-    )
-    .bind(&m.dedupe_key)
-    .bind(channel)
-    .bind(chat_id)
-    .bind(to)
-    .bind(subject)
-    .bind(&m.text)
-    .bind(html)
-    .bind(keyboard)
-    .bind(fallback)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(enqueue_many(conn, std::slice::from_ref(m), now).await? == 1)
+}
+
+/// Rows per INSERT (10 parameters each); kept small for the reason in `ledger`.
+const ROWS_PER_STATEMENT: usize = 20;
+
+/// Queues several messages in as few statements as possible, in order (they are sent in the
+/// order of their ids); a dedupe key already queued is skipped. Returns how many were queued.
+pub async fn enqueue_many(
+    conn: &mut Conn,
+    messages: &[NewMessage],
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut queued = 0;
+    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[9]
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
+                 fallback_email, status, attempts, next_attempt_at, created_at)
+             VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            let (channel, chat_id, keyboard, fallback, to, subject, html) = match &m.channel {
+                Channel::Telegram {
+                    chat_id,
+                    keyboard,
+                    fallback_email,
+                } => (
+                    "telegram",
+                    Some(*chat_id),
+                    keyboard.clone(),
+                    fallback_email.clone(),
+                    None,
+                    String::new(),
+                    None,
+                ),
+                Channel::Email { to, subject, html } => (
+                    "email",
+                    None,
+                    None,
+                    None,
+                    Some(to.clone()),
+                    subject.clone(),
+                    html.clone(),
+                ),
+            };
+            query = query
+                .bind(m.dedupe_key.clone())
+                .bind(channel)
+                .bind(chat_id)
+                .bind(to)
+                .bind(subject)
+                .bind(m.text.clone())
+                .bind(html)
+                .bind(keyboard)
+                .bind(fallback)
+                .bind(now);
+        }
+        queued += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(queued)
 }
 
 /// Pending rows whose time has come, oldest first.

@@ -150,6 +150,30 @@ pub async fn counted(conn: &mut Conn, group_id: i64) -> Result<Vec<PurchaseRow>,
     rows.iter().map(from_row).collect()
 }
 
+/// The counted purchases of several groups, by group, each in id order.
+pub async fn counted_many(
+    conn: &mut Conn,
+    group_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<PurchaseRow>>, sqlx::Error> {
+    let mut out: std::collections::HashMap<i64, Vec<PurchaseRow>> =
+        std::collections::HashMap::new();
+    for chunk in group_ids.chunks(super::IN_LIST) {
+        let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM purchases WHERE group_id IN ({}) AND counted = 1 ORDER BY group_id, id",
+            list.join(", ")
+        )));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let p = from_row(&row)?;
+            out.entry(p.group_id).or_default().push(p);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn count_counted(conn: &mut Conn, group_id: i64) -> Result<u32, sqlx::Error> {
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM purchases WHERE group_id = $1 AND counted = 1")
         .bind(group_id)

@@ -67,6 +67,29 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<UserRow>, sqlx::Erro
     row.as_ref().map(from_row).transpose()
 }
 
+/// Several users at once, by id (those unknown are absent).
+pub async fn get_many(
+    conn: &mut Conn,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, UserRow>, sqlx::Error> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(super::IN_LIST) {
+        let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM users WHERE id IN ({})",
+            list.join(", ")
+        )));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let user = from_row(&row)?;
+            out.insert(user.id, user);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<UserRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE username = $1 ORDER BY updated_at DESC LIMIT 1"

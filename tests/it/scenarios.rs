@@ -607,3 +607,54 @@ async fn points_cannot_be_spent_twice() {
     app.pre_checkout(&alice(), "JPY", payloads[0].1, &payloads[0].0, true)
         .await;
 }
+
+/// The sweep settles a batch of expired groups together; one group that cannot be settled
+/// (here: a settlement row already exists for it though it is open) must not hold up the
+/// others. The batch falls back to one group at a time and the bad one stays open.
+#[tokio::test]
+async fn a_group_that_cannot_settle_does_not_hold_up_the_others() {
+    let app = spawn_app().await;
+    let keys = [
+        app.new_group(&bob(), "camera 3").await,
+        app.new_group(&bob(), "camera 3").await,
+        app.new_group(&bob(), "camera 3").await,
+    ];
+    sqlx::query(
+        "INSERT INTO settlements (group_id, buyers, filled, rate_bp, total_points, created_at)
+         SELECT id, 0, 0, 0, 0, 0 FROM group_buys WHERE group_key = $1",
+    )
+    .bind(&keys[1])
+    .execute(app.ctx.store.pool())
+    .await
+    .expect("a stray settlement row");
+    app.advance(73 * 3600);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app
+        .sql_i64("SELECT COUNT(*) FROM group_buys WHERE status = 'settled'")
+        .await
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the good groups were not settled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let status: String = sqlx::query_scalar("SELECT status FROM group_buys WHERE group_key = $1")
+        .bind(&keys[1])
+        .fetch_one(app.ctx.store.pool())
+        .await
+        .expect("status");
+    assert_eq!(status, "open", "the bad group is left for the next sweep");
+    // Both good groups' summaries reached the organiser, once each.
+    for key in [&keys[0], &keys[2]] {
+        let wanted = format!("<b>Group <code>{key}</code> is settled.</b>");
+        app.message_to(bob().id, &wanted).await;
+        assert_eq!(app.messages_to(bob().id, &wanted), 1);
+    }
+    assert_eq!(
+        app.messages_to(bob().id, &keys[1]),
+        1,
+        "only its confirmation"
+    );
+}
