@@ -6,7 +6,6 @@
 //! keyed by (txn, account), and outbox rows by their dedupe key. A process killed mid-way
 //! leaves the transaction uncommitted, and the sweep settles the group again from scratch.
 
-use super::access::product_of;
 use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
 use crate::domain::{GroupStatus, HeadCount, Money, RegionCode};
@@ -167,8 +166,17 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
             rows.len()
         )));
     }
+    // Balances before these credits: each notice then shows the balance after its own credit,
+    // as when the groups are settled one by one.
+    let mut buyer_ids: Vec<i64> = due
+        .iter()
+        .flat_map(|c| c.outcome.credits.iter().map(|credit| credit.buyer_id))
+        .collect();
+    buyer_ids.sort_unstable();
+    buyer_ids.dedup();
+    let before = ledger::balances(conn, &buyer_ids).await?;
     post_credits(conn, &due, now).await?;
-    queue_notices(conn, ctx, &due, now).await?;
+    queue_notices(conn, ctx, &due, &buyer_ids, before, now).await?;
     // Everything is written but not committed: a crash here must leave no trace.
     crate::failpoint::hit("settle_before_commit");
     for c in &due {
@@ -270,27 +278,23 @@ async fn post_credits(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<(
 
 /// Each buyer's notice (bot message, and email when we have their address) with their new
 /// balance, and the organiser's summary, queued in one statement.
-async fn queue_notices(conn: &mut Conn, ctx: &Ctx, due: &[Closing], now: i64) -> AppResult<()> {
-    let mut buyer_ids: Vec<i64> = due
-        .iter()
-        .flat_map(|c| c.outcome.credits.iter().map(|credit| credit.buyer_id))
-        .collect();
-    buyer_ids.sort_unstable();
-    buyer_ids.dedup();
-    let buyers = users::get_many(conn, &buyer_ids).await?;
-    let balances = ledger::balances(conn, &buyer_ids).await?;
-    let mut names: HashMap<String, String> = HashMap::new();
+async fn queue_notices(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    due: &[Closing],
+    buyer_ids: &[i64],
+    mut balances: HashMap<i64, crate::domain::Points>,
+    now: i64,
+) -> AppResult<()> {
+    let buyers = users::get_many(conn, buyer_ids).await?;
+    // The catalog's names, looked up once per SKU (None: no longer sold).
+    let mut catalog: HashMap<String, Option<String>> = HashMap::new();
     let mut notices = Vec::new();
     for c in due {
         let (group, outcome) = (&c.group, &c.outcome);
-        let product = match names.get(&group.sku) {
-            Some(n) => n.clone(),
-            None => {
-                let n = product_of(conn, group).await?.name;
-                names.insert(group.sku.clone(), n.clone());
-                n
-            }
-        };
+        let product = product_name(conn, &mut catalog, &group.sku)
+            .await?
+            .ok_or_else(|| AppError::Other(format!("product {} left the catalog", group.sku)))?;
         let reason = match (outcome.filled, group.policy) {
             (true, _) => String::new(),
             (false, crate::domain::Policy::AllOrNothing) => format!(
@@ -304,14 +308,13 @@ async fn queue_notices(conn: &mut Conn, ctx: &Ctx, due: &[Closing], now: i64) ->
         };
         for (credit, purchase) in outcome.credits.iter().zip(&c.bought) {
             let points = credit.points.value();
-            let name = match names.get(&purchase.sku) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = product_name(conn, &purchase.sku, &product).await?;
-                    names.insert(purchase.sku.clone(), n.clone());
-                    n
-                }
-            };
+            let name = product_name(conn, &mut catalog, &purchase.sku)
+                .await?
+                .unwrap_or_else(|| product.clone());
+            let balance = balances
+                .entry(credit.buyer_id)
+                .or_insert(crate::domain::Points::new(0));
+            *balance = crate::domain::Points::new(balance.value() + points);
             let notice = DiscountNotice {
                 key: group.key.clone(),
                 product: name,
@@ -324,11 +327,7 @@ async fn queue_notices(conn: &mut Conn, ctx: &Ctx, due: &[Closing], now: i64) ->
                 bonus_text: ctx.money(credit.region_bonus.minor()),
                 unit: ctx.config.currency.code().to_string(),
                 reason: reason.clone(),
-                balance_text: balances
-                    .get(&credit.buyer_id)
-                    .copied()
-                    .unwrap_or(crate::domain::Points::new(0))
-                    .to_string(),
+                balance_text: balance.to_string(),
                 receipt_url: ctx.receipt_url(&group.key, &purchase.receipt_token),
             };
             notices.push(telegram_message(
@@ -354,12 +353,21 @@ async fn queue_notices(conn: &mut Conn, ctx: &Ctx, due: &[Closing], now: i64) ->
     Ok(())
 }
 
-async fn product_name(conn: &mut Conn, sku: &str, fallback: &str) -> AppResult<String> {
+/// The catalog name of `sku`, remembered in `catalog` for the rest of the batch.
+async fn product_name(
+    conn: &mut Conn,
+    catalog: &mut HashMap<String, Option<String>>,
+    sku: &str,
+) -> AppResult<Option<String>> {
+    if let Some(known) = catalog.get(sku) {
+        return Ok(known.clone());
+    }
     let parsed = crate::domain::Sku::parse(sku).map_err(|e| AppError::Other(e.to_string()))?;
-    Ok(crate::store::products::get(conn, &parsed)
+    let name = crate::store::products::get(conn, &parsed)
         .await?
-        .map(|p| p.name)
-        .unwrap_or_else(|| fallback.to_string()))
+        .map(|p| p.name);
+    catalog.insert(sku.to_string(), name.clone());
+    Ok(name)
 }
 
 fn notice_message(n: &DiscountNotice) -> String {

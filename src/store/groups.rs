@@ -131,6 +131,10 @@ pub async fn lock_many(
         Backend::Sqlite => "",
         Backend::Postgres => " FOR UPDATE",
     };
+    // Sorted across chunks too, so locks are always taken in id order.
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(super::IN_LIST) {
         let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
@@ -376,8 +380,8 @@ pub struct SettlementRow {
     pub created_at: i64,
 }
 
-/// Records a settlement; false if the group was already settled (the primary key holds).
-/// Settlement rows for several groups in one statement per 500; returns how many were new.
+/// Settlement rows for several groups, a few dozen per statement; returns how many were new
+/// (a group already settled keeps its row: the primary key holds).
 pub async fn insert_settlements(
     conn: &mut Conn,
     rows: &[SettlementRow],
@@ -407,22 +411,6 @@ pub async fn insert_settlements(
         inserted += query.execute(&mut *conn).await?.rows_affected();
     }
     Ok(inserted)
-}
-
-pub async fn insert_settlement(conn: &mut Conn, s: &SettlementRow) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO settlements (group_id, buyers, filled, rate_bp, total_points, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id) DO NOTHING",
-    )
-    .bind(s.group_id)
-    .bind(s.buyers)
-    .bind(i64::from(s.filled))
-    .bind(s.rate_bp)
-    .bind(s.total_points)
-    .bind(s.created_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub async fn settlement(

@@ -658,3 +658,41 @@ async fn a_group_that_cannot_settle_does_not_hold_up_the_others() {
         "only its confirmation"
     );
 }
+
+/// Two groups Alice bought in expire together and the sweep settles them in one batch: each
+/// notice shows her balance after that group's credit, as if they were settled one by one.
+#[tokio::test]
+async fn a_buyer_in_two_groups_of_one_sweep_sees_each_balance_in_turn() {
+    let app = spawn_app_with(Options {
+        policy: "partial",
+        no_region_bonus: true,
+        ..Default::default()
+    })
+    .await;
+    app.say(&alice(), "/start");
+    app.say(&dave(), "/start");
+    let first = app.new_group(&bob(), "camera 3 @alice 1234567 2h").await;
+    let second = app.new_group(&bob(), "camera 3 @alice 1234567 2h").await;
+    for key in [&first, &second] {
+        app.buy(&alice(), key, "camera", tokyo()).await;
+        app.buy(&dave(), key, "camera", tokyo()).await;
+    }
+    app.advance(2 * 3_600 + 1);
+    // 3 % of 34,800 = 1,044 per group.
+    for (key, balance) in [(&first, "1,044"), (&second, "2,088")] {
+        let notice = app
+            .message_to(alice().id, &format!("Group <code>{key}</code> for"))
+            .await;
+        let text = notice.text().expect("text");
+        assert!(
+            text.contains(&format!("Your points balance: {balance} ")),
+            "{text}"
+        );
+    }
+    assert_eq!(balance(&app, alice().id).await, 2_088);
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM settlements").await,
+        2,
+        "both settled"
+    );
+}
