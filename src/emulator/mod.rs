@@ -280,7 +280,16 @@ impl Drop for BotApiEmulator {
 }
 
 impl BotApiEmulator {
+    /// Starts the emulator on a free loopback port (tests: a failure to bind fails the test).
     pub async fn start() -> BotApiEmulator {
+        match Self::try_start().await {
+            Ok(emulator) => emulator,
+            Err(e) => panic!("cannot start the Bot API emulator on 127.0.0.1: {e}"),
+        }
+    }
+
+    /// Starts the emulator on a free loopback port, or says why it could not.
+    pub async fn try_start() -> std::io::Result<BotApiEmulator> {
         let shared = Arc::new(Shared {
             state: Mutex::new(FakeState {
                 next_update_id: 1,
@@ -294,25 +303,24 @@ impl BotApiEmulator {
         let app = Router::new()
             .route("/{bot}/{method}", axum::routing::any(http::handle))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake Bot API on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake Bot API local_addr");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("[fake-bot-api] server stopped: {e}");
+                tracing::error!(error = %e, "the Bot API emulator stopped");
             }
         });
-        BotApiEmulator {
+        Ok(BotApiEmulator {
             shared,
             addr,
             server,
-        }
+        })
     }
 
     /// For `teloxide::Bot::set_api_url`; teloxide appends `bot{token}/{Method}`.
     pub fn api_url(&self) -> url::Url {
-        url::Url::parse(&format!("http://{}/", self.addr)).expect("fake Bot API url")
+        // An IP address and a port always make a valid http URL.
+        url::Url::parse(&format!("http://{}/", self.addr)).expect("http://<socket address>/")
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -95,7 +95,9 @@ impl Playground {
         addr: SocketAddr,
         data_dir: &Path,
     ) -> anyhow::Result<Parts> {
-        let emulator = BotApiEmulator::start().await;
+        let emulator = BotApiEmulator::try_start()
+            .await
+            .context("cannot start the built-in Telegram emulator on 127.0.0.1")?;
         emulator.set_strict(false);
         let mail_dir = data_dir.join("mail");
         let page_host = if addr.ip().is_unspecified() {
