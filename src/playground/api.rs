@@ -3,7 +3,7 @@
 //! an update the emulator sends to the bot, exactly as Telegram would.
 
 use super::cast::{self, Person};
-use super::mailbox;
+use super::mailbox::{self, Mailbox};
 use crate::app::Ctx;
 use crate::clock::Clock;
 use crate::emulator::{BotApiEmulator, ChatEntry, OrderInfo};
@@ -36,7 +36,7 @@ pub struct State {
     emulator: Arc<BotApiEmulator>,
     ctx: Ctx,
     clock: Clock,
-    mail_dir: PathBuf,
+    mailbox: Arc<Mailbox>,
     service_url: String,
     cast: Arc<Mutex<Vec<Person>>>,
     /// Fetches the service's pages for the browser (redirects passed on, not followed).
@@ -55,7 +55,7 @@ impl State {
             emulator,
             ctx,
             clock,
-            mail_dir,
+            mailbox: Arc::new(Mailbox::new(mail_dir)),
             service_url,
             cast: Arc::new(Mutex::new(cast::starting_cast())),
             http: reqwest::Client::builder()
@@ -231,7 +231,7 @@ async fn state_of_play(Extract(s): Extract<State>) -> Json<Value> {
             v
         })
         .collect();
-    let mail = mailbox::list(&s.mail_dir);
+    let mail = s.mailbox.list();
     let now = s.clock.now();
     Json(json!({
         "revision": s.emulator.revision(),
@@ -428,7 +428,8 @@ async fn letter(
     Extract(s): Extract<State>,
     Path(id): Path<String>,
 ) -> Result<Json<mailbox::Letter>, Problem> {
-    mailbox::read(&s.mail_dir, &id)
+    s.mailbox
+        .read(&id)
         .map(Json)
         .ok_or_else(|| Problem(StatusCode::NOT_FOUND, format!("no letter {id}")))
 }

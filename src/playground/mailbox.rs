@@ -3,7 +3,10 @@
 
 use mail_parser::{Address, MessageParser};
 use serde::Serialize;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// A letter's envelope, for the list.
 #[derive(Debug, Clone, Serialize)]
@@ -26,37 +29,66 @@ pub struct Letter {
     pub html: Option<String>,
 }
 
-/// Every letter in `dir`, oldest first (a letter still being written is left for next time).
-pub fn list(dir: &Path) -> Vec<Summary> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<(std::time::SystemTime, String)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let id = name.strip_suffix(".eml")?.to_string();
-            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
-            Some((modified, id))
-        })
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|(_, id)| {
-            let l = read(dir, &id)?;
-            Some(Summary {
-                id: l.id,
-                to: l.to,
-                subject: l.subject,
-                date: l.date,
+/// The mail folder, with the envelopes already read: the page polls the list every 700 ms,
+/// and a letter's file never changes once complete, so each is parsed once.
+pub struct Mailbox {
+    dir: PathBuf,
+    seen: Mutex<HashMap<String, (SystemTime, Summary)>>,
+}
+
+impl Mailbox {
+    pub fn new(dir: PathBuf) -> Mailbox {
+        Mailbox {
+            dir,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every letter, oldest first (a letter still being written is left for next time).
+    pub fn list(&self) -> Vec<Summary> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(SystemTime, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = name.strip_suffix(".eml")?.to_string();
+                let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                Some((modified, id))
             })
-        })
-        .collect()
+            .collect();
+        files.sort();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        files
+            .into_iter()
+            .filter_map(|(modified, id)| {
+                if let Some((at, summary)) = seen.get(&id)
+                    && *at == modified
+                {
+                    return Some(summary.clone());
+                }
+                let l = self.read(&id)?;
+                let summary = Summary {
+                    id: l.id,
+                    to: l.to,
+                    subject: l.subject,
+                    date: l.date,
+                };
+                seen.insert(id, (modified, summary.clone()));
+                Some(summary)
+            })
+            .collect()
+    }
+
+    /// One whole letter by its id.
+    pub fn read(&self, id: &str) -> Option<Letter> {
+        read(&self.dir, id)
+    }
 }
 
 /// One letter by its id (the file name without `.eml`); `None` for anything else.
-pub fn read(dir: &Path, id: &str) -> Option<Letter> {
+fn read(dir: &Path, id: &str) -> Option<Letter> {
     if id.is_empty()
         || !id
             .chars()
@@ -100,5 +132,42 @@ mod tests {
         for id in ["../etc/passwd", "", ".hidden", "a/b", "a\\b"] {
             assert!(read(&dir, id).is_none(), "{id}");
         }
+    }
+
+    fn letter(subject: &str) -> String {
+        format!(
+            "From: shop@example.com\r\nTo: carol@example.com\r\nSubject: {subject}\r\n\
+             Date: Sat, 21 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nHello.\r\n"
+        )
+    }
+
+    #[test]
+    fn letters_are_listed_once_read_and_again_when_their_file_changes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mailbox = Mailbox::new(dir.path().to_path_buf());
+        assert!(mailbox.list().is_empty());
+        std::fs::write(dir.path().join("gb.1.a.eml"), letter("First")).expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "not a letter").expect("write");
+        let listed = mailbox.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].to.as_str(), listed[0].subject.as_str()),
+            ("carol@example.com", "First")
+        );
+        assert_eq!(
+            mailbox.list()[0].subject,
+            "First",
+            "served from what was read"
+        );
+        // A file rewritten later (a newer modification time) is read again.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("gb.1.a.eml"))
+            .expect("open");
+        std::fs::write(dir.path().join("gb.1.a.eml"), letter("Second")).expect("rewrite");
+        file.set_modified(SystemTime::now() + std::time::Duration::from_secs(5))
+            .expect("mtime");
+        assert_eq!(mailbox.list()[0].subject, "Second");
+        assert_eq!(mailbox.read("gb.1.a").map(|l| l.text.is_some()), Some(true));
     }
 }
