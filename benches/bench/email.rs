@@ -37,6 +37,27 @@ fn notice(i: usize) -> groupbuy::mail::Rendered {
     .expect("renders")
 }
 
+/// Queues `MAILS` discount notices as emails in the outbox, as settlement would, then lets go
+/// of the database so the service under test has it alone.
+async fn queue_notices(config: groupbuy::config::Config, prefix: &str) {
+    let ctx = library(config).await;
+    let now = ctx.now();
+    let mut tx = ctx.store.write().await.expect("write");
+    for i in 0..MAILS {
+        groupbuy::app::queue_email(
+            &mut tx,
+            now,
+            format!("{prefix}:{i}"),
+            &format!("buyer{i}@example.com"),
+            notice(i),
+        )
+        .await
+        .expect("queued");
+    }
+    tx.commit().await.expect("commit");
+    ctx.store.pool().close().await;
+}
+
 pub async fn run() -> Vec<Row> {
     let db = Db::fresh(Kind::Sqlite).await;
     let fake = FakeBotApi::start().await;
@@ -44,24 +65,7 @@ pub async fn run() -> Vec<Row> {
     let config = config_for(&fake, &smtp, &db.url, &[]);
 
     // (a) The service: 10,000 notices wait in the outbox; the worker sends them.
-    let ctx = library(config.clone()).await;
-    {
-        let now = ctx.now();
-        let mut tx = ctx.store.write().await.expect("write");
-        for i in 0..MAILS {
-            groupbuy::app::queue_email(
-                &mut tx,
-                now,
-                format!("bench-notice:{i}"),
-                &format!("buyer{i}@example.com"),
-                notice(i),
-            )
-            .await
-            .expect("queued");
-        }
-        tx.commit().await.expect("commit");
-    }
-    ctx.store.pool().close().await;
+    queue_notices(config.clone(), "bench-notice").await;
     let t0 = Instant::now();
     let mut service = Service::start(config.clone()).await;
     let finished = smtp.wait_for_count(MAILS, PHASE_LIMIT).await;
@@ -259,24 +263,7 @@ async fn worker_to_files(fake: &FakeBotApi, smtp: &SmtpSink) -> Duration {
         &db.url,
         &[("GROUPBUY_SMTP_URL", ""), ("GROUPBUY_MAIL_DIR", &dir_s)],
     );
-    let ctx = library(config.clone()).await;
-    {
-        let now = ctx.now();
-        let mut tx = ctx.store.write().await.expect("write");
-        for i in 0..MAILS {
-            groupbuy::app::queue_email(
-                &mut tx,
-                now,
-                format!("bench-file:{i}"),
-                &format!("buyer{i}@example.com"),
-                notice(i),
-            )
-            .await
-            .expect("queued");
-        }
-        tx.commit().await.expect("commit");
-    }
-    ctx.store.pool().close().await;
+    queue_notices(config.clone(), "bench-file").await;
     let t0 = Instant::now();
     let mut service = Service::start(config).await;
     loop {

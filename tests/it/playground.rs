@@ -367,15 +367,22 @@ mod api {
             (status, res.json().await.unwrap_or(Value::Null))
         }
 
+        /// GET a path of the page (or a whole URL it handed out).
+        async fn get(&self, path_or_url: &str) -> reqwest::Response {
+            let url = if path_or_url.starts_with("http") {
+                path_or_url.to_string()
+            } else {
+                self.url(path_or_url)
+            };
+            self.http.get(&url).send().await.expect("get")
+        }
+
+        async fn get_text(&self, path_or_url: &str) -> String {
+            self.get(path_or_url).await.text().await.expect("text")
+        }
+
         async fn state(&self) -> Value {
-            self.http
-                .get(self.url("/api/state"))
-                .send()
-                .await
-                .expect("state")
-                .json()
-                .await
-                .expect("json")
+            self.get("/api/state").await.json().await.expect("json")
         }
 
         /// The person's chat once a bot message containing `text` is in it.
@@ -547,12 +554,7 @@ mod api {
             assert_eq!(got["error"], error, "{path}");
         }
         // Mail ids never leave the mail folder.
-        let res = page
-            .http
-            .get(page.url("/api/mail/..%2F..%2Fetc%2Fpasswd"))
-            .send()
-            .await
-            .expect("get");
+        let res = page.get("/api/mail/..%2F..%2Fetc%2Fpasswd").await;
         assert_eq!(res.status().as_u16(), 404);
 
         // "Add a person": a new pane with a fresh id; the table seats eight.
@@ -595,11 +597,8 @@ mod api {
         let state = page.state().await;
         assert_eq!(state["people"][0]["chat"], json!([]), "nothing was said");
         let csp = page
-            .http
-            .get(page.url("/"))
-            .send()
+            .get("/")
             .await
-            .expect("page")
             .headers()
             .get("content-security-policy")
             .map(|v| v.to_str().unwrap_or_default().to_string());
@@ -636,15 +635,7 @@ mod api {
             .chars()
             .take_while(|c| !c.is_whitespace() && *c != '<')
             .collect();
-        let html = page
-            .http
-            .get(&link)
-            .send()
-            .await
-            .expect("group page")
-            .text()
-            .await
-            .expect("html");
+        let html = page.get_text(&link).await;
         let bot = "groupbuy_test_bot";
         assert!(
             html.contains(&format!("href=\"/t.me/{bot}?start=")),
@@ -657,18 +648,33 @@ mod api {
         let key = link.rsplit('/').next().expect("key").to_string();
 
         // The t.me link asks whose chat opens it, then starts the bot in that chat.
-        let chooser = page
-            .http
-            .get(page.url(&format!("/t.me/{bot}?start={key}")))
-            .send()
-            .await
-            .expect("chooser")
-            .text()
-            .await
-            .expect("html");
+        let chooser = page.get_text(&format!("/t.me/{bot}?start={key}")).await;
         for name in ["Bob", "Alice", "Dave", "Carol"] {
             assert!(chooser.contains(&format!(">{name}</button>")), "{chooser}");
         }
+        // Another bot's link, or a person who is not playing, is refused.
+        let other = page.get("/t.me/someone_else_bot?start=X").await;
+        assert_eq!(other.status().as_u16(), 404);
+        assert!(
+            other
+                .text()
+                .await
+                .expect("html")
+                .contains("@someone_else_bot is not the playground's bot")
+        );
+        let nobody = page
+            .http
+            .post(page.url(&format!("/t.me/{bot}")))
+            .header("Origin", base.clone())
+            .form(&[("person", "9"), ("start", key.as_str())])
+            .send()
+            .await
+            .expect("open");
+        assert_eq!(nobody.status().as_u16(), 422);
+        assert_eq!(
+            nobody.json::<Value>().await.expect("json")["error"],
+            "nobody with id 9 is playing"
+        );
         let origin = base.clone();
         let res = page
             .http
@@ -731,11 +737,8 @@ mod api {
                 .and_then(|m| m["id"].as_str().map(str::to_string));
             if let Some(id) = shipping {
                 let letter: Value = page
-                    .http
-                    .get(page.url(&format!("/api/mail/{id}")))
-                    .send()
+                    .get(&format!("/api/mail/{id}"))
                     .await
-                    .expect("letter")
                     .json()
                     .await
                     .expect("json");

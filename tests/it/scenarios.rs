@@ -177,7 +177,9 @@ async fn scenario_a_three_members_fill_the_group_and_get_the_tier_back() {
 }
 
 /// Scenario (b): two of three buy before expiry; the sweep settles by policy.
-async fn two_of_three_then_expiry(policy: &'static str) -> (TestApp, String) {
+/// The service under `policy`, without the region bonus, where Alice and Dave have started
+/// the bot.
+async fn alice_and_dave_started(policy: &'static str) -> TestApp {
     let app = spawn_app_with(Options {
         policy,
         no_region_bonus: true,
@@ -186,6 +188,22 @@ async fn two_of_three_then_expiry(policy: &'static str) -> (TestApp, String) {
     .await;
     app.say(&alice(), "/start");
     app.say(&dave(), "/start");
+    app
+}
+
+/// Alice and Dave filled a two-camera group: Alice holds 1,044 points (3 % of 34,800).
+async fn alice_with_1044_points() -> TestApp {
+    let app = alice_and_dave_started("all_or_nothing").await;
+    let key = app.new_group(&bob(), "camera 2 @alice 1234567").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    app.buy(&dave(), &key, "camera", tokyo()).await;
+    app.message_to(alice().id, "<b>1,044 points are yours.</b>")
+        .await;
+    app
+}
+
+async fn two_of_three_then_expiry(policy: &'static str) -> (TestApp, String) {
+    let app = alice_and_dave_started(policy).await;
     let key = app
         .new_group(&bob(), "camera 3 @alice 1234567 carol@example.com 2h")
         .await;
@@ -302,18 +320,7 @@ async fn buyers_sharing_a_region_get_the_region_bonus() {
 /// Points are redeemable on a later purchase: a discount on the invoice, taken from the ledger.
 #[tokio::test]
 async fn points_are_spent_on_the_next_invoice() {
-    let app = spawn_app_with(Options {
-        no_region_bonus: true,
-        ..Default::default()
-    })
-    .await;
-    app.say(&alice(), "/start");
-    app.say(&dave(), "/start");
-    let key = app.new_group(&bob(), "camera 2 @alice 1234567").await;
-    app.buy(&alice(), &key, "camera", tokyo()).await;
-    app.buy(&dave(), &key, "camera", tokyo()).await;
-    app.message_to(alice().id, "<b>1,044 points are yours.</b>")
-        .await;
+    let app = alice_with_1044_points().await;
 
     let next = app.new_group(&bob(), "memory 2 @alice").await;
     app.press(&alice(), &format!("s:{next}:memory"));
@@ -547,18 +554,7 @@ async fn telegram_stars_invoices_have_one_price_and_no_shipping() {
 /// The same points cannot pay for two invoices: the first pre-checkout holds them.
 #[tokio::test]
 async fn points_cannot_be_spent_twice() {
-    let app = spawn_app_with(Options {
-        no_region_bonus: true,
-        ..Default::default()
-    })
-    .await;
-    app.say(&alice(), "/start");
-    app.say(&dave(), "/start");
-    let key = app.new_group(&bob(), "camera 2 @alice 1234567").await;
-    app.buy(&alice(), &key, "camera", tokyo()).await;
-    app.buy(&dave(), &key, "camera", tokyo()).await;
-    app.message_to(alice().id, "<b>1,044 points are yours.</b>")
-        .await;
+    let app = alice_with_1044_points().await;
 
     let (one, two) = (
         app.new_group(&bob(), "memory 3").await,
@@ -663,14 +659,7 @@ async fn a_group_that_cannot_settle_does_not_hold_up_the_others() {
 /// notice shows her balance after that group's credit, as if they were settled one by one.
 #[tokio::test]
 async fn a_buyer_in_two_groups_of_one_sweep_sees_each_balance_in_turn() {
-    let app = spawn_app_with(Options {
-        policy: "partial",
-        no_region_bonus: true,
-        ..Default::default()
-    })
-    .await;
-    app.say(&alice(), "/start");
-    app.say(&dave(), "/start");
+    let app = alice_and_dave_started("partial").await;
     let first = app.new_group(&bob(), "camera 3 @alice 1234567 2h").await;
     let second = app.new_group(&bob(), "camera 3 @alice 1234567 2h").await;
     for key in [&first, &second] {
