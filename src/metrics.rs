@@ -38,6 +38,9 @@ counters! {
     outbox_retry_total => "Deliveries that failed and were scheduled again.",
     outbox_dead_total => "Deliveries given up (dead letters).",
     telegram_429_total => "Too Many Requests answers from Telegram.",
+    replies_queued_total => "Answers to a person's own update (replies, errors, invoices) queued; they are served before bulk notices.",
+    replies_given_up_total => "Answers not delivered within the bound for answers (REPLY_GIVE_UP_SECS, 10 minutes) and given up.",
+    paid_broadcast_total => "Bulk notices sent with allow_paid_broadcast (each costs 0.1 Telegram Star).",
     outbox_ambiguous_total => "Sends whose outcome was unknown (in flight at a crash, or timed out after sending): they may have arrived twice.",
 }
 

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod new_group;
 pub mod purchase;
 pub mod queries;
+pub mod reply;
 pub mod settle;
 pub mod views;
 
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::keyboard::Keyboard;
 use crate::mail::Rendered;
 use crate::replies::UserError;
-use crate::store::outbox::{self, Channel, NewMessage};
+use crate::store::outbox::{self, Channel, NewMessage, Priority};
 use crate::store::{Conn, Store};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -158,8 +159,10 @@ pub async fn queue_message(
             chat_id,
             keyboard: keyboard.map(|k| k.to_json()),
             fallback_email,
+            invoice: None,
         },
         text: html,
+        priority: Priority::Bulk,
     };
     outbox::enqueue(conn, &m, now).await
 }
@@ -183,8 +186,10 @@ pub fn telegram_message(dedupe_key: String, chat_id: i64, html: String) -> NewMe
             chat_id,
             keyboard: None,
             fallback_email: None,
+            invoice: None,
         },
         text: html,
+        priority: Priority::Bulk,
     }
 }
 
@@ -198,5 +203,6 @@ pub fn email_message(dedupe_key: String, to: &str, mail: Rendered) -> NewMessage
             html: Some(mail.html),
         },
         text: mail.text,
+        priority: Priority::Bulk,
     }
 }

@@ -47,8 +47,9 @@ pub async fn check_can_buy(conn: &mut Conn, group: &GroupRow, person: &Person) -
     Ok(())
 }
 
-/// An invoice to send, in the adapter's hands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An invoice to send, in the adapter's hands; queued in the outbox as JSON (a field added
+/// later needs `#[serde(default)]` so rows queued before it still read).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InvoiceSpec {
     pub title: String,
     pub description: String,

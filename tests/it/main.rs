@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod db;
 mod helpers;
+mod flood;
 mod instances;
 mod playground;
 mod reliability;

@@ -573,6 +573,45 @@ async fn telegram_limits_are_enforced_when_switched_on() {
     fake.assert_no_violations();
 }
 
+/// `allow_paid_broadcast` lifts the bot's 30 a second, not the chats' own limits.
+#[tokio::test]
+async fn paid_broadcast_goes_above_thirty_a_second() {
+    let fake = FakeBotApi::start().await;
+    let tg = bot(&fake);
+    fake.enforce_limits();
+    for chat in 1..=30 {
+        tg.send_message(ChatId(chat), "free").await.expect("30 free");
+    }
+    let err = tg.send_message(ChatId(31), "31st").await.expect_err("429");
+    assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
+    let mut sends = tokio::task::JoinSet::new();
+    for chat in 31..=130 {
+        let tg = tg.clone();
+        sends.spawn(async move {
+            tg.send_message(ChatId(chat), "paid")
+                .allow_paid_broadcast(true)
+                .await
+        });
+    }
+    while let Some(r) = sends.join_next().await {
+        r.expect("joined").expect("paid broadcast above 30 a second");
+    }
+    for _ in 0..2 {
+        tg.send_message(ChatId(1), "burst")
+            .allow_paid_broadcast(true)
+            .await
+            .expect("the rest of chat 1's burst");
+    }
+    let err = tg
+        .send_message(ChatId(1), "fourth")
+        .allow_paid_broadcast(true)
+        .await
+        .expect_err("a chat's limit holds for paid sends too");
+    assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
+    assert_eq!(fake.too_many_requests(), 2);
+    fake.assert_no_violations();
+}
+
 #[tokio::test]
 async fn long_polling_delivers_confirms_and_redelivers() {
     let fake = FakeBotApi::start().await;

@@ -1,0 +1,111 @@
+//! Issue [flood] 18: a crowd at once. Replies go through the outbox and its limiter like every
+//! other message: with Telegram's limits enforced by the fake, and through a storm of 429s,
+//! every person is answered exactly once and nobody is shown an error.
+
+use crate::helpers::*;
+use crate::support::bot_api::{self, Fault, TgUser};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const HELLO: &str = "Hello, ";
+const OOPS: &str = "Something went wrong";
+
+fn crowd(n: i64) -> Vec<TgUser> {
+    (0..n)
+        .map(|i| TgUser::new(8_000_000 + i, &format!("Guest{i}")))
+        .collect()
+}
+
+/// Successful greetings per chat, and whether any message at all said something went wrong.
+fn greetings(app: &TestApp) -> (HashMap<i64, usize>, usize) {
+    let mut per_chat = HashMap::new();
+    let mut oops = 0;
+    for c in app.fake.calls_to("sendMessage") {
+        let text = c.text().unwrap_or_default();
+        oops += usize::from(text.contains(OOPS));
+        if !c.failed && text.starts_with(HELLO) {
+            if let Some(chat) = c.chat_id() {
+                *per_chat.entry(chat).or_insert(0) += 1;
+            }
+        }
+    }
+    (per_chat, oops)
+}
+
+async fn wait_greeted(app: &TestApp, n: usize, within: Duration) -> bool {
+    app.fake
+        .wait_until(
+            |calls| {
+                calls
+                    .iter()
+                    .filter(|c| {
+                        c.method == "sendMessage"
+                            && !c.failed
+                            && c.text().is_some_and(|t| t.starts_with(HELLO))
+                    })
+                    .count()
+                    >= n
+            },
+            within,
+        )
+        .await
+}
+
+fn assert_each_answered_once(app: &TestApp, people: &[TgUser]) {
+    let (per_chat, oops) = greetings(app);
+    for p in people {
+        assert_eq!(per_chat.get(&p.id), Some(&1), "{} answered once", p.id);
+    }
+    assert_eq!(oops, 0, "nobody is told something went wrong");
+    let metrics = app.ctx.metrics.render();
+    assert!(metrics.contains("groupbuy_replies_given_up_total 0"), "{metrics}");
+    assert!(metrics.contains("groupbuy_errors_total 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_burst_of_100_starts_within_telegrams_limits_is_answered_once_each() {
+    let app = spawn_app().await;
+    app.fake.enforce_limits();
+    let people = crowd(100);
+    for p in &people {
+        app.fake.inject(bot_api::text_message(p, "/start"));
+    }
+    // 100 answers at 30 a second take 3.4 s; far less than this.
+    assert!(
+        wait_greeted(&app, people.len(), Duration::from_secs(60)).await,
+        "not everyone was answered: {:?}",
+        greetings(&app).0.len()
+    );
+    app.outbox_drained().await;
+    assert_each_answered_once(&app, &people);
+    assert_eq!(app.fake.too_many_requests(), 0, "the limiter kept to Telegram's limits");
+}
+
+#[tokio::test]
+async fn a_429_storm_on_replies_is_waited_out_and_each_is_answered_once() {
+    let app = spawn_app().await;
+    let people = crowd(10);
+    app.fake
+        .fail_next("sendMessage", 25, Fault::TooManyRequests { retry_after: 1 });
+    let started = std::time::Instant::now();
+    for p in &people {
+        app.fake.inject(bot_api::text_message(p, "/start"));
+    }
+    assert!(
+        wait_greeted(&app, people.len(), WAIT).await,
+        "not everyone was answered: {:?}",
+        greetings(&app).0
+    );
+    app.outbox_drained().await;
+    assert_each_answered_once(&app, &people);
+    let refused = app
+        .fake
+        .calls_to("sendMessage")
+        .iter()
+        .filter(|c| c.failed)
+        .count();
+    assert_eq!(refused, 25, "the storm happened");
+    assert!(started.elapsed() >= Duration::from_millis(950), "retry_after was waited out");
+    let metrics = app.ctx.metrics.render();
+    assert!(metrics.contains("groupbuy_telegram_429_total 25"), "{metrics}");
+}
