@@ -29,6 +29,7 @@ macro_rules! counters {
 
 counters! {
     updates_handled_total => "Telegram updates handled.",
+    updates_given_up_total => "Telegram updates given up after failing three times (payments are never given up).",
     updates_duplicate_total => "Telegram updates dropped because they were already handled.",
     purchases_total => "Payments recorded (each charge once).",
     settlements_total => "Groups settled.",

@@ -135,34 +135,34 @@ pub async fn enqueue_many(
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
-            let (channel, chat_id, keyboard, fallback, invoice, to, subject, html) = match &m.channel
-            {
-                Channel::Telegram {
-                    chat_id,
-                    keyboard,
-                    fallback_email,
-                    invoice,
-                } => (
-                    "telegram",
-                    Some(*chat_id),
-                    keyboard.clone(),
-                    fallback_email.clone(),
-                    invoice.clone(),
-                    None,
-                    String::new(),
-                    None,
-                ),
-                Channel::Email { to, subject, html } => (
-                    "email",
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(to.clone()),
-                    subject.clone(),
-                    html.clone(),
-                ),
-            };
+            let (channel, chat_id, keyboard, fallback, invoice, to, subject, html) =
+                match &m.channel {
+                    Channel::Telegram {
+                        chat_id,
+                        keyboard,
+                        fallback_email,
+                        invoice,
+                    } => (
+                        "telegram",
+                        Some(*chat_id),
+                        keyboard.clone(),
+                        fallback_email.clone(),
+                        invoice.clone(),
+                        None,
+                        String::new(),
+                        None,
+                    ),
+                    Channel::Email { to, subject, html } => (
+                        "email",
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some(to.clone()),
+                        subject.clone(),
+                        html.clone(),
+                    ),
+                };
             query = query
                 .bind(m.dedupe_key.clone())
                 .bind(channel)

@@ -132,9 +132,15 @@ async fn run(
                         many => {
                             let mut kb = Keyboard::default();
                             for key in many {
-                                kb = kb.row(vec![callback(format!("Group {key}"), Press::Buy { key: key.clone() }.encode())]);
+                                kb = kb.row(vec![callback(
+                                    format!("Group {key}"),
+                                    Press::Buy { key: key.clone() }.encode(),
+                                )]);
                             }
-                            Ok(Some(("Which group would you like to buy in?".into(), Some(kb))))
+                            Ok(Some((
+                                "Which group would you like to buy in?".into(),
+                                Some(kb),
+                            )))
                         }
                     }
                 }

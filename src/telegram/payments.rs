@@ -42,7 +42,12 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
 }
 
 /// The one place an invoice becomes a `sendInvoice` request (the outbox worker sends it).
-pub fn invoice_request(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) -> JsonRequest<SendInvoice> {
+pub fn invoice_request(
+    bot: &Bot,
+    ctx: &Ctx,
+    chat: ChatId,
+    spec: &InvoiceSpec,
+) -> JsonRequest<SendInvoice> {
     let prices: Vec<LabeledPrice> = spec
         .prices
         .iter()

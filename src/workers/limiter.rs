@@ -232,7 +232,10 @@ impl Limiter {
         if self.paid.is_none() || free <= now {
             return (free, Lane::Free);
         }
-        let paid = self.chat(chat_id, now).ready_at(now).max(self.paid_ready_at(now));
+        let paid = self
+            .chat(chat_id, now)
+            .ready_at(now)
+            .max(self.paid_ready_at(now));
         if paid < free {
             (paid, Lane::Paid)
         } else {
@@ -403,7 +406,11 @@ mod tests {
         }
         let free = sent.iter().filter(|s| s.2 == Lane::Free).count();
         assert!(free <= 30, "{free} free sends in the first second");
-        assert!(sent.len() >= 900 && sent.len() <= 1_000, "{} sends in a second", sent.len());
+        assert!(
+            sent.len() >= 900 && sent.len() <= 1_000,
+            "{} sends in a second",
+            sent.len()
+        );
         // Three to one private chat at most (its burst), whatever the lane.
         let to_one = sent.iter().filter(|s| s.1 == 1).count();
         assert!(to_one <= 3, "{to_one}");

@@ -18,7 +18,6 @@
 use super::limiter::{Lane, Limiter};
 use crate::app::Ctx;
 use crate::app::purchase::InvoiceSpec;
-use crate::telegram::payments::invoice_request;
 use crate::keyboard::{Action, Keyboard};
 use crate::mail::Mailer;
 use crate::mail::transport::{MailError, Outgoing};
@@ -27,6 +26,7 @@ use crate::replies::{UserError, strip_tags};
 use crate::shutdown::Shutdown;
 use crate::store::outbox::{self, Channel, NewMessage, OutboxRow, Priority};
 use crate::store::users;
+use crate::telegram::payments::invoice_request;
 use rand::RngExt;
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
@@ -572,7 +572,11 @@ async fn tell_invoice_refused(
     else {
         return Ok(());
     };
-    tracing::warn!(outbox_id = row.id, chat = chat_id, "Telegram refused an invoice");
+    tracing::warn!(
+        outbox_id = row.id,
+        chat = chat_id,
+        "Telegram refused an invoice"
+    );
     let m = crate::app::reply::message(
         format!("invoice-refused:{}", row.id),
         *chat_id,

@@ -58,7 +58,10 @@ fn assert_each_answered_once(app: &TestApp, people: &[TgUser]) {
     }
     assert_eq!(oops, 0, "nobody is told something went wrong");
     let metrics = app.ctx.metrics.render();
-    assert!(metrics.contains("groupbuy_replies_given_up_total 0"), "{metrics}");
+    assert!(
+        metrics.contains("groupbuy_replies_given_up_total 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("groupbuy_errors_total 0"), "{metrics}");
 }
 
@@ -78,7 +81,11 @@ async fn a_burst_of_100_starts_within_telegrams_limits_is_answered_once_each() {
     );
     app.outbox_drained().await;
     assert_each_answered_once(&app, &people);
-    assert_eq!(app.fake.too_many_requests(), 0, "the limiter kept to Telegram's limits");
+    assert_eq!(
+        app.fake.too_many_requests(),
+        0,
+        "the limiter kept to Telegram's limits"
+    );
 }
 
 #[tokio::test]
@@ -105,7 +112,13 @@ async fn a_429_storm_on_replies_is_waited_out_and_each_is_answered_once() {
         .filter(|c| c.failed)
         .count();
     assert_eq!(refused, 25, "the storm happened");
-    assert!(started.elapsed() >= Duration::from_millis(950), "retry_after was waited out");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "retry_after was waited out"
+    );
     let metrics = app.ctx.metrics.render();
-    assert!(metrics.contains("groupbuy_telegram_429_total 25"), "{metrics}");
+    assert!(
+        metrics.contains("groupbuy_telegram_429_total 25"),
+        "{metrics}"
+    );
 }

@@ -580,7 +580,9 @@ async fn paid_broadcast_goes_above_thirty_a_second() {
     let tg = bot(&fake);
     fake.enforce_limits();
     for chat in 1..=30 {
-        tg.send_message(ChatId(chat), "free").await.expect("30 free");
+        tg.send_message(ChatId(chat), "free")
+            .await
+            .expect("30 free");
     }
     let err = tg.send_message(ChatId(31), "31st").await.expect_err("429");
     assert!(matches!(err, RequestError::RetryAfter(_)), "{err:?}");
@@ -594,7 +596,8 @@ async fn paid_broadcast_goes_above_thirty_a_second() {
         });
     }
     while let Some(r) = sends.join_next().await {
-        r.expect("joined").expect("paid broadcast above 30 a second");
+        r.expect("joined")
+            .expect("paid broadcast above 30 a second");
     }
     for _ in 0..2 {
         tg.send_message(ChatId(1), "burst")
