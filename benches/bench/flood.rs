@@ -49,13 +49,19 @@ fn answer_times(calls: &[Call], sent_at: &HashMap<i64, Instant>) -> Vec<Duration
     times
 }
 
-/// A reply at idle, one person at a time, each after the last was answered and the limiter rested.
-async fn idle() -> Vec<Row> {
+/// The service on an empty database, the fake enforcing Telegram's limits.
+async fn fresh_service() -> (Db, FakeBotApi, SmtpSink, Service) {
     let db = Db::fresh(Kind::Sqlite).await;
     let fake = FakeBotApi::start().await;
     let smtp = SmtpSink::start().await;
     fake.enforce_limits();
-    let mut service = Service::start(config_for(&fake, &smtp, &db.url, &[])).await;
+    let service = Service::start(config_for(&fake, &smtp, &db.url, &[])).await;
+    (db, fake, smtp, service)
+}
+
+/// A reply at idle, one person at a time, each after the last was answered and the limiter rested.
+async fn idle() -> Vec<Row> {
+    let (_db, fake, _smtp, mut service) = fresh_service().await;
     let service_times = one_at_a_time(&fake, 0).await;
     service.stop().await;
 
@@ -199,11 +205,7 @@ async fn crowd_answered(
 }
 
 async fn crowd() -> Vec<Row> {
-    let db = Db::fresh(Kind::Sqlite).await;
-    let fake = FakeBotApi::start().await;
-    let smtp = SmtpSink::start().await;
-    fake.enforce_limits();
-    let mut service = Service::start(config_for(&fake, &smtp, &db.url, &[])).await;
+    let (_db, fake, _smtp, mut service) = fresh_service().await;
     let t0 = Instant::now();
     let sent_at = inject_crowd(&fake).await;
     let out = crowd_answered(&fake, &service, &sent_at, t0).await;

@@ -117,8 +117,7 @@ impl OutboxWorker {
     /// One pass over due rows. Returns how many were handled and, if some had to wait for
     /// the rate limiter, how long until the earliest may go.
     pub async fn deliver_due(&mut self) -> Result<(usize, Option<Duration>), sqlx::Error> {
-        let answers = &self.ctx.metrics.replies_queued_total;
-        let answers_seen = answers.load(std::sync::atomic::Ordering::Relaxed);
+        let answers_seen = self.answers_queued();
         let rows = {
             let mut tx = self.ctx.store.write().await?;
             let (rows, interrupted) = outbox::claim(
@@ -148,14 +147,7 @@ impl OutboxWorker {
         let mut handled = self.deliver_emails(emails).await?;
         let mut wait: Option<u64> = None;
         for row in rows {
-            if row.priority == Priority::Bulk
-                && self
-                    .ctx
-                    .metrics
-                    .replies_queued_total
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    != answers_seen
-            {
+            if row.priority == Priority::Bulk && self.answers_queued() != answers_seen {
                 // Someone is waiting for an answer queued since this pass began: serve it
                 // first (the rest of this pass stays claimed and is taken again at once).
                 wait = Some(0);
@@ -206,6 +198,14 @@ impl OutboxWorker {
         }
         self.limiter.trim(self.ms());
         Ok((handled, wait.map(Duration::from_millis)))
+    }
+
+    /// How many answers were queued so far (by this process): a change means someone waits.
+    fn answers_queued(&self) -> u64 {
+        self.ctx
+            .metrics
+            .replies_queued_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// When this row may go to its chat, and in which lane: answers within the free rate,
