@@ -122,3 +122,45 @@ async fn a_429_storm_on_replies_is_waited_out_and_each_is_answered_once() {
         "{metrics}"
     );
 }
+
+/// Invoices go through the outbox too: a 429 on one is waited out and it arrives once; one
+/// that Telegram refuses is explained to the buyer once (nothing was charged).
+#[tokio::test]
+async fn invoices_wait_out_a_429_and_a_refused_one_is_explained_once() {
+    let app = spawn_app().await;
+    let organiser = TgUser::new(2_101, "Olga").with_username("olga_org");
+    let buyer = TgUser::new(2_102, "Alice");
+    let key = app.new_group(&organiser, "camera 3").await;
+    let invoices = |ok: bool| {
+        app.fake
+            .calls_to("sendInvoice")
+            .iter()
+            .filter(|c| c.failed != ok && c.chat_id() == Some(buyer.id))
+            .count()
+    };
+
+    app.fake
+        .fail_next("sendInvoice", 1, Fault::TooManyRequests { retry_after: 1 });
+    app.press(&buyer, &format!("s:{key}:camera"));
+    let uid = buyer.id;
+    app.fake
+        .wait_for_call(
+            move |c| c.method == "sendInvoice" && !c.failed && c.chat_id() == Some(uid),
+            WAIT,
+        )
+        .await
+        .expect("the invoice, after the 429");
+    assert_eq!((invoices(true), invoices(false)), (1, 1));
+
+    app.fake.fail_next(
+        "sendInvoice",
+        1,
+        Fault::BadRequest("Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID".into()),
+    );
+    app.press(&buyer, &format!("s:{key}:camera"));
+    app.message_to(buyer.id, "did not accept the invoice").await;
+    app.outbox_drained().await;
+    assert_eq!(app.messages_to(buyer.id, "did not accept the invoice"), 1);
+    assert_eq!(app.messages_to(buyer.id, OOPS), 0);
+    assert_eq!((invoices(true), invoices(false)), (1, 2));
+}
