@@ -38,6 +38,10 @@ counters! {
     outbox_retry_total => "Deliveries that failed and were scheduled again.",
     outbox_dead_total => "Deliveries given up (dead letters).",
     telegram_429_total => "Too Many Requests answers from Telegram.",
+    refunds_total => "Refunds opened (payments that could not count, or were reversed).",
+    refunds_paid_total => "Stars refunds Telegram confirmed through refundStarPayment.",
+    refund_errors_total => "refundStarPayment calls that failed and will be tried again.",
+    settle_set_aside_total => "Groups whose settlement failed and was set aside to be retried later.",
     outbox_ambiguous_total => "Sends whose outcome was unknown (in flight at a crash, or timed out after sending): they may have arrived twice.",
 }
 

@@ -133,7 +133,7 @@ async fn unguarded_card(
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
     let group = open_group(&mut conn, raw_key, now).await?;
-    check_can_buy(&mut conn, &group, person).await?;
+    check_can_buy(&mut conn, &group, person, now).await?;
     render_card(ctx, &mut conn, &group).await
 }
 
@@ -199,7 +199,7 @@ async fn unguarded_start(
         ),
     };
     groups::mark_prompted(&mut tx, member.id, now).await?;
-    check_can_buy(&mut tx, &group, person).await?;
+    check_can_buy(&mut tx, &group, person, now).await?;
     let (card, kb) = render_card(ctx, &mut tx, &group).await?;
     tx.commit().await?;
     tracing::info!(

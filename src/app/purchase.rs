@@ -4,47 +4,80 @@
 use super::access::{ensure_open, open_group, product_of};
 use super::settle::settle_group;
 use super::{AppError, AppResult, Ctx, Person, queue_email, queue_message};
-use crate::domain::{Product, RegionCode, Sku};
+use crate::domain::payment::{
+    self, Charge, GroupState, Hold, NotSellable, Payer, RefundReason, Refusal, SEAT_HOLD_SECS,
+    Seats, Verdict,
+};
+use crate::domain::{GroupStatus, Product, RegionCode, Sku};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::mail::render::ShippingRequest;
 use crate::metrics::Metrics;
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::{self, Flag, NewPurchase};
-use crate::store::{Conn, ledger, products, updates, users};
+use crate::store::{Conn, holds, ledger, products, updates, users};
 use std::fmt::Write;
 
-/// Whether this person may take a seat now: not bought yet, a seat free, and either invited
-/// or an open (not pre-registered) seat left.
-pub async fn check_can_buy(conn: &mut Conn, group: &GroupRow, person: &Person) -> AppResult<()> {
-    if purchases::has_seat(conn, group.id, person.id).await? {
-        return Err(UserError::AlreadyBought {
-            key: group.key.clone(),
-        }
-        .into());
-    }
+/// The seats of a group as `person` sees them when paying the invoice `payload` (empty: any
+/// invoice), and the person as admission cares.
+pub async fn seats_for(
+    conn: &mut Conn,
+    group: &GroupRow,
+    person: &Person,
+    payload: &str,
+    now: i64,
+) -> AppResult<(Seats, Payer)> {
+    let has_seat = purchases::has_seat(conn, group.id, person.id).await?;
     let counted = purchases::count_counted(conn, group.id).await?;
-    if counted >= group.head_count {
-        return Err(UserError::GroupFull {
-            key: group.key.clone(),
-            seats: group.head_count,
-        }
-        .into());
-    }
-    if groups::member_for_user(conn, group.id, person.id, person.username.as_deref())
+    let invited = groups::member_for_user(conn, group.id, person.id, person.username.as_deref())
         .await?
-        .is_some()
-    {
-        return Ok(());
-    }
+        .is_some();
+    let others = holds::others(conn, group.id, person.id, payload, now).await?;
     let reserved = purchases::count_reserved(conn, group.id).await?;
-    if counted + reserved >= group.head_count {
-        return Err(UserError::NotInvited {
-            key: group.key.clone(),
-        }
-        .into());
+    let reserved_for_others = reserved
+        .saturating_sub(u32::from(invited && !has_seat))
+        .saturating_sub(others.held_by_invited);
+    Ok((
+        Seats {
+            head_count: group.head_count,
+            counted,
+            held_by_others: others.held,
+            reserved_for_others,
+        },
+        Payer {
+            has_seat,
+            paying_elsewhere: others.mine_elsewhere,
+            invited,
+        },
+    ))
+}
+
+/// The reply to a refused seat.
+pub fn refusal(group: &GroupRow, r: Refusal) -> UserError {
+    let key = group.key.clone();
+    match r {
+        Refusal::AlreadyBought => UserError::AlreadyBought { key },
+        Refusal::AlreadyPaying => UserError::AlreadyPaying { key },
+        Refusal::Full { being_paid: true } => UserError::SeatBeingPaid { key },
+        Refusal::Full { being_paid: false } => UserError::GroupFull {
+            key,
+            seats: group.head_count,
+        },
+        Refusal::NotInvited => UserError::NotInvited { key },
     }
-    Ok(())
+}
+
+/// Whether this person may take a seat now: not bought yet, not paying for one already, a
+/// seat neither counted nor held for someone else's payment, and either invited or a seat not
+/// kept for the invited.
+pub async fn check_can_buy(
+    conn: &mut Conn,
+    group: &GroupRow,
+    person: &Person,
+    now: i64,
+) -> AppResult<()> {
+    let (seats, payer) = seats_for(conn, group, person, "", now).await?;
+    payment::admit(&seats, &payer).map_err(|r| refusal(group, r).into())
 }
 
 /// An invoice to send, in the adapter's hands.
@@ -55,7 +88,12 @@ pub struct InvoiceSpec {
     pub payload: String,
     pub currency: String,
     pub prices: Vec<(String, i64)>,
+    /// Paid through the payment provider (its token, the buyer's name); else Telegram Stars.
+    pub provider: bool,
     pub need_shipping: bool,
+    /// Set, so that a forwarded copy of the invoice shows a deep link into the group instead
+    /// of a Pay button: only the person it was made for can pay it.
+    pub start_parameter: String,
 }
 
 /// What a button press leads to.
@@ -73,8 +111,8 @@ pub struct Payload {
     pub price: i64,
     pub redeem: i64,
     pub sku: String,
-    /// Makes each invoice's payload unique, so points held for one invoice are not taken
-    /// as held for another (empty for invoices that redeem nothing).
+    /// Makes each invoice's payload unique, so the seat and points held for one invoice are
+    /// never taken as held for another.
     pub nonce: String,
 }
 
@@ -101,14 +139,13 @@ impl Payload {
     }
 }
 
-/// How long points stay held for an invoice that passed its pre-checkout.
-const HOLD_SECS: i64 = 3_600;
-
-/// At least a tenth of the price is paid in money; points cover the rest at most.
-pub fn max_redeemable(price: i64, balance: i64) -> i64 {
-    // Providers refuse a zero (or tiny) charge: at least a tenth, and at least one unit.
-    let keep = (price / 10).max(1);
-    balance.clamp(0, (price - keep).max(0))
+/// Whether the product can be sold here at all (physical goods need the payment provider).
+fn sellable(ctx: &Ctx, product: &Product) -> Result<Charge, UserError> {
+    payment::charge_for(product, 0, ctx.config.has_provider()).map_err(|e| match e {
+        NotSellable::NeedsProvider => UserError::NotForSale {
+            product: product.name.clone(),
+        },
+    })
 }
 
 /// Handles a buy-flow button.
@@ -123,7 +160,7 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         | Press::Pay { key, .. } => key,
     };
     let group = open_group(&mut conn, key, now).await?;
-    check_can_buy(&mut conn, &group, person).await?;
+    check_can_buy(&mut conn, &group, person, now).await?;
     match press {
         Press::Buy { .. } => {
             let product = product_of(&mut conn, &group).await?;
@@ -155,10 +192,11 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         }
         Press::Product { sku, .. } => {
             let product = catalog_product(&mut conn, sku).await?;
+            sellable(ctx, &product)?;
             let balance = ledger::balance(&mut conn, person.id).await?.value();
-            let usable = max_redeemable(product.price.minor(), balance);
+            let usable = payment::max_redeemable(&product, balance);
             if usable == 0 {
-                return Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)));
+                return Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)?));
             }
             let pay = |redeem: i64| {
                 Press::Pay {
@@ -191,12 +229,12 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         Press::Pay { sku, redeem, .. } => {
             let product = catalog_product(&mut conn, sku).await?;
             let balance = ledger::balance(&mut conn, person.id).await?.value();
-            if *redeem > max_redeemable(product.price.minor(), balance) {
+            if *redeem > payment::max_redeemable(&product, balance) {
                 return Err(UserError::NotEnoughPoints { balance }.into());
             }
             Ok(Step::Invoice(invoice(
                 ctx, &group, person, &product, *redeem,
-            )))
+            )?))
         }
     }
 }
@@ -214,44 +252,63 @@ fn invoice(
     person: &Person,
     product: &Product,
     redeem: i64,
-) -> InvoiceSpec {
-    let price = product.price.minor();
-    let nonce = if redeem > 0 {
-        crate::domain::group_key::random_token(8).unwrap_or_default()
-    } else {
-        String::new()
-    };
+) -> AppResult<InvoiceSpec> {
+    let charge = payment::charge_for(product, redeem, ctx.config.has_provider()).map_err(|e| {
+        match e {
+            NotSellable::NeedsProvider => UserError::NotForSale {
+                product: product.name.clone(),
+            },
+        }
+    })?;
     let payload = Payload {
         group_id: group.id,
         buyer_id: person.id,
-        price,
+        price: product.price.minor(),
         redeem,
         sku: product.sku.to_string(),
-        nonce,
+        nonce: crate::domain::group_key::random_token(8)?,
     };
-    let stars = ctx.config.uses_stars();
-    // One price line: Stars accept only one, and Telegram's amounts cannot be negative, so
-    // redeemed points are taken off the line and named in its label.
-    let label = if redeem > 0 {
-        format!("{} ({redeem} points applied)", product.name)
-    } else {
-        product.name.clone()
-    };
-    let prices = vec![(label, price - redeem)];
-    InvoiceSpec {
-        title: product.name.clone(),
-        description: truncate(
-            &format!(
-                "Group {} — normal price now, the group discount comes back as points when it closes.",
-                group.key
-            ),
-            255,
+    let description = truncate(
+        &format!(
+            "Group {} — normal price now, the group discount comes back as points when it closes.",
+            group.key
         ),
+        255,
+    );
+    let (currency, prices, provider, need_shipping) = match charge {
+        // One price line: Stars accept only one.
+        Charge::Stars { stars } => (
+            payment::STARS.to_string(),
+            vec![(product.name.clone(), i64::from(stars))],
+            false,
+            false,
+        ),
+        // Telegram's amounts cannot be negative, so redeemed points are taken off the line
+        // and named in its label.
+        Charge::Provider { amount, ship } => {
+            let label = if redeem > 0 {
+                format!("{} ({redeem} points applied)", product.name)
+            } else {
+                product.name.clone()
+            };
+            (
+                ctx.config.currency.code().to_string(),
+                vec![(label, amount)],
+                true,
+                ship,
+            )
+        }
+    };
+    Ok(InvoiceSpec {
+        title: product.name.clone(),
+        description,
         payload: payload.encode(),
-        currency: ctx.config.invoice_currency().to_string(),
+        currency,
         prices,
-        need_shipping: !stars,
-    }
+        provider,
+        need_shipping,
+        start_parameter: group.key.clone(),
+    })
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -259,7 +316,9 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 /// The pre-checkout check (answered within 10 s by the adapter): group open, key valid,
-/// buyer allowed, seat free, price and total unchanged, points still there.
+/// buyer allowed, a seat neither counted nor held, price and total unchanged, points still
+/// there. Approving holds the seat (and the points) for this invoice for
+/// [`SEAT_HOLD_SECS`], in the same transaction as the decision.
 #[tracing::instrument(skip(ctx), fields(user = person.id))]
 pub async fn pre_checkout(
     ctx: &Ctx,
@@ -273,41 +332,53 @@ pub async fn pre_checkout(
         return Err(UserError::WrongBuyer.into());
     }
     let now = ctx.now();
-    let mut conn = ctx.store.read().await?;
-    let group = groups::by_id(&mut conn, p.group_id)
+    let mut tx = ctx.store.write().await?;
+    let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or(UserError::UnknownKey)?;
     ensure_open(&group, now)?;
-    check_can_buy(&mut conn, &group, person).await?;
-    let product = catalog_product(&mut conn, &p.sku).await?;
-    let fee = if ctx.config.uses_stars() {
-        0
-    } else {
-        ctx.config.shipping_fee.minor()
+    let (seats, payer) = seats_for(&mut tx, &group, person, payload, now).await?;
+    payment::admit(&seats, &payer).map_err(|r| refusal(&group, r))?;
+    let product = catalog_product(&mut tx, &p.sku).await?;
+    let charge = payment::charge_for(&product, p.redeem, ctx.config.has_provider())
+        .map_err(|_| UserError::NotForSale {
+            product: product.name.clone(),
+        })?;
+    let fee = ctx.config.shipping_fee.minor();
+    let total_ok = match charge {
+        Charge::Stars { stars } => {
+            currency == payment::STARS && total == i64::from(stars) && p.redeem == 0
+        }
+        Charge::Provider { amount, ship } => {
+            currency == ctx.config.currency.code()
+                && (total == amount || (ship && total == amount + fee))
+        }
     };
-    let expected = p.price - p.redeem;
-    if product.price.minor() != p.price
-        || currency != ctx.config.invoice_currency()
-        || (total != expected && total != expected + fee)
-    {
+    if product.price.minor() != p.price || !total_ok {
         return Err(UserError::PriceChanged.into());
     }
-    if p.redeem == 0 {
-        return Ok(());
-    }
-    // Points are held for this invoice in a write transaction, so two invoices approved at
-    // the same time cannot spend the same points.
-    drop(conn);
-    let mut tx = ctx.store.write().await?;
-    let available = ledger::balance(&mut tx, person.id).await?.value()
-        - ledger::held_for_others(&mut tx, person.id, payload, now).await?;
-    if p.redeem > available {
-        return Err(UserError::NotEnoughPoints {
-            balance: available.max(0),
+    if p.redeem > 0 {
+        // Every unlapsed hold counts, the payer's other invoices included, so the same
+        // points never pay for two invoices.
+        let available = ledger::balance(&mut tx, person.id).await?.value()
+            - ledger::held_for_others(&mut tx, person.id, payload, now).await?;
+        if p.redeem > available {
+            return Err(UserError::NotEnoughPoints {
+                balance: available.max(0),
+            }
+            .into());
         }
-        .into());
+        ledger::hold(&mut tx, payload, person.id, p.redeem, now + SEAT_HOLD_SECS).await?;
     }
-    ledger::hold(&mut tx, payload, person.id, p.redeem, now + HOLD_SECS).await?;
+    // An invited member found by username is bound now, so their hold counts among the
+    // invited members' seats.
+    if let Some(m) =
+        groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await?
+        && m.user_id.is_none()
+    {
+        groups::bind_member(&mut tx, m.id, person.id).await?;
+    }
+    holds::hold(&mut tx, payload, group.id, person.id, now, now + SEAT_HOLD_SECS).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -379,15 +450,29 @@ pub enum Recorded {
     /// A new purchase; `settled` when it was the N-th and the group settled with it.
     New {
         purchase_id: i64,
+        /// Why it does not count (it is refunded), or None: it took a seat.
         flag: Option<Flag>,
+        /// The payment does not count and is refunded, for this reason.
+        refunded: Option<RefundReason>,
         settled: bool,
     },
     /// This charge (or update) was already recorded: nothing changed.
     Duplicate,
 }
 
-/// Records a payment exactly once (keyed by Telegram's charge id), ships the goods, sends
-/// the receipt, and settles the group if this was the N-th purchase — one transaction.
+/// The flag stored on a purchase that does not count.
+fn flag_of(reason: RefundReason) -> Option<Flag> {
+    match reason {
+        RefundReason::Late | RefundReason::Closed => Some(Flag::Late),
+        RefundReason::Full => Some(Flag::Full),
+        RefundReason::Repeat => Some(Flag::Repeat),
+        RefundReason::Points | RefundReason::Reversed => None,
+    }
+}
+
+/// Records a payment exactly once (keyed by Telegram's charge id) — one transaction: a
+/// payment that counts takes its seat, ships the goods and may settle the group; one that
+/// cannot count is recorded and refunded. Either way the buyer gets a receipt saying which.
 #[tracing::instrument(skip(ctx, pay), fields(user = person.id, charge = %pay.charge_id))]
 pub async fn record(
     ctx: &Ctx,
@@ -403,6 +488,10 @@ pub async fn record(
     if !updates::claim(&mut tx, update_id, now).await? {
         return Ok(Recorded::Duplicate);
     }
+    if purchases::by_charge(&mut tx, &pay.charge_id).await?.is_some() {
+        tracing::info!("payment already recorded");
+        return Ok(Recorded::Duplicate);
+    }
     users::seen(
         &mut tx,
         person.id,
@@ -415,17 +504,33 @@ pub async fn record(
     let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or_else(|| AppError::Other(format!("payment for unknown group {}", p.group_id)))?;
-    let flag = if ensure_open(&group, now).is_err() {
-        Some(Flag::Late)
-    } else if purchases::has_seat(&mut tx, group.id, person.id).await? {
-        Some(Flag::Repeat)
+
+    // Judge it: a seat held since an approved pre-checkout counts however late this update
+    // is handled; otherwise the group must be open with a seat free.
+    let hold = if holds::is_unlapsed(&mut tx, &pay.payload, now).await? {
+        Hold::Unlapsed
     } else {
-        match check_can_buy(&mut tx, &group, person).await {
-            Ok(()) => None,
-            Err(AppError::User(_)) => Some(Flag::Full),
-            Err(other) => return Err(other),
-        }
+        Hold::None
     };
+    let (seats, payer) = seats_for(&mut tx, &group, person, &pay.payload, now).await?;
+    let points_short = p.redeem > 0
+        && p.redeem
+            > ledger::balance(&mut tx, person.id).await?.value()
+                - ledger::held_for_others(&mut tx, person.id, &pay.payload, now).await?;
+    let state = match group.status {
+        GroupStatus::Open => GroupState::Open {
+            expired: group.is_expired(now),
+        },
+        GroupStatus::Settled => GroupState::Settled,
+        GroupStatus::Cancelled => GroupState::Cancelled,
+    };
+    let verdict = payment::judge(state, hold, &seats, &payer, points_short);
+    let refunded = match verdict {
+        Verdict::Count => None,
+        Verdict::Refund(reason) => Some(reason),
+    };
+    let flag = refunded.and_then(flag_of);
+
     let region = pay.address.as_ref().and_then(Address::region);
     // 20 symbols: 100 bits, unguessable.
     let token = crate::domain::group_key::random_token(20)?;
@@ -440,6 +545,7 @@ pub async fn record(
         currency: &pay.currency,
         charge_id: &pay.charge_id,
         provider_charge_id: &pay.provider_charge_id,
+        counted: refunded.is_none(),
         flag,
         region: region.as_ref().map(RegionCode::as_str),
         receipt_token: &token,
@@ -449,22 +555,15 @@ pub async fn record(
         tracing::info!("payment already recorded");
         return Ok(Recorded::Duplicate);
     };
-    if paid != p.price - p.redeem {
-        tracing::warn!(
-            paid,
-            price = p.price,
-            redeem = p.redeem,
-            "paid amount differs from the invoice (delivery fee?)"
-        );
-    }
-    // The money: cash in, points out, revenue at the normal price; delivery fees to revenue.
+    // The money, in the payment's currency: cash in, points out, the sale at what was paid
+    // plus the points (the normal price, and any delivery fee).
     let txn = format!("purchase:{}", pay.charge_id);
     let memo = format!("Purchase of {} in group {}", p.sku, group.key);
-    let extra = paid - (p.price - p.redeem);
     ledger::post(
         &mut tx,
         &ledger::Refs {
             txn: &txn,
+            currency: &pay.currency,
             group_id: Some(group.id),
             purchase_id: Some(purchase_id),
             memo: &memo,
@@ -473,46 +572,57 @@ pub async fn record(
         &[
             ledger::Entry::cash(paid),
             ledger::Entry::points(person.id, p.redeem),
-            ledger::Entry::sales(-(p.price + extra)),
+            ledger::Entry::sales(-(paid + p.redeem)),
         ],
     )
     .await?;
-    if p.redeem > 0 {
-        ledger::release_hold(&mut tx, &pay.payload).await?;
-    }
-    if let Some(m) =
-        groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await?
-    {
-        if m.user_id.is_none() {
-            groups::bind_member(&mut tx, m.id, person.id).await?;
+    holds::release(&mut tx, &pay.payload).await?;
+    ledger::release_hold(&mut tx, &pay.payload).await?;
+
+    let product_name = products::get_any(&mut tx, &p.sku)
+        .await?
+        .map(|x| x.name)
+        .unwrap_or_else(|| p.sku.clone());
+    let receipt = match refunded {
+        None => {
+            if let Some(m) =
+                groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref())
+                    .await?
+                && m.user_id.is_none()
+            {
+                groups::bind_member(&mut tx, m.id, person.id).await?;
+            }
+            ship(
+                &mut tx,
+                ctx,
+                &group,
+                purchase_id,
+                &product_name,
+                &p.sku,
+                paid,
+                person,
+                pay,
+                region.as_ref(),
+                now,
+            )
+            .await?;
+            let bought = purchases::count_counted(&mut tx, group.id).await?;
+            receipt_message(ctx, &group, &product_name, &p, pay, bought, &token)
         }
-    }
-
-    let product_name = products::get(
-        &mut tx,
-        &Sku::parse(&p.sku).map_err(|e| AppError::Other(e.to_string()))?,
-    )
-    .await?
-    .map(|x| x.name)
-    .unwrap_or_else(|| p.sku.clone());
-    ship(
-        &mut tx,
-        ctx,
-        &group,
-        purchase_id,
-        &product_name,
-        &p.sku,
-        paid,
-        person,
-        pay,
-        region.as_ref(),
-        now,
-    )
-    .await?;
-
-    let mut settled = false;
-    let bought = purchases::count_counted(&mut tx, group.id).await?;
-    let receipt = receipt_message(ctx, &group, &product_name, &p, paid, flag, bought, &token);
+        Some(reason) => {
+            let row = purchases::by_charge(&mut tx, &pay.charge_id)
+                .await?
+                .ok_or_else(|| AppError::Other("a purchase just recorded is missing".into()))?;
+            let opened = super::refund::open(&mut tx, ctx, &row, &group, reason, now)
+                .await?
+                .ok_or_else(|| AppError::Other("a new charge already had a refund".into()))?;
+            let amount = super::refund::amount_text(ctx, &pay.currency, paid);
+            let mut text =
+                crate::replies::payment_refunded(&product_name, &amount, &group.key, reason, &opened.back_text);
+            let _ = write!(text, "\nReceipt: {}", esc(&ctx.receipt_url(&group.key, &token)));
+            text
+        }
+    };
     let email = users::get(&mut tx, person.id).await?.and_then(|u| u.email);
     queue_message(
         &mut tx,
@@ -529,7 +639,8 @@ pub async fn record(
     // The N-th purchase settles the group, in a transaction of its own: the payment stays
     // recorded whatever happens to the settlement, and a group left filled but open (a
     // crash, an error) is settled by the sweep, which treats filled groups as due.
-    if flag.is_none() && bought >= group.head_count {
+    let mut settled = false;
+    if refunded.is_none() && seats.counted + 1 >= group.head_count {
         match settle_group(ctx, group.id).await {
             Ok(done) => settled = done,
             Err(e) => {
@@ -542,13 +653,14 @@ pub async fn record(
     tracing::info!(
         purchase_id,
         group_id = group.id,
-        ?flag,
+        refunded = refunded.map(RefundReason::as_str),
         settled,
         "payment recorded"
     );
     Ok(Recorded::New {
         purchase_id,
         flag,
+        refunded,
         settled,
     })
 }
@@ -572,7 +684,7 @@ async fn ship(
         .clone()
         .unwrap_or_else(|| person.first_name.clone());
     let address = pay.address.as_ref().map(Address::lines).unwrap_or_else(|| {
-        "(Telegram Stars payment: no address from Telegram; contact the buyer in the bot)".into()
+        "(digital product paid in Telegram Stars: no address; deliver it to the buyer in Telegram)".into()
     });
     let region_text = region
         .map(|r| r.to_string())
@@ -602,14 +714,12 @@ async fn ship(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn receipt_message(
     ctx: &Ctx,
     group: &GroupRow,
     product: &str,
     p: &Payload,
-    paid: i64,
-    flag: Option<Flag>,
+    pay: &Payment,
     bought: u32,
     token: &str,
 ) -> String {
@@ -622,36 +732,16 @@ fn receipt_message(
     let _ = writeln!(
         s,
         "Paid: {}",
-        if ctx.config.uses_stars() {
-            format!("{paid} Stars")
-        } else {
-            ctx.money(paid)
-        }
+        super::refund::amount_text(ctx, &pay.currency, pay.total)
     );
     let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
-    match flag {
-        None => {
-            let rate = ctx.config.tiers.rate_for(group.head_count);
-            let _ = writeln!(
-                s,
-                "Group <code>{}</code>: {bought} of {} seats bought. When it fills, you get {rate} back as points.",
-                esc(&group.key),
-                group.head_count
-            );
-        }
-        Some(f) => {
-            let why = match f {
-                Flag::Late => "the group had already closed",
-                Flag::Full => "every seat had been taken",
-                Flag::Repeat => "you already hold a seat in it",
-            };
-            let _ = writeln!(
-                s,
-                "This purchase does not count toward group <code>{}</code> because {why}; it is a normal purchase at the normal price.",
-                esc(&group.key)
-            );
-        }
-    }
+    let rate = ctx.config.tiers.rate_for(group.head_count);
+    let _ = writeln!(
+        s,
+        "Group <code>{}</code>: {bought} of {} seats bought. When it fills, you get {rate} back as points.",
+        esc(&group.key),
+        group.head_count
+    );
     let _ = write!(s, "Receipt: {}", esc(&ctx.receipt_url(&group.key, token)));
     s
 }
@@ -679,14 +769,5 @@ mod tests {
         assert_eq!(Payload::decode("v2:1:2:3:4:x"), None);
         assert_eq!(Payload::decode("v1:1:2:3:4:x"), None);
         assert_eq!(Payload::decode("v2:1:2:x:4::x"), None);
-    }
-
-    #[test]
-    fn redemption_keeps_a_tenth_in_money() {
-        assert_eq!(max_redeemable(34_800, 1_740), 1_740);
-        assert_eq!(max_redeemable(6_780, 100_000), 6_102);
-        assert_eq!(max_redeemable(6_780, -5), 0);
-        assert_eq!(max_redeemable(5, 100), 4);
-        assert_eq!(max_redeemable(1, 100), 0);
     }
 }

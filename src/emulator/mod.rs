@@ -24,6 +24,7 @@ mod answers;
 mod chat;
 mod http;
 pub mod schema;
+mod stars;
 mod updates;
 
 pub use chat::{ChatEntry, PayError, Payment};
@@ -164,6 +165,8 @@ struct FakeState {
     limits: Option<Limits>,
     /// Sends refused with 429 because they broke [`Limits`].
     too_many: u64,
+    /// Telegram Stars charges seen paid, by charge id (see [`stars`]).
+    star_charges: HashMap<String, stars::StarCharge>,
 }
 
 /// Telegram's sending limits as the fake enforces them (opt-in): at most 30 messages in any
@@ -540,6 +543,11 @@ impl BotApiEmulator {
         self.shared.lock().pending.len()
     }
 
+    /// Whether `refundStarPayment` refunded this Stars charge.
+    pub fn star_refunded(&self, charge_id: &str) -> bool {
+        stars::is_refunded(&self.shared.lock(), charge_id)
+    }
+
     // ---- injection ------------------------------------------------------------------------
 
     /// Queues an update for `getUpdates`. Assigns `update_id` when absent; returns it.
@@ -548,6 +556,7 @@ impl BotApiEmulator {
         let id = assign_update_id(&mut st, &mut update);
         remember_users(&mut st, &update);
         remember_user_message(&mut st, &update);
+        stars::remember(&mut st, &update);
         st.pending.push(Pending {
             id,
             update,

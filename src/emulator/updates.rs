@@ -209,6 +209,29 @@ pub fn successful_payment(
     }})
 }
 
+/// The service message Telegram sends to the buyer's chat when a payment is refunded.
+pub fn refunded_payment(
+    user: &Value,
+    currency: &str,
+    total_amount: i64,
+    payload: &str,
+    telegram_payment_charge_id: &str,
+) -> Value {
+    let id = user["id"].as_i64().unwrap_or(0);
+    json!({"message": {
+        "message_id": user_message_id(),
+        "from": user,
+        "chat": {"id": id, "type": "private", "first_name": user["first_name"].clone()},
+        "date": now(),
+        "refunded_payment": {
+            "currency": currency,
+            "total_amount": total_amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": telegram_payment_charge_id,
+        },
+    }})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
