@@ -123,6 +123,8 @@ pub enum UserError {
     AlreadyPaying { key: String },
     #[error("not for sale without a provider")]
     NotForSale { product: String },
+    #[error("pre-checkout check ran out of time")]
+    CheckoutBusy,
     #[error("internal error")]
     Internal,
 }
@@ -210,6 +212,7 @@ impl UserError {
                 "You are already paying for a seat in group <code>{}</code> with another invoice, so this one was not charged. One seat per member.",
                 esc(key)
             ),
+            UserError::CheckoutBusy => "We could not confirm your seat in time, so nothing was charged. Please press Pay again in a moment.".into(),
             UserError::NotForSale { product } => format!(
                 "{} ships to you, and this shop cannot take payments for goods that ship yet (no payment provider is set up), so no invoice was sent and nothing was charged. Please write /paysupport.",
                 esc(product)
@@ -266,6 +269,7 @@ impl UserError {
             UserError::SeatBeingPaid { .. } => "seat_being_paid",
             UserError::AlreadyPaying { .. } => "already_paying",
             UserError::NotForSale { .. } => "not_for_sale",
+            UserError::CheckoutBusy => "checkout_busy",
             UserError::Internal => "internal",
         }
     }
@@ -339,7 +343,7 @@ pub fn money_back(method: RefundMethod, amount: &str, charge_id: &str, points: i
 /// A payment that did not count: the receipt says so and what happens to the money.
 pub fn payment_refunded(product: &str, amount: &str, key: &str, reason: RefundReason, back: &str) -> String {
     format!(
-        "<b>Payment received — and coming back to you.</b>\n{}: {amount}\nThis payment cannot count toward group <code>{}</code> because {}, so nothing ships and you are not charged for it.\n{back}",
+        "<b>Refund: payment received, and it is coming back to you.</b>\n{}: {amount}\nThis payment cannot count toward group <code>{}</code> because {}, so nothing ships and you are not charged for it.\n{back}",
         esc(product),
         esc(key),
         refund_reason(reason)

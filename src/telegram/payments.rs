@@ -79,7 +79,8 @@ pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> Handler
     );
     let verdict = match tokio::time::timeout(PRE_CHECKOUT_BUDGET, check).await {
         Ok(v) => v,
-        Err(_) => Err(AppError::Other("pre-checkout check ran out of time".into())),
+        // Telegram gives up at 10 s: say no in time, with words the buyer can act on.
+        Err(_) => Err(UserError::CheckoutBusy.into()),
     };
     match &verdict {
         Ok(()) => {
