@@ -603,6 +603,30 @@ mod tests {
     }
 
     #[test]
+    fn products_say_how_they_are_paid_for() {
+        let product = |extra: &str| {
+            Config::from_sources(
+                Some(&format!(
+                    "[[products]]\nsku = \"guide\"\nname = \"Camera guide\"\nprice = 1200\n{extra}"
+                )),
+                &env(&[]),
+            )
+        };
+        let digital = product("kind = \"digital\"\nstars = 120").expect("valid");
+        assert_eq!(digital.products[0].kind, ProductKind::Digital);
+        assert_eq!(digital.products[0].stars, Some(120));
+        assert_eq!(digital.sales_warning(), None, "digital goods need no provider");
+        let physical = product("").expect("valid");
+        assert_eq!(physical.products[0].kind, ProductKind::Physical);
+        assert!(physical.sales_warning().is_some());
+        let refused = |extra: &str| product(extra).expect_err("invalid").to_string();
+        assert!(refused("kind = \"digital\"").contains("give its price as stars = N"));
+        assert!(refused("stars = 120").contains("Stars only for digital goods"));
+        assert!(refused("kind = \"vinyl\"").contains("kind is \"physical\" or \"digital\""));
+        assert!(refused("kind = \"digital\"\nstars = 0").contains("stars is a whole number"));
+    }
+
+    #[test]
     fn key_attempts_per_minute_default_file_env_and_bounds() {
         let parse = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e));
         assert_eq!(parse("", &[]).map(|c| c.key_attempts_per_minute), Ok(10));

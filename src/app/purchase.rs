@@ -640,6 +640,10 @@ pub async fn record(
     // recorded whatever happens to the settlement, and a group left filled but open (a
     // crash, an error) is settled by the sweep, which treats filled groups as due.
     let mut settled = false;
+    if group.is_expired(now) {
+        // The seat this payment held kept an expired group open: the sweep may settle it now.
+        ctx.sweep_wake.notify_one();
+    }
     if refunded.is_none() && seats.counted + 1 >= group.head_count {
         match settle_group(ctx, group.id).await {
             Ok(done) => settled = done,

@@ -299,8 +299,8 @@ pub async fn next_expiry(conn: &mut Conn, now: i64) -> Result<Option<i64>, sqlx:
             SELECT CASE WHEN settle_retry_at > expires_at THEN settle_retry_at ELSE expires_at END AS t
               FROM group_buys WHERE status = 'open'
             UNION ALL
-            SELECT h.expires_at FROM seat_holds h WHERE h.expires_at > $1
-         ) AS due",
+            SELECT h.expires_at AS t FROM seat_holds h WHERE h.expires_at > $1
+         ) AS due WHERE t > $1",
     )
     .bind(now)
     .fetch_one(&mut *conn)

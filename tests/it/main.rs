@@ -7,6 +7,7 @@ mod cli;
 mod db;
 mod helpers;
 mod instances;
+mod money_model;
 mod money;
 mod playground;
 mod reliability;

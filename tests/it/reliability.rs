@@ -768,8 +768,9 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
     let key = app.new_group(&organiser(), "camera 3").await;
     let invoice = app.invoice_after(&alice, &format!("s:{key}:camera")).await;
     let payload = invoice.str_param("payload").expect("payload").to_string();
-    // Approving holds the seat, a write: held for 2 s, the answer waits for it and approves.
-    let lock = app.ctx.store.write().await.expect("write lock");
+    // Approving holds the seat, a write under the group's lock (SQLite: the one writer;
+    // PostgreSQL: the group's row): held for 2 s, the answer waits for it and approves.
+    let lock = lock_group(&app).await;
     let release = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
         drop(lock);
@@ -785,7 +786,7 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
     // on, and nothing held.
     let invoice = app.invoice_after(&dave, &format!("s:{key}:camera")).await;
     let payload = invoice.str_param("payload").expect("payload").to_string();
-    let lock = app.ctx.store.write().await.expect("write lock");
+    let lock = lock_group(&app).await;
     let started = Instant::now();
     let answer = app.pre_checkout(&dave, "JPY", 34_800, &payload, false).await;
     let took = started.elapsed();
@@ -799,6 +800,17 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
         serde_json::json!(groupbuy::replies::UserError::CheckoutBusy.plain())
     );
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM seat_holds").await, 1);
+}
+
+/// A write transaction holding the (only) group's lock, as a long settlement would.
+async fn lock_group(app: &TestApp) -> groupbuy::store::Tx {
+    let id = app.sql_i64("SELECT id FROM group_buys").await;
+    let mut tx = app.ctx.store.write().await.expect("write lock");
+    groupbuy::store::groups::lock(&mut tx, app.ctx.store.backend(), id)
+        .await
+        .expect("group row lock")
+        .expect("the group");
+    tx
 }
 
 /// Review finding: a payment that cannot be recorded for a while (here: its database table
