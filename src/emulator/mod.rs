@@ -551,19 +551,8 @@ impl BotApiEmulator {
     // ---- injection ------------------------------------------------------------------------
 
     /// Queues an update for `getUpdates`. Assigns `update_id` when absent; returns it.
-    pub fn inject(&self, mut update: Value) -> i64 {
-        let mut st = self.shared.lock();
-        let id = assign_update_id(&mut st, &mut update);
-        remember_users(&mut st, &update);
-        remember_user_message(&mut st, &update);
-        stars::remember(&mut st, &update);
-        st.pending.push(Pending {
-            id,
-            update,
-            forced: false,
-            delivered: false,
-        });
-        drop(st);
+    pub fn inject(&self, update: Value) -> i64 {
+        let id = queue_update(&mut self.shared.lock(), update);
         self.shared.updates.notify_waiters();
         id
     }
@@ -640,6 +629,22 @@ impl BotApiEmulator {
             });
         }
     }
+}
+
+/// Queues an update for `getUpdates` (the caller pokes `Shared::updates`): assigns its id
+/// when absent and remembers what it says about users, chats and Stars charges.
+fn queue_update(st: &mut FakeState, mut update: Value) -> i64 {
+    let id = assign_update_id(st, &mut update);
+    remember_users(st, &update);
+    remember_user_message(st, &update);
+    stars::remember(st, &update);
+    st.pending.push(Pending {
+        id,
+        update,
+        forced: false,
+        delivered: false,
+    });
+    id
 }
 
 fn assign_update_id(st: &mut FakeState, update: &mut Value) -> i64 {
