@@ -8,6 +8,7 @@ pub mod new_group;
 pub mod purchase;
 pub mod queries;
 pub mod refund;
+pub mod seats;
 pub mod settle;
 pub mod views;
 
