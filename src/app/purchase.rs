@@ -589,6 +589,7 @@ async fn take_seat(
     token: &str,
 ) -> AppResult<String> {
     let (group, person) = (a.group, a.person);
+    holds::release_others_of(tx, group.id, person.id).await?;
     if let Some(m) =
         groups::member_for_user(tx, group.id, person.id, person.username.as_deref()).await?
         && m.user_id.is_none()

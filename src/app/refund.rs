@@ -254,6 +254,8 @@ pub enum Refusal {
     AlreadyRefunded { charge: String, at: Option<i64> },
     #[error("the refund of charge {0} is already due; pay it out, then `groupbuy refunds done {0}`")]
     AlreadyDue(String),
+    #[error("charge {0} still counts toward its group and is owed nothing: to refund it, run `groupbuy refund {0}`")]
+    NotRefunded(String),
     #[error("Stars refunds are made by `groupbuy serve` through refundStarPayment; charge {0} is queued for it")]
     StarsAreAutomatic(String),
     #[error("charge {charge} was {paid}, but the refund reported {reported}")]
@@ -339,10 +341,7 @@ pub async fn mark_paid(ctx: &Ctx, charge_id: &str) -> AppResult<Result<RefundRow
     let mut tx = ctx.store.write().await?;
     let Some(r) = refunds::get(&mut tx, charge_id).await? else {
         return Ok(Err(match purchases::by_charge(&mut tx, charge_id).await? {
-            Some(_) => Refusal::AlreadyRefunded {
-                charge: charge_id.to_string(),
-                at: None,
-            },
+            Some(_) => Refusal::NotRefunded(charge_id.to_string()),
             None => Refusal::UnknownCharge(charge_id.to_string()),
         }));
     };
