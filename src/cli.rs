@@ -1,4 +1,5 @@
 //! The `groupbuy` command line: `playground`, `serve`, `migrate`, `catalog import FILE`,
+//! `catalog remove SKU`, `refunds`, `refunds done CHARGE_ID`, `refund CHARGE_ID`,
 //! `settle`, `outbox`.
 
 use crate::clock::Clock;
@@ -49,10 +50,36 @@ pub enum Cmd {
     },
     /// Settle every group whose key has expired (or that filled), then exit.
     Settle,
-    /// List messages and emails that did not go out (dead letters and failing retries).
+    /// List messages and emails that did not go out (dead letters and failing retries), and
+    /// groups whose settlement failed and was set aside.
     Outbox {
         #[command(subcommand)]
         action: Option<OutboxCmd>,
+    },
+    /// List the refunds still owed (one line per charge), or close one that you paid out.
+    Refunds {
+        /// List the refunds already made too.
+        #[arg(long)]
+        all: bool,
+        #[command(subcommand)]
+        action: Option<RefundsCmd>,
+    },
+    /// Refund a purchase: Telegram Stars go back automatically (`groupbuy serve` calls
+    /// refundStarPayment); a provider payment becomes refund-due. Its seat is released, the
+    /// points it used come back, and a settled discount of it is taken back.
+    Refund {
+        /// The Telegram payment charge id (shown in receipts and by `groupbuy refunds --all`).
+        charge_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RefundsCmd {
+    /// You refunded this provider payment through the provider's dashboard: close it and tell
+    /// the buyer.
+    Done {
+        /// The Telegram payment charge id.
+        charge_id: String,
     },
 }
 
@@ -67,10 +94,17 @@ pub enum OutboxCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum CatalogCmd {
-    /// Add or update products from a TOML file of [[products]] tables (sku, name, price).
+    /// Add or update products from a TOML file of [[products]] tables (sku, name, price,
+    /// and optionally kind = "digital" with stars = N).
     Import {
         /// The catalog file.
         file: PathBuf,
+    },
+    /// Take a product off sale (take it out of groupbuy.toml too: its products are loaded at
+    /// every start). Every group of it still settles and still names it.
+    Remove {
+        /// The product code.
+        sku: String,
     },
 }
 
@@ -166,11 +200,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("imported {n} products from {}", file.display());
             Ok(())
         }
+        Cmd::Catalog {
+            action: CatalogCmd::Remove { sku },
+        } => catalog_remove(&config, &clock, &sku).await,
+        Cmd::Refunds { all, action } => {
+            let ctx = library(config, clock).await?;
+            match action {
+                None => print_refunds(&ctx, all).await,
+                Some(RefundsCmd::Done { charge_id }) => refund_paid_out(&ctx, &charge_id).await,
+            }
+        }
+        Cmd::Refund { charge_id } => reverse(&library(config, clock).await?, &charge_id).await,
         Cmd::Outbox { action } => {
             let store = open_store(&config, &clock).await?;
             let mut conn = store.read().await?;
             match action {
                 None => {
+                    for g in crate::store::groups::set_aside_list(&mut conn, 200).await? {
+                        println!(
+                            "group {}\t{}\tsettlement failed, retried at {}\t{}",
+                            g.id,
+                            g.key,
+                            crate::replies::when(g.retry_at),
+                            g.error
+                        );
+                    }
                     let rows = outbox::stuck(&mut conn, 200).await?;
                     if rows.is_empty() {
                         println!(
@@ -204,8 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Settle => {
-            let store = open_store(&config, &clock).await?;
-            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
+            let ctx = library(config, clock).await?;
             let n = crate::app::settle::sweep(&ctx).await?;
             println!(
                 "settled {n} groups; their notices are queued and `groupbuy serve` delivers them"
@@ -213,6 +266,94 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The use cases on the configured database, for a command that runs one and exits.
+async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx> {
+    let store = open_store(&config, &clock).await?;
+    Ok(crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, ""))
+}
+
+async fn catalog_remove(config: &Config, clock: &Clock, sku: &str) -> anyhow::Result<()> {
+    let parsed = crate::domain::Sku::parse(sku)
+        .map_err(|e| anyhow::anyhow!("{sku:?} is not a product code: {e}"))?;
+    let store = open_store(config, clock).await?;
+    let mut tx = store.write().await?;
+    if !products::take_off_sale(&mut tx, &parsed, clock.now()).await? {
+        anyhow::bail!("no product on sale has the code {parsed}");
+    }
+    tx.commit().await?;
+    println!("{parsed} is off sale; its groups still settle");
+    Ok(())
+}
+
+/// `groupbuy refund CHARGE_ID`.
+async fn reverse(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
+    use crate::domain::payment::RefundMethod;
+    let r = crate::app::refund::reverse(ctx, charge_id)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+    match r.method {
+        RefundMethod::Stars => println!(
+            "purchase {} reversed: {} go back through refundStarPayment (`groupbuy serve` makes the call)",
+            r.charge_id, r.amount
+        ),
+        RefundMethod::Provider => println!(
+            "purchase {} reversed: refund {} through your payment provider, then run `groupbuy refunds done {}`",
+            r.charge_id, r.amount, r.charge_id
+        ),
+    }
+    if r.clawed_back > 0 {
+        println!("{} points of its settled discount were taken back", r.clawed_back);
+    }
+    Ok(())
+}
+
+/// `groupbuy refunds done CHARGE_ID`.
+async fn refund_paid_out(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
+    let r = crate::app::refund::mark_paid(ctx, charge_id)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+    println!(
+        "refund of {} closed: the buyer is told (`groupbuy serve` delivers the message)",
+        r.charge_id
+    );
+    Ok(())
+}
+
+/// `groupbuy refunds [--all]`: one line per charge.
+async fn print_refunds(ctx: &crate::app::Ctx, all: bool) -> anyhow::Result<()> {
+    let mut conn = ctx.store.read().await?;
+    let rows = crate::store::refunds::list(&mut conn, all, 10_000).await?;
+    if rows.is_empty() {
+        println!("{}", if all { "no refunds" } else { "no refunds are owed" });
+    }
+    for r in rows {
+        let status = if r.done { "done" } else { "due" };
+        let how = match (r.done, r.method) {
+            (true, _) => format!("refunded {}", r.done_at.map(crate::replies::when).unwrap_or_default()),
+            (false, crate::domain::payment::RefundMethod::Stars) => format!(
+                "refundStarPayment, attempts={}{}",
+                r.attempts,
+                r.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default()
+            ),
+            (false, crate::domain::payment::RefundMethod::Provider) => {
+                format!("refund through the provider, then `groupbuy refunds done {}`", r.charge_id)
+            }
+        };
+        println!(
+            "{}\t{}\t{}\t{}\tuser={}\tpurchase=GB-{}\treason={}\t{}",
+            r.charge_id,
+            status,
+            crate::app::refund::amount_text(ctx, &r.currency, r.amount),
+            r.method.as_str(),
+            r.user_id,
+            r.purchase_id,
+            r.reason.as_str(),
+            how
+        );
+    }
+    Ok(())
 }
 
 /// Hides a password in a database URL.

@@ -4,7 +4,7 @@
 //! (`GROUPBUY_DATABASE_URL`). A bad value stops start-up with one sentence naming the setting.
 
 use crate::domain::Policy;
-use crate::domain::catalog::{Product, Sku};
+use crate::domain::catalog::{Product, ProductKind, Sku};
 use crate::domain::money::{Currency, Money};
 use crate::domain::region::RegionBonus;
 use crate::domain::tiers::{Rate, Tier, TierTable};
@@ -161,6 +161,12 @@ pub struct FileProduct {
     pub sku: String,
     pub name: String,
     pub price: i64,
+    /// `physical` (the default) or `digital`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The price in Telegram Stars (digital products only).
+    #[serde(default)]
+    pub stars: Option<i64>,
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -223,10 +229,44 @@ pub fn parse_products(raw: &[FileProduct]) -> Result<Vec<Product>, ConfigError> 
         if out.iter().any(|o| o.sku == sku) {
             return Err(invalid("products", format!("{sku} appears twice")));
         }
+        let kind = match p.kind.as_deref() {
+            None => ProductKind::Physical,
+            Some(k) => ProductKind::parse(k).ok_or_else(|| {
+                invalid(
+                    "products",
+                    format!("{sku}: kind is \"physical\" or \"digital\", not {k:?}"),
+                )
+            })?,
+        };
+        let stars = match (kind, p.stars) {
+            (ProductKind::Digital, Some(n)) => Some(
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or_else(|| {
+                        invalid("products", format!("{sku}: stars is a whole number from 1 to 100000"))
+                    })?,
+            ),
+            (ProductKind::Digital, None) => {
+                return Err(invalid(
+                    "products",
+                    format!("{sku}: a digital product is sold in Telegram Stars: give its price as stars = N"),
+                ));
+            }
+            (ProductKind::Physical, Some(_)) => {
+                return Err(invalid(
+                    "products",
+                    format!("{sku}: Telegram allows Stars only for digital goods: drop stars, or set kind = \"digital\""),
+                ));
+            }
+            (ProductKind::Physical, None) => None,
+        };
         out.push(Product {
             sku,
             name: name.to_string(),
             price,
+            kind,
+            stars,
         });
     }
     Ok(out)
@@ -493,18 +533,21 @@ impl Config {
             .filter(|s| !s.is_empty() && self.public_url.starts_with("https://"))
     }
 
-    /// Payments in Telegram Stars when no provider token is configured.
-    pub fn uses_stars(&self) -> bool {
-        self.payment_provider_token.is_empty()
+    /// A payment provider is configured, so physical goods can be sold (in the catalog
+    /// currency, with a shipping address). Digital goods are sold in Stars either way.
+    pub fn has_provider(&self) -> bool {
+        !self.payment_provider_token.is_empty()
     }
 
-    /// The currency of invoices: the catalog's, or `XTR` for Telegram Stars.
-    pub fn invoice_currency(&self) -> &str {
-        if self.uses_stars() {
-            "XTR"
-        } else {
-            self.currency.code()
-        }
+    /// What start-up says when physical goods cannot be sold, or None.
+    pub fn sales_warning(&self) -> Option<&'static str> {
+        let physical = self
+            .products
+            .iter()
+            .any(|p| p.kind == ProductKind::Physical);
+        (physical && !self.has_provider()).then_some(
+            "no GROUPBUY_PAYMENT_PROVIDER_TOKEN is set, so physical products cannot be sold (Telegram allows Stars only for digital goods); buyers are told so instead of getting an invoice",
+        )
     }
 }
 
@@ -539,7 +582,8 @@ mod tests {
         assert_eq!(c.products.len(), 3);
         assert_eq!(c.products[0].price.minor(), 34_800);
         assert_eq!(c.tiers.rate_for(3).to_string(), "5%");
-        assert!(c.uses_stars());
+        assert!(!c.has_provider());
+        assert!(c.sales_warning().is_some());
         assert_eq!(c.require_token(), Err(ConfigError::MissingToken));
     }
 
@@ -586,6 +630,30 @@ mod tests {
             err("", &[("GROUPBUY_KEY_LIFETIME_HOURS", "soon")]).contains("`key_lifetime_hours`")
         );
         assert!(err("telegram_rate_per_second = 0", &[]).contains("`telegram_rate_per_second`"));
+    }
+
+    #[test]
+    fn products_say_how_they_are_paid_for() {
+        let product = |extra: &str| {
+            Config::from_sources(
+                Some(&format!(
+                    "[[products]]\nsku = \"guide\"\nname = \"Camera guide\"\nprice = 1200\n{extra}"
+                )),
+                &env(&[]),
+            )
+        };
+        let digital = product("kind = \"digital\"\nstars = 120").expect("valid");
+        assert_eq!(digital.products[0].kind, ProductKind::Digital);
+        assert_eq!(digital.products[0].stars, Some(120));
+        assert_eq!(digital.sales_warning(), None, "digital goods need no provider");
+        let physical = product("").expect("valid");
+        assert_eq!(physical.products[0].kind, ProductKind::Physical);
+        assert!(physical.sales_warning().is_some());
+        let refused = |extra: &str| product(extra).expect_err("invalid").to_string();
+        assert!(refused("kind = \"digital\"").contains("give its price as stars = N"));
+        assert!(refused("stars = 120").contains("Stars only for digital goods"));
+        assert!(refused("kind = \"vinyl\"").contains("kind is \"physical\" or \"digital\""));
+        assert!(refused("kind = \"digital\"\nstars = 0").contains("stars is a whole number"));
     }
 
     #[test]

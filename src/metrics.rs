@@ -42,6 +42,10 @@ counters! {
     replies_queued_total => "Answers to a person's own update (replies, errors, invoices) queued; they are served before bulk notices.",
     replies_given_up_total => "Answers not delivered within the bound for answers (REPLY_GIVE_UP_SECS, 10 minutes) and given up.",
     paid_broadcast_total => "Bulk notices sent with allow_paid_broadcast (each costs 0.1 Telegram Star).",
+    refunds_total => "Refunds opened (payments that could not count, or were reversed).",
+    refunds_paid_total => "Stars refunds Telegram confirmed through refundStarPayment.",
+    refund_errors_total => "refundStarPayment calls that failed and will be tried again.",
+    settle_set_aside_total => "Groups whose settlement failed and was set aside to be retried later.",
     outbox_ambiguous_total => "Sends whose outcome was unknown (in flight at a crash, or timed out after sending): they may have arrived twice.",
 }
 

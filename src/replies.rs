@@ -2,6 +2,7 @@
 //! every user-supplied string escaped; tests assert on the variant and on the text.
 
 use crate::domain::member::MemberError;
+use crate::domain::payment::{RefundMethod, RefundReason};
 use crate::domain::{GroupKey, HeadCount};
 use std::fmt::Write;
 
@@ -116,6 +117,14 @@ pub enum UserError {
     SlowDown,
     #[error("invoice refused")]
     InvoiceRefused,
+    #[error("last seats being paid for")]
+    SeatBeingPaid { key: String },
+    #[error("already paying")]
+    AlreadyPaying { key: String },
+    #[error("not for sale without a provider")]
+    NotForSale { product: String },
+    #[error("pre-checkout check ran out of time")]
+    CheckoutBusy,
     #[error("internal error")]
     Internal,
 }
@@ -194,6 +203,20 @@ impl UserError {
             UserError::PrivateOnly => "Let's do that in private: open a chat with me and send the command there.".into(),
             UserError::SlowDown => "That's a lot of keys I don't know in one minute. Please wait a minute, then check the key with the person who invited you.".into(),
             UserError::InvoiceRefused => "Telegram did not accept the invoice for this purchase, so nothing was charged. Please try again in a minute, or write /paysupport.".into(),
+            UserError::SeatBeingPaid { key } => format!(
+                "The last seat of group <code>{}</code> is being paid for by someone else right now, so you were not charged. If their payment does not go through, the seat frees up within {}: try again then.",
+                esc(key),
+                duration(crate::domain::payment::SEAT_HOLD_SECS)
+            ),
+            UserError::AlreadyPaying { key } => format!(
+                "You are already paying for a seat in group <code>{}</code> with another invoice, so this one was not charged. One seat per member.",
+                esc(key)
+            ),
+            UserError::CheckoutBusy => "We could not confirm your seat in time, so nothing was charged. Please press Pay again in a moment.".into(),
+            UserError::NotForSale { product } => format!(
+                "{} ships to you, and this shop cannot take payments for goods that ship yet (no payment provider is set up), so no invoice was sent and nothing was charged. Please write /paysupport.",
+                esc(product)
+            ),
             UserError::Internal => "Something went wrong on our side. Nothing was charged or lost; please try again in a minute.".into(),
         }
     }
@@ -243,6 +266,10 @@ impl UserError {
             UserError::PrivateOnly => "private_only",
             UserError::SlowDown => "slow_down",
             UserError::InvoiceRefused => "invoice_refused",
+            UserError::SeatBeingPaid { .. } => "seat_being_paid",
+            UserError::AlreadyPaying { .. } => "already_paying",
+            UserError::NotForSale { .. } => "not_for_sale",
+            UserError::CheckoutBusy => "checkout_busy",
             UserError::Internal => "internal",
         }
     }
@@ -283,6 +310,66 @@ pub const HELP: &str = "<b>groupbuy</b>: buy together, pay the normal price now,
 /cancel KEY — cancel a group you organised (before anyone buys)\n\
 /paysupport — help with a payment\n\n\
 Members are @usernames, numeric Telegram ids or email addresses; I message each one.";
+
+/// Why a payment does not count (completes "… because …").
+pub fn refund_reason(reason: RefundReason) -> &'static str {
+    match reason {
+        RefundReason::Late => "the group had already closed",
+        RefundReason::Full => "every seat had been taken",
+        RefundReason::Repeat => "you already hold a seat in it",
+        RefundReason::Points => "the points this invoice used were spent on another purchase meanwhile",
+        RefundReason::Closed => "the group was cancelled",
+        RefundReason::Reversed => "the payment was refunded",
+    }
+}
+
+/// What happens to the money of a payment that is refunded, in the buyer's words.
+pub fn money_back(method: RefundMethod, amount: &str, charge_id: &str, points: i64) -> String {
+    let mut s = match method {
+        RefundMethod::Stars => format!(
+            "Your {amount} are being refunded to your Telegram Stars balance now; you get a message when they are back."
+        ),
+        RefundMethod::Provider => format!(
+            "The shop refunds {amount} to the card you paid with, usually within a few business days; your reference is <code>{}</code>. If it has not arrived within 10 days, write /paysupport.",
+            esc(charge_id)
+        ),
+    };
+    if points > 0 {
+        let _ = write!(s, " The {points} points it used are back in your balance.");
+    }
+    s
+}
+
+/// A payment that did not count: the receipt says so and what happens to the money.
+pub fn payment_refunded(product: &str, amount: &str, key: &str, reason: RefundReason, back: &str) -> String {
+    format!(
+        "<b>Refund: payment received, and it is coming back to you.</b>\n{}: {amount}\nThis payment cannot count toward group <code>{}</code> because {}, so nothing ships and you are not charged for it.\n{back}",
+        esc(product),
+        esc(key),
+        refund_reason(reason)
+    )
+}
+
+/// A counted purchase reversed afterwards (an operator's refund, or one Telegram reported).
+pub fn purchase_reversed(product: &str, key: &str, back: &str, clawed_back: i64) -> String {
+    let mut s = format!(
+        "<b>Your purchase of {} in group <code>{}</code> was refunded.</b>\nIt no longer counts toward the group.\n{back}",
+        esc(product),
+        esc(key)
+    );
+    if clawed_back > 0 {
+        let _ = write!(
+            s,
+            "\nThe {clawed_back} points this purchase earned when the group settled were taken back."
+        );
+    }
+    s
+}
+
+/// A refund went out.
+pub fn refund_paid(amount: &str, product: &str) -> String {
+    format!("<b>Refund complete:</b> {amount} for {} are back with you.", esc(product))
+}
 
 /// A list line such as "• Alice — bought".
 pub fn bullet(out: &mut String, line: &str) {

@@ -22,11 +22,13 @@ use teloxide::utils::command::BotCommands;
 pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
+    let mut tx = store.write().await?;
     if !config.products.is_empty() {
-        let mut tx = store.write().await?;
         products::upsert(&mut tx, &config.products, clock.now()).await?;
-        tx.commit().await?;
     }
+    // Entries written before entries carried a currency are in the catalog currency.
+    crate::store::ledger::backfill_currency(&mut tx, config.currency.code()).await?;
+    tx.commit().await?;
     Ok(store)
 }
 
@@ -65,6 +67,9 @@ impl App {
     /// Everything that can fail at start-up fails here, with a sentence naming the cause.
     pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let bot = make_bot(&config)?;
+        if let Some(warning) = config.sales_warning() {
+            tracing::warn!("{warning}");
+        }
         let mailer = Mailer::from_config(&config)?;
         let store = open_store(&config, &clock).await?;
         let me = bot.get_me().await.context(
@@ -131,6 +136,11 @@ impl App {
         ));
         tasks.push(tokio::spawn(crate::workers::sweep::run(
             ctx.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::workers::refunds::run(
+            ctx.clone(),
+            self.bot.clone(),
             shutdown.clone(),
         )));
         tasks.push(tokio::spawn(ingest::process(

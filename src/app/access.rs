@@ -2,7 +2,7 @@
 //! (claim 11: "upon access"), and resolve group keys and invitation deep links.
 
 use super::new_group::queue_prompt;
-use super::purchase::check_can_buy;
+use super::seats::check_can_buy;
 use super::views::{buy_keyboard, group_card};
 use super::{AppError, AppResult, Ctx, Person};
 use crate::domain::group_key::StartPayload;
@@ -133,7 +133,7 @@ async fn unguarded_card(
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
     let group = open_group(&mut conn, raw_key, now).await?;
-    check_can_buy(&mut conn, &group, person).await?;
+    check_can_buy(&mut conn, &group, person, now).await?;
     render_card(ctx, &mut conn, &group).await
 }
 
@@ -199,7 +199,7 @@ async fn unguarded_start(
         ),
     };
     groups::mark_prompted(&mut tx, member.id, now).await?;
-    check_can_buy(&mut tx, &group, person).await?;
+    check_can_buy(&mut tx, &group, person, now).await?;
     let (card, kb) = render_card(ctx, &mut tx, &group).await?;
     tx.commit().await?;
     tracing::info!(

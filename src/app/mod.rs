@@ -8,6 +8,8 @@ pub mod new_group;
 pub mod purchase;
 pub mod queries;
 pub mod reply;
+pub mod refund;
+pub mod seats;
 pub mod settle;
 pub mod views;
 
@@ -48,6 +50,8 @@ pub struct Ctx {
     pub instance: Arc<str>,
     /// Wakes the update processor after an update was stored in the inbox.
     pub inbox_wake: Arc<Notify>,
+    /// Wakes the refund worker after a commit.
+    pub refund_wake: Arc<Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +115,7 @@ impl Ctx {
             metrics: Arc::default(),
             key_guard,
             inbox_wake: Arc::new(Notify::new()),
+            refund_wake: Arc::new(Notify::new()),
             instance: crate::domain::group_key::random_token(12)
                 .unwrap_or_else(|_| format!("pid{}", std::process::id()))
                 .into(),
@@ -140,6 +145,7 @@ impl Ctx {
     /// Signals the workers after a commit.
     pub fn committed(&self) {
         self.outbox_wake.notify_one();
+        self.refund_wake.notify_one();
     }
 }
 

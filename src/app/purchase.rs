@@ -2,50 +2,22 @@
 //! check, the shipping query, and recording a successful payment exactly once.
 
 use super::access::{ensure_open, open_group, product_of};
+use super::seats::{check_can_buy, refusal, seats_for};
 use super::settle::settle_group;
 use super::{AppError, AppResult, Ctx, Person, queue_email, queue_message};
-use crate::domain::{Product, RegionCode, Sku};
+use crate::domain::payment::{
+    self, Charge, GroupState, Hold, NotSellable, RefundReason, SEAT_HOLD_SECS,
+    Seats, Verdict,
+};
+use crate::domain::{GroupStatus, Product, RegionCode, Sku};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::mail::render::ShippingRequest;
 use crate::metrics::Metrics;
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::{self, Flag, NewPurchase};
-use crate::store::{Conn, ledger, products, updates, users};
+use crate::store::{Conn, holds, ledger, products, updates, users};
 use std::fmt::Write;
-
-/// Whether this person may take a seat now: not bought yet, a seat free, and either invited
-/// or an open (not pre-registered) seat left.
-pub async fn check_can_buy(conn: &mut Conn, group: &GroupRow, person: &Person) -> AppResult<()> {
-    if purchases::has_seat(conn, group.id, person.id).await? {
-        return Err(UserError::AlreadyBought {
-            key: group.key.clone(),
-        }
-        .into());
-    }
-    let counted = purchases::count_counted(conn, group.id).await?;
-    if counted >= group.head_count {
-        return Err(UserError::GroupFull {
-            key: group.key.clone(),
-            seats: group.head_count,
-        }
-        .into());
-    }
-    if groups::member_for_user(conn, group.id, person.id, person.username.as_deref())
-        .await?
-        .is_some()
-    {
-        return Ok(());
-    }
-    let reserved = purchases::count_reserved(conn, group.id).await?;
-    if counted + reserved >= group.head_count {
-        return Err(UserError::NotInvited {
-            key: group.key.clone(),
-        }
-        .into());
-    }
-    Ok(())
-}
 
 /// An invoice to send, in the adapter's hands; queued in the outbox as JSON (a field added
 /// later needs `#[serde(default)]` so rows queued before it still read).
@@ -56,7 +28,12 @@ pub struct InvoiceSpec {
     pub payload: String,
     pub currency: String,
     pub prices: Vec<(String, i64)>,
+    /// Paid through the payment provider (its token, the buyer's name); else Telegram Stars.
+    pub provider: bool,
     pub need_shipping: bool,
+    /// Set, so that a forwarded copy of the invoice shows a deep link into the group instead
+    /// of a Pay button: only the person it was made for can pay it.
+    pub start_parameter: String,
 }
 
 /// What a button press leads to.
@@ -74,8 +51,8 @@ pub struct Payload {
     pub price: i64,
     pub redeem: i64,
     pub sku: String,
-    /// Makes each invoice's payload unique, so points held for one invoice are not taken
-    /// as held for another (empty for invoices that redeem nothing).
+    /// Makes each invoice's payload unique, so the seat and points held for one invoice are
+    /// never taken as held for another.
     pub nonce: String,
 }
 
@@ -102,14 +79,13 @@ impl Payload {
     }
 }
 
-/// How long points stay held for an invoice that passed its pre-checkout.
-const HOLD_SECS: i64 = 3_600;
-
-/// At least a tenth of the price is paid in money; points cover the rest at most.
-pub fn max_redeemable(price: i64, balance: i64) -> i64 {
-    // Providers refuse a zero (or tiny) charge: at least a tenth, and at least one unit.
-    let keep = (price / 10).max(1);
-    balance.clamp(0, (price - keep).max(0))
+/// Whether the product can be sold here at all (physical goods need the payment provider).
+fn sellable(ctx: &Ctx, product: &Product) -> Result<Charge, UserError> {
+    payment::charge_for(product, 0, ctx.config.has_provider()).map_err(|e| match e {
+        NotSellable::NeedsProvider => UserError::NotForSale {
+            product: product.name.clone(),
+        },
+    })
 }
 
 /// Handles a buy-flow button.
@@ -124,7 +100,7 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         | Press::Pay { key, .. } => key,
     };
     let group = open_group(&mut conn, key, now).await?;
-    check_can_buy(&mut conn, &group, person).await?;
+    check_can_buy(&mut conn, &group, person, now).await?;
     match press {
         Press::Buy { .. } => {
             let product = product_of(&mut conn, &group).await?;
@@ -156,10 +132,11 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         }
         Press::Product { sku, .. } => {
             let product = catalog_product(&mut conn, sku).await?;
+            sellable(ctx, &product)?;
             let balance = ledger::balance(&mut conn, person.id).await?.value();
-            let usable = max_redeemable(product.price.minor(), balance);
+            let usable = payment::max_redeemable(&product, balance);
             if usable == 0 {
-                return Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)));
+                return Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)?));
             }
             let pay = |redeem: i64| {
                 Press::Pay {
@@ -192,12 +169,12 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         Press::Pay { sku, redeem, .. } => {
             let product = catalog_product(&mut conn, sku).await?;
             let balance = ledger::balance(&mut conn, person.id).await?.value();
-            if *redeem > max_redeemable(product.price.minor(), balance) {
+            if *redeem > payment::max_redeemable(&product, balance) {
                 return Err(UserError::NotEnoughPoints { balance }.into());
             }
             Ok(Step::Invoice(invoice(
                 ctx, &group, person, &product, *redeem,
-            )))
+            )?))
         }
     }
 }
@@ -215,44 +192,63 @@ fn invoice(
     person: &Person,
     product: &Product,
     redeem: i64,
-) -> InvoiceSpec {
-    let price = product.price.minor();
-    let nonce = if redeem > 0 {
-        crate::domain::group_key::random_token(8).unwrap_or_default()
-    } else {
-        String::new()
-    };
+) -> AppResult<InvoiceSpec> {
+    let charge = payment::charge_for(product, redeem, ctx.config.has_provider()).map_err(|e| {
+        match e {
+            NotSellable::NeedsProvider => UserError::NotForSale {
+                product: product.name.clone(),
+            },
+        }
+    })?;
     let payload = Payload {
         group_id: group.id,
         buyer_id: person.id,
-        price,
+        price: product.price.minor(),
         redeem,
         sku: product.sku.to_string(),
-        nonce,
+        nonce: crate::domain::group_key::random_token(8)?,
     };
-    let stars = ctx.config.uses_stars();
-    // One price line: Stars accept only one, and Telegram's amounts cannot be negative, so
-    // redeemed points are taken off the line and named in its label.
-    let label = if redeem > 0 {
-        format!("{} ({redeem} points applied)", product.name)
-    } else {
-        product.name.clone()
-    };
-    let prices = vec![(label, price - redeem)];
-    InvoiceSpec {
-        title: product.name.clone(),
-        description: truncate(
-            &format!(
-                "Group {} — normal price now, the group discount comes back as points when it closes.",
-                group.key
-            ),
-            255,
+    let description = truncate(
+        &format!(
+            "Group {} — normal price now, the group discount comes back as points when it closes.",
+            group.key
         ),
+        255,
+    );
+    let (currency, prices, provider, need_shipping) = match charge {
+        // One price line: Stars accept only one.
+        Charge::Stars { stars } => (
+            payment::STARS.to_string(),
+            vec![(product.name.clone(), i64::from(stars))],
+            false,
+            false,
+        ),
+        // Telegram's amounts cannot be negative, so redeemed points are taken off the line
+        // and named in its label.
+        Charge::Provider { amount, ship } => {
+            let label = if redeem > 0 {
+                format!("{} ({redeem} points applied)", product.name)
+            } else {
+                product.name.clone()
+            };
+            (
+                ctx.config.currency.code().to_string(),
+                vec![(label, amount)],
+                true,
+                ship,
+            )
+        }
+    };
+    Ok(InvoiceSpec {
+        title: product.name.clone(),
+        description,
         payload: payload.encode(),
-        currency: ctx.config.invoice_currency().to_string(),
+        currency,
         prices,
-        need_shipping: !stars,
-    }
+        provider,
+        need_shipping,
+        start_parameter: group.key.clone(),
+    })
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -260,7 +256,9 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 /// The pre-checkout check (answered within 10 s by the adapter): group open, key valid,
-/// buyer allowed, seat free, price and total unchanged, points still there.
+/// buyer allowed, a seat neither counted nor held, price and total unchanged, points still
+/// there. Approving holds the seat (and the points) for this invoice for
+/// [`SEAT_HOLD_SECS`], in the same transaction as the decision.
 #[tracing::instrument(skip(ctx), fields(user = person.id))]
 pub async fn pre_checkout(
     ctx: &Ctx,
@@ -274,41 +272,53 @@ pub async fn pre_checkout(
         return Err(UserError::WrongBuyer.into());
     }
     let now = ctx.now();
-    let mut conn = ctx.store.read().await?;
-    let group = groups::by_id(&mut conn, p.group_id)
+    let mut tx = ctx.store.write().await?;
+    let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or(UserError::UnknownKey)?;
     ensure_open(&group, now)?;
-    check_can_buy(&mut conn, &group, person).await?;
-    let product = catalog_product(&mut conn, &p.sku).await?;
-    let fee = if ctx.config.uses_stars() {
-        0
-    } else {
-        ctx.config.shipping_fee.minor()
+    let (seats, payer) = seats_for(&mut tx, &group, person, payload, now).await?;
+    payment::admit(&seats, &payer).map_err(|r| refusal(&group, r))?;
+    let product = catalog_product(&mut tx, &p.sku).await?;
+    let charge = payment::charge_for(&product, p.redeem, ctx.config.has_provider())
+        .map_err(|_| UserError::NotForSale {
+            product: product.name.clone(),
+        })?;
+    let fee = ctx.config.shipping_fee.minor();
+    let total_ok = match charge {
+        Charge::Stars { stars } => {
+            currency == payment::STARS && total == i64::from(stars) && p.redeem == 0
+        }
+        Charge::Provider { amount, ship } => {
+            currency == ctx.config.currency.code()
+                && (total == amount || (ship && total == amount + fee))
+        }
     };
-    let expected = p.price - p.redeem;
-    if product.price.minor() != p.price
-        || currency != ctx.config.invoice_currency()
-        || (total != expected && total != expected + fee)
-    {
+    if product.price.minor() != p.price || !total_ok {
         return Err(UserError::PriceChanged.into());
     }
-    if p.redeem == 0 {
-        return Ok(());
-    }
-    // Points are held for this invoice in a write transaction, so two invoices approved at
-    // the same time cannot spend the same points.
-    drop(conn);
-    let mut tx = ctx.store.write().await?;
-    let available = ledger::balance(&mut tx, person.id).await?.value()
-        - ledger::held_for_others(&mut tx, person.id, payload, now).await?;
-    if p.redeem > available {
-        return Err(UserError::NotEnoughPoints {
-            balance: available.max(0),
+    if p.redeem > 0 {
+        // Every unlapsed hold counts, the payer's other invoices included, so the same
+        // points never pay for two invoices.
+        let available = ledger::balance(&mut tx, person.id).await?.value()
+            - ledger::held_for_others(&mut tx, person.id, payload, now).await?;
+        if p.redeem > available {
+            return Err(UserError::NotEnoughPoints {
+                balance: available.max(0),
+            }
+            .into());
         }
-        .into());
+        ledger::hold(&mut tx, payload, person.id, p.redeem, now + SEAT_HOLD_SECS).await?;
     }
-    ledger::hold(&mut tx, payload, person.id, p.redeem, now + HOLD_SECS).await?;
+    // An invited member found by username is bound now, so their hold counts among the
+    // invited members' seats.
+    if let Some(m) =
+        groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await?
+        && m.user_id.is_none()
+    {
+        groups::bind_member(&mut tx, m.id, person.id).await?;
+    }
+    holds::hold(&mut tx, payload, group.id, person.id, now, now + SEAT_HOLD_SECS).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -380,15 +390,29 @@ pub enum Recorded {
     /// A new purchase; `settled` when it was the N-th and the group settled with it.
     New {
         purchase_id: i64,
+        /// Why it does not count (it is refunded), or None: it took a seat.
         flag: Option<Flag>,
+        /// The payment does not count and is refunded, for this reason.
+        refunded: Option<RefundReason>,
         settled: bool,
     },
     /// This charge (or update) was already recorded: nothing changed.
     Duplicate,
 }
 
-/// Records a payment exactly once (keyed by Telegram's charge id), ships the goods, sends
-/// the receipt, and settles the group if this was the N-th purchase — one transaction.
+/// The flag stored on a purchase that does not count.
+fn flag_of(reason: RefundReason) -> Option<Flag> {
+    match reason {
+        RefundReason::Late | RefundReason::Closed => Some(Flag::Late),
+        RefundReason::Full => Some(Flag::Full),
+        RefundReason::Repeat => Some(Flag::Repeat),
+        RefundReason::Points | RefundReason::Reversed => None,
+    }
+}
+
+/// Records a payment exactly once (keyed by Telegram's charge id) — one transaction: a
+/// payment that counts takes its seat, ships the goods and may settle the group; one that
+/// cannot count is recorded and refunded. Either way the buyer gets a receipt saying which.
 #[tracing::instrument(skip(ctx, pay), fields(user = person.id, charge = %pay.charge_id))]
 pub async fn record(
     ctx: &Ctx,
@@ -401,258 +425,288 @@ pub async fn record(
         AppError::Other(format!("payment with an unknown payload {:?}", pay.payload))
     })?;
     let mut tx = ctx.store.write().await?;
-    if !updates::claim(&mut tx, update_id, now).await? {
+    if !updates::claim(&mut tx, update_id, now).await?
+        || purchases::by_charge(&mut tx, &pay.charge_id).await?.is_some()
+    {
+        tracing::info!("payment already recorded");
         return Ok(Recorded::Duplicate);
     }
-    users::seen(
-        &mut tx,
-        person.id,
-        person.username.as_deref(),
-        &person.first_name,
-        true,
-        now,
-    )
-    .await?;
+    let name = person.first_name.as_str();
+    users::seen(&mut tx, person.id, person.username.as_deref(), name, true, now).await?;
     let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or_else(|| AppError::Other(format!("payment for unknown group {}", p.group_id)))?;
-    let flag = if ensure_open(&group, now).is_err() {
-        Some(Flag::Late)
-    } else if purchases::has_seat(&mut tx, group.id, person.id).await? {
-        Some(Flag::Repeat)
-    } else {
-        match check_can_buy(&mut tx, &group, person).await {
-            Ok(()) => None,
-            Err(AppError::User(_)) => Some(Flag::Full),
-            Err(other) => return Err(other),
-        }
-    };
-    let region = pay.address.as_ref().and_then(Address::region);
-    // 20 symbols: 100 bits, unguessable.
-    let token = crate::domain::group_key::random_token(20)?;
-    let paid = pay.total;
-    let new = NewPurchase {
-        group_id: group.id,
-        buyer_id: person.id,
-        sku: &p.sku,
-        price: p.price,
-        points_redeemed: p.redeem,
-        amount_paid: paid,
-        currency: &pay.currency,
-        charge_id: &pay.charge_id,
-        provider_charge_id: &pay.provider_charge_id,
-        flag,
-        region: region.as_ref().map(RegionCode::as_str),
-        receipt_token: &token,
+    let (verdict, seats) = judge(&mut tx, &group, person, pay, &p, now).await?;
+    let arrival = Arrival {
+        ctx,
+        group: &group,
+        person,
+        pay,
+        p: &p,
         now,
     };
-    let Some(purchase_id) = purchases::insert(&mut tx, &new).await? else {
+    let refunded = match verdict {
+        Verdict::Count => None,
+        Verdict::Refund(reason) => Some(reason),
+    };
+    let flag = refunded.and_then(flag_of);
+    let Some((purchase_id, token)) = book(&mut tx, &arrival, refunded.is_none(), flag).await?
+    else {
         tracing::info!("payment already recorded");
         return Ok(Recorded::Duplicate);
     };
-    if paid != p.price - p.redeem {
-        tracing::warn!(
-            paid,
-            price = p.price,
-            redeem = p.redeem,
-            "paid amount differs from the invoice (delivery fee?)"
-        );
-    }
-    // The money: cash in, points out, revenue at the normal price; delivery fees to revenue.
-    let txn = format!("purchase:{}", pay.charge_id);
-    let memo = format!("Purchase of {} in group {}", p.sku, group.key);
-    let extra = paid - (p.price - p.redeem);
-    ledger::post(
-        &mut tx,
-        &ledger::Refs {
-            txn: &txn,
-            group_id: Some(group.id),
-            purchase_id: Some(purchase_id),
-            memo: &memo,
-            now,
-        },
-        &[
-            ledger::Entry::cash(paid),
-            ledger::Entry::points(person.id, p.redeem),
-            ledger::Entry::sales(-(p.price + extra)),
-        ],
-    )
-    .await?;
-    if p.redeem > 0 {
-        ledger::release_hold(&mut tx, &pay.payload).await?;
-    }
-    if let Some(m) =
-        groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref()).await?
-    {
-        if m.user_id.is_none() {
-            groups::bind_member(&mut tx, m.id, person.id).await?;
-        }
-    }
-
-    let product_name = products::get(
-        &mut tx,
-        &Sku::parse(&p.sku).map_err(|e| AppError::Other(e.to_string()))?,
-    )
-    .await?
-    .map(|x| x.name)
-    .unwrap_or_else(|| p.sku.clone());
-    ship(
-        &mut tx,
-        ctx,
-        &group,
-        purchase_id,
-        &product_name,
-        &p.sku,
-        paid,
-        person,
-        pay,
-        region.as_ref(),
-        now,
-    )
-    .await?;
-
-    let mut settled = false;
-    let bought = purchases::count_counted(&mut tx, group.id).await?;
-    let receipt = receipt_message(ctx, &group, &product_name, &p, paid, flag, bought, &token);
+    let receipt = match refunded {
+        None => take_seat(&mut tx, &arrival, purchase_id, &token).await?,
+        Some(reason) => give_back(&mut tx, &arrival, reason, &token).await?,
+    };
     let email = users::get(&mut tx, person.id).await?.and_then(|u| u.email);
-    queue_message(
-        &mut tx,
-        now,
-        format!("receipt:{purchase_id}"),
-        person.id,
-        receipt,
-        None,
-        email,
-    )
-    .await?;
+    let key = format!("receipt:{purchase_id}");
+    queue_message(&mut tx, now, key, person.id, receipt, None, email).await?;
     tx.commit().await?;
     ctx.committed();
-    // The N-th purchase settles the group, in a transaction of its own: the payment stays
-    // recorded whatever happens to the settlement, and a group left filled but open (a
-    // crash, an error) is settled by the sweep, which treats filled groups as due.
-    if flag.is_none() && bought >= group.head_count {
-        match settle_group(ctx, group.id).await {
-            Ok(done) => settled = done,
-            Err(e) => {
-                tracing::error!(group_id = group.id, error = %e, "settling a filled group failed; the sweep will retry");
-                ctx.sweep_wake.notify_one();
-            }
-        }
-    }
+    let filled = refunded.is_none() && seats.counted + 1 >= group.head_count;
+    let settled = after_commit(ctx, &group, filled, now).await;
     Metrics::inc(&ctx.metrics.purchases_total);
     tracing::info!(
         purchase_id,
         group_id = group.id,
-        ?flag,
+        refunded = refunded.map(RefundReason::as_str),
         settled,
         "payment recorded"
     );
     Ok(Recorded::New {
         purchase_id,
         flag,
+        refunded,
         settled,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn ship(
-    conn: &mut Conn,
-    ctx: &Ctx,
+/// A payment being recorded, with what every step of recording it needs.
+struct Arrival<'a> {
+    ctx: &'a Ctx,
+    group: &'a GroupRow,
+    person: &'a Person,
+    pay: &'a Payment,
+    p: &'a Payload,
+    now: i64,
+}
+
+/// Whether the payment counts: a seat held since an approved pre-checkout counts however
+/// late this update is handled; otherwise the group must be open with a seat free.
+async fn judge(
+    tx: &mut Conn,
     group: &GroupRow,
-    purchase_id: i64,
-    product: &str,
-    sku: &str,
-    paid: i64,
     person: &Person,
     pay: &Payment,
-    region: Option<&RegionCode>,
+    p: &Payload,
     now: i64,
-) -> AppResult<()> {
+) -> AppResult<(Verdict, Seats)> {
+    let hold = if holds::is_unlapsed(tx, &pay.payload, now).await? {
+        Hold::Unlapsed
+    } else {
+        Hold::None
+    };
+    let (seats, payer) = seats_for(tx, group, person, &pay.payload, now).await?;
+    let points_short = p.redeem > 0
+        && p.redeem
+            > ledger::balance(tx, person.id).await?.value()
+                - ledger::held_for_others(tx, person.id, &pay.payload, now).await?;
+    let state = match group.status {
+        GroupStatus::Open => GroupState::Open {
+            expired: group.is_expired(now),
+        },
+        GroupStatus::Settled => GroupState::Settled,
+        GroupStatus::Cancelled => GroupState::Cancelled,
+    };
+    Ok((payment::judge(state, hold, &seats, &payer, points_short), seats))
+}
+
+/// Records the purchase and its money, and releases its holds. None: the charge was already
+/// recorded. Returns the purchase id and its receipt token.
+async fn book(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    counted: bool,
+    flag: Option<Flag>,
+) -> AppResult<Option<(i64, String)>> {
+    let (pay, p) = (a.pay, a.p);
+    let region = pay.address.as_ref().and_then(Address::region);
+    // 20 symbols: 100 bits, unguessable.
+    let token = crate::domain::group_key::random_token(20)?;
+    let new = NewPurchase {
+        group_id: a.group.id,
+        buyer_id: a.person.id,
+        sku: &p.sku,
+        price: p.price,
+        points_redeemed: p.redeem,
+        amount_paid: pay.total,
+        currency: &pay.currency,
+        charge_id: &pay.charge_id,
+        provider_charge_id: &pay.provider_charge_id,
+        counted,
+        flag,
+        region: region.as_ref().map(RegionCode::as_str),
+        receipt_token: &token,
+        now: a.now,
+    };
+    let Some(purchase_id) = purchases::insert(tx, &new).await? else {
+        return Ok(None);
+    };
+    // The money, in the payment's currency: cash in, points out, the sale at what was paid
+    // plus the points (the normal price, and any delivery fee).
+    let txn = format!("purchase:{}", pay.charge_id);
+    let memo = format!("Purchase of {} in group {}", p.sku, a.group.key);
+    let refs = ledger::Refs {
+        txn: &txn,
+        currency: &pay.currency,
+        group_id: Some(a.group.id),
+        purchase_id: Some(purchase_id),
+        memo: &memo,
+        now: a.now,
+    };
+    let entries = [
+        ledger::Entry::cash(pay.total),
+        ledger::Entry::points(a.person.id, p.redeem),
+        ledger::Entry::sales(-(pay.total + p.redeem)),
+    ];
+    ledger::post(tx, &refs, &entries).await?;
+    holds::release(tx, &pay.payload).await?;
+    ledger::release_hold(tx, &pay.payload).await?;
+    Ok(Some((purchase_id, token)))
+}
+
+async fn product_name(conn: &mut Conn, sku: &str) -> AppResult<String> {
+    Ok(products::get_any(conn, sku)
+        .await?
+        .map_or_else(|| sku.to_string(), |x| x.name))
+}
+
+/// The payment counts: the member is recognised, the goods ship. Returns the receipt.
+async fn take_seat(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    purchase_id: i64,
+    token: &str,
+) -> AppResult<String> {
+    let (group, person) = (a.group, a.person);
+    holds::release_others_of(tx, group.id, person.id).await?;
+    if let Some(m) =
+        groups::member_for_user(tx, group.id, person.id, person.username.as_deref()).await?
+        && m.user_id.is_none()
+    {
+        groups::bind_member(tx, m.id, person.id).await?;
+    }
+    let product = product_name(tx, &a.p.sku).await?;
+    ship(tx, a, purchase_id, &product).await?;
+    let bought = purchases::count_counted(tx, group.id).await?;
+    Ok(receipt_message(a, &product, bought, token))
+}
+
+/// The payment cannot count: it is refunded. Returns the receipt saying so.
+async fn give_back(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    reason: RefundReason,
+    token: &str,
+) -> AppResult<String> {
+    let row = purchases::by_charge(tx, &a.pay.charge_id)
+        .await?
+        .ok_or_else(|| AppError::Other("a purchase just recorded is missing".into()))?;
+    let opened = super::refund::open(tx, a.ctx, &row, a.group, reason, a.now)
+        .await?
+        .ok_or_else(|| AppError::Other("a new charge already had a refund".into()))?;
+    let amount = super::refund::amount_text(a.ctx, &a.pay.currency, a.pay.total);
+    let product = product_name(tx, &a.p.sku).await?;
+    let mut text = crate::replies::payment_refunded(
+        &product,
+        &amount,
+        &a.group.key,
+        reason,
+        &opened.back_text,
+    );
+    let _ = write!(text, "\nReceipt: {}", esc(&a.ctx.receipt_url(&a.group.key, token)));
+    Ok(text)
+}
+
+/// After the commit: the N-th purchase settles the group in a transaction of its own (the
+/// payment stays recorded whatever happens to the settlement; a group left filled but open is
+/// settled by the sweep, which treats filled groups as due). Returns whether it settled.
+async fn after_commit(ctx: &Ctx, group: &GroupRow, filled: bool, now: i64) -> bool {
+    if group.is_expired(now) {
+        // The seat this payment held kept an expired group open: the sweep may settle it now.
+        ctx.sweep_wake.notify_one();
+    }
+    if !filled {
+        return false;
+    }
+    match settle_group(ctx, group.id).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(group_id = group.id, error = %e, "settling a filled group failed; the sweep will retry");
+            ctx.sweep_wake.notify_one();
+            false
+        }
+    }
+}
+
+/// The shipping request: stored, and emailed to fulfilment (claim 5).
+async fn ship(conn: &mut Conn, a: &Arrival<'_>, purchase_id: i64, product: &str) -> AppResult<()> {
+    let (ctx, pay) = (a.ctx, a.pay);
+    let region = pay.address.as_ref().and_then(Address::region);
     let recipient = pay
         .recipient
         .clone()
-        .unwrap_or_else(|| person.first_name.clone());
+        .unwrap_or_else(|| a.person.first_name.clone());
     let address = pay.address.as_ref().map(Address::lines).unwrap_or_else(|| {
-        "(Telegram Stars payment: no address from Telegram; contact the buyer in the bot)".into()
+        "(digital product paid in Telegram Stars: no address; deliver it to the buyer in Telegram)".into()
     });
     let region_text = region
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "unknown".into());
+        .as_ref()
+        .map_or_else(|| "unknown".into(), |r| r.to_string());
     purchases::insert_shipping_request(
         conn,
         purchase_id,
         &recipient,
         &address,
-        region.map(RegionCode::as_str),
-        now,
+        region.as_ref().map(RegionCode::as_str),
+        a.now,
     )
     .await?;
     let mail = ShippingRequest {
         order: format!("GB-{purchase_id}"),
         product: product.to_string(),
-        sku: sku.to_string(),
-        paid: ctx.money(paid),
-        key: group.key.clone(),
+        sku: a.p.sku.clone(),
+        paid: super::refund::amount_text(ctx, &pay.currency, pay.total),
+        key: a.group.key.clone(),
         recipient,
         address,
         region: region_text,
     }
     .render()?;
     let to = ctx.config.fulfilment_email.clone();
-    queue_email(conn, now, format!("ship:{purchase_id}"), &to, mail).await?;
+    queue_email(conn, a.now, format!("ship:{purchase_id}"), &to, mail).await?;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn receipt_message(
-    ctx: &Ctx,
-    group: &GroupRow,
-    product: &str,
-    p: &Payload,
-    paid: i64,
-    flag: Option<Flag>,
-    bought: u32,
-    token: &str,
-) -> String {
+fn receipt_message(a: &Arrival<'_>, product: &str, bought: u32, token: &str) -> String {
+    let (ctx, group, p) = (a.ctx, a.group, a.p);
     let mut s = String::new();
     let _ = writeln!(s, "<b>Thank you — payment received.</b>");
     let _ = writeln!(s, "{}: {}", esc(product), ctx.money(p.price));
     if p.redeem > 0 {
         let _ = writeln!(s, "Points used: {}", p.redeem);
     }
+    let paid = super::refund::amount_text(ctx, &a.pay.currency, a.pay.total);
+    let _ = writeln!(s, "Paid: {paid}");
+    let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
+    let rate = ctx.config.tiers.rate_for(group.head_count);
     let _ = writeln!(
         s,
-        "Paid: {}",
-        if ctx.config.uses_stars() {
-            format!("{paid} Stars")
-        } else {
-            ctx.money(paid)
-        }
+        "Group <code>{}</code>: {bought} of {} seats bought. When it fills, you get {rate} back as points.",
+        esc(&group.key),
+        group.head_count
     );
-    let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
-    match flag {
-        None => {
-            let rate = ctx.config.tiers.rate_for(group.head_count);
-            let _ = writeln!(
-                s,
-                "Group <code>{}</code>: {bought} of {} seats bought. When it fills, you get {rate} back as points.",
-                esc(&group.key),
-                group.head_count
-            );
-        }
-        Some(f) => {
-            let why = match f {
-                Flag::Late => "the group had already closed",
-                Flag::Full => "every seat had been taken",
-                Flag::Repeat => "you already hold a seat in it",
-            };
-            let _ = writeln!(
-                s,
-                "This purchase does not count toward group <code>{}</code> because {why}; it is a normal purchase at the normal price.",
-                esc(&group.key)
-            );
-        }
-    }
     let _ = write!(s, "Receipt: {}", esc(&ctx.receipt_url(&group.key, token)));
     s
 }
@@ -680,14 +734,5 @@ mod tests {
         assert_eq!(Payload::decode("v2:1:2:3:4:x"), None);
         assert_eq!(Payload::decode("v1:1:2:3:4:x"), None);
         assert_eq!(Payload::decode("v2:1:2:x:4::x"), None);
-    }
-
-    #[test]
-    fn redemption_keeps_a_tenth_in_money() {
-        assert_eq!(max_redeemable(34_800, 1_740), 1_740);
-        assert_eq!(max_redeemable(6_780, 100_000), 6_102);
-        assert_eq!(max_redeemable(6_780, -5), 0);
-        assert_eq!(max_redeemable(5, 100), 4);
-        assert_eq!(max_redeemable(1, 100), 0);
     }
 }

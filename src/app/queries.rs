@@ -184,7 +184,11 @@ pub async fn cancel(
         return Err(UserError::NotOrganiser.into());
     }
     super::access::ensure_open(&group, now)?;
-    if purchases::count_counted(&mut tx, group.id).await? > 0 {
+    // A seat held by a payment under way counts as a purchase: cancelling under it would
+    // only turn that payment into a refund.
+    let held = crate::store::holds::others(&mut tx, group.id, person.id, "", now).await?;
+    if purchases::count_counted(&mut tx, group.id).await? > 0 || held.held > 0 || held.mine_elsewhere
+    {
         return Err(UserError::HasPurchases {
             key: group.key.clone(),
         }
@@ -232,7 +236,7 @@ pub async fn buyable_groups(ctx: &Ctx, person: &Person) -> AppResult<Vec<String>
     let mut keys = Vec::new();
     for g in groups::for_user(&mut conn, person.id, 20).await? {
         if super::access::ensure_open(&g, now).is_ok()
-            && super::purchase::check_can_buy(&mut conn, &g, person)
+            && super::seats::check_can_buy(&mut conn, &g, person, now)
                 .await
                 .is_ok()
         {

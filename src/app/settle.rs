@@ -30,6 +30,9 @@ pub async fn settle_group(ctx: &Ctx, group_id: i64) -> AppResult<bool> {
     Ok(done)
 }
 
+/// How long a group whose settlement failed waits before the sweep tries it again.
+const SET_ASIDE_SECS: i64 = 900;
+
 /// Due groups settled per transaction by the sweep: one commit (and one write of the pages
 /// they share) and a handful of statements for the batch instead of per group, while the
 /// write lock is held for a few tens of milliseconds at most.
@@ -46,8 +49,9 @@ pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
         if due.is_empty() {
             return Ok(settled);
         }
-        let done = settle_batch(ctx, &due).await?;
-        if done == 0 {
+        let (done, set_aside) = settle_batch(ctx, &due).await?;
+        // Groups set aside have left `due`: go on with the ones behind them.
+        if done == 0 && set_aside == 0 {
             return Ok(settled);
         }
         settled += done;
@@ -58,9 +62,10 @@ pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
 /// the lot); if that fails, each in its own savepoint, so a group that fails is rolled back
 /// alone (and retried by the next sweep). A crash leaves the whole batch uncommitted, to be
 /// settled again from scratch.
-async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
+async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<(usize, usize)> {
     let mut tx = ctx.store.write().await?;
     let mut together = sqlx::Connection::begin(&mut *tx).await?;
+    let mut set_aside = 0;
     let done = match settle_many(&mut together, ctx, ids).await {
         Ok(done) => {
             together.commit().await?;
@@ -79,7 +84,13 @@ async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
                     }
                     Err(e) => {
                         one.rollback().await?;
-                        tracing::error!(group_id = id, error = %e, "settlement failed; will retry on the next sweep")
+                        // Set aside, so it never holds up the groups behind it; tried again
+                        // later, and listed for the operator by `groupbuy outbox`.
+                        let retry_at = ctx.now() + SET_ASIDE_SECS;
+                        groups::set_aside(&mut tx, id, &e.to_string(), retry_at).await?;
+                        set_aside += 1;
+                        crate::metrics::Metrics::inc(&ctx.metrics.settle_set_aside_total);
+                        tracing::error!(group_id = id, error = %e, retry_at, "settlement failed; the group is set aside and retried later")
                     }
                 }
             }
@@ -93,7 +104,7 @@ async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
             crate::metrics::Metrics::inc(&ctx.metrics.settlements_total);
         }
     }
-    Ok(done)
+    Ok((done, set_aside))
 }
 
 /// Settles inside the caller's transaction (the N-th purchase settles in its own).
@@ -124,6 +135,8 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
         return Ok(0);
     }
     let mut bought = purchases::counted_many(conn, &open).await?;
+    // A seat held for a payment under way may still count: wait for it (or its lapse).
+    let held = groups::with_unlapsed_holds(conn, &open, now).await?;
     let mut due = Vec::new();
     for group in groups {
         if group.status != GroupStatus::Open {
@@ -131,7 +144,7 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
         }
         let mine = bought.remove(&group.id).unwrap_or_default();
         let filled = mine.len() as u32 >= group.head_count;
-        if !filled && now < group.expires_at {
+        if !filled && (now < group.expires_at || held.contains(&group.id)) {
             continue;
         }
         let outcome = outcome_of(ctx, &group, &mine)?;
@@ -175,7 +188,7 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
     buyer_ids.sort_unstable();
     buyer_ids.dedup();
     let before = ledger::balances(conn, &buyer_ids).await?;
-    post_credits(conn, &due, now).await?;
+    post_credits(conn, &due, ctx.config.currency.code(), now).await?;
     queue_notices(conn, ctx, &due, &buyer_ids, before, now).await?;
     // Everything is written but not committed: a crash here must leave no trace.
     crate::failpoint::hit("settle_before_commit");
@@ -195,16 +208,21 @@ fn outcome_of(
 ) -> AppResult<settlement::Outcome> {
     let head = HeadCount::new(i64::from(group.head_count), u32::MAX)
         .map_err(|e| AppError::Other(format!("stored head count: {e}")))?;
-    let lines: Vec<PurchaseLine> = bought
+    // Each purchase's discount is on the price recorded with it, never the live catalog's.
+    let lines = bought
         .iter()
-        .map(|p| PurchaseLine {
-            purchase_id: p.id,
-            buyer_id: p.buyer_id,
-            price: Money::from_minor(p.price).unwrap_or(Money::ZERO),
-            region: p.region.as_deref().map(RegionCode::from_stored),
-            bought_at: p.created_at,
+        .map(|p| {
+            Ok(PurchaseLine {
+                purchase_id: p.id,
+                buyer_id: p.buyer_id,
+                price: Money::from_minor(p.price).map_err(|e| {
+                    AppError::Other(format!("purchase {}: stored price {}: {e}", p.id, p.price))
+                })?,
+                region: p.region.as_deref().map(RegionCode::from_stored),
+                bought_at: p.created_at,
+            })
         })
-        .collect();
+        .collect::<AppResult<Vec<PurchaseLine>>>()?;
     Ok(settlement::settle(
         group.policy,
         &ctx.config.tiers,
@@ -216,7 +234,7 @@ fn outcome_of(
 
 /// Every credit of every group in one ledger post: discounts debited, the buyer's points
 /// account credited, one ledger transaction per purchase.
-async fn post_credits(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<()> {
+async fn post_credits(conn: &mut Conn, due: &[Closing], currency: &str, now: i64) -> AppResult<()> {
     struct Credit {
         txn: String,
         memo_of: usize,
@@ -261,6 +279,7 @@ async fn post_credits(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<(
         .iter()
         .map(|c| ledger::Refs {
             txn: &c.txn,
+            currency,
             group_id: Some(c.group_id),
             purchase_id: Some(c.purchase_id),
             memo: &memos[c.memo_of],
@@ -363,7 +382,8 @@ async fn product_name(
         return Ok(known.clone());
     }
     let parsed = crate::domain::Sku::parse(sku).map_err(|e| AppError::Other(e.to_string()))?;
-    let name = crate::store::products::get(conn, &parsed)
+    // Taken out of the catalog or not: its groups still settle and still name it.
+    let name = crate::store::products::get_any(conn, parsed.as_str())
         .await?
         .map(|p| p.name);
     catalog.insert(sku.to_string(), name.clone());

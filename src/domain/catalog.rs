@@ -37,11 +37,43 @@ impl fmt::Display for Sku {
     }
 }
 
+/// What kind of goods a product is, which decides how it may be paid for: Telegram allows
+/// Stars only for digital goods and services; physical goods are paid in a currency through
+/// a payment provider, which also collects the shipping address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductKind {
+    #[default]
+    Physical,
+    Digital,
+}
+
+impl ProductKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "physical" => Some(Self::Physical),
+            "digital" => Some(Self::Digital),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Physical => "physical",
+            Self::Digital => "digital",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     pub sku: Sku,
     pub name: String,
+    /// The normal price in the catalog currency's minor units (the base of every discount).
     pub price: Money,
+    pub kind: ProductKind,
+    /// The price in Telegram Stars, for digital products (configured explicitly, never
+    /// derived from `price`).
+    pub stars: Option<u32>,
 }
 
 /// How a typed product reference matched the catalog.
@@ -85,6 +117,8 @@ mod tests {
             sku: Sku::parse(sku).expect("valid sku"),
             name: name.into(),
             price: Money::from_minor(price).expect("positive"),
+            kind: ProductKind::Physical,
+            stars: None,
         }
     }
 

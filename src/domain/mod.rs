@@ -10,11 +10,12 @@ pub mod group;
 pub mod group_key;
 pub mod member;
 pub mod money;
+pub mod payment;
 pub mod region;
 pub mod settlement;
 pub mod tiers;
 
-pub use catalog::{Product, Sku};
+pub use catalog::{Product, ProductKind, Sku};
 pub use email::EmailAddress;
 pub use group::{GroupStatus, HeadCount, Policy};
 pub use group_key::{GroupKey, InviteCode};

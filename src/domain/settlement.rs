@@ -9,6 +9,12 @@
 //!    [`RegionBonus`]) each earn the bonus on top.
 //! 5. A credit never exceeds the price of the purchase it belongs to.
 //! 6. Points are credited 1 for 1 minor unit.
+//! 7. A purchase reversed after settlement (an operator's `groupbuy refund`, or a refund
+//!    Telegram reports) loses its own credit, taken back up to the buyer's balance at that
+//!    moment ([`clawback`]): points already spent are written off, and no balance goes below
+//!    zero. The other buyers keep their settled discount: the group reached its tier when it
+//!    settled, and one buyer's refund does not take back what the others were given. The
+//!    reversed purchase never counts toward its group again.
 
 use super::group::{HeadCount, Policy};
 use super::money::{Money, Points};
@@ -90,6 +96,12 @@ pub fn settle(
         credits,
         total,
     }
+}
+
+/// Points taken back from a buyer whose settled purchase is reversed (rule 7): the credit,
+/// up to what the buyer still has.
+pub fn clawback(credit: Points, balance: Points) -> Points {
+    Points::new(credit.value().clamp(0, balance.value().max(0)))
 }
 
 #[cfg(test)]
@@ -223,6 +235,18 @@ mod tests {
                 let fewer = settle(Policy::Partial, &table(), n(head), &ps[..ps.len() - 1], None);
                 prop_assert!(fewer.rate <= out_all.rate);
             }
+        }
+    }
+
+    proptest! {
+        /// Taking back a reversed purchase's credit never drives a balance below zero and
+        /// never takes more than the credit.
+        #[test]
+        fn a_clawback_never_overdraws(credit in 0i64..1_000_000, balance in -1_000i64..1_000_000) {
+            let taken = clawback(Points::new(credit), Points::new(balance)).value();
+            prop_assert!(taken >= 0 && taken <= credit);
+            prop_assert!(balance.max(0) - taken >= 0);
+            if balance >= credit { prop_assert_eq!(taken, credit); }
         }
     }
 }

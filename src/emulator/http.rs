@@ -123,6 +123,11 @@ async fn respond(shared: &Shared, bot: &str, req: &mut Incoming) -> (StatusCode,
 
     let result = if req.method == "getUpdates" {
         get_updates(shared, &req.params).await
+    } else if req.method == "refundStarPayment" {
+        match super::stars::refund(shared, &req.params) {
+            Ok(v) => v,
+            Err(desc) => return (StatusCode::BAD_REQUEST, error_body(400, &desc, None)),
+        }
     } else {
         answer(&mut shared.lock(), &req.method, &req.params)
     };

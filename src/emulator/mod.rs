@@ -24,6 +24,7 @@ mod answers;
 mod chat;
 mod http;
 pub mod schema;
+mod stars;
 mod updates;
 
 pub use chat::{ChatEntry, PayError, Payment};
@@ -164,6 +165,8 @@ struct FakeState {
     limits: Option<Limits>,
     /// Sends refused with 429 because they broke [`Limits`].
     too_many: u64,
+    /// Telegram Stars charges seen paid, by charge id (see [`stars`]).
+    star_charges: HashMap<String, stars::StarCharge>,
 }
 
 /// Telegram's sending limits as the fake enforces them (opt-in): at most 30 messages in any
@@ -551,21 +554,16 @@ impl BotApiEmulator {
         self.shared.lock().pending.len()
     }
 
+    /// Whether `refundStarPayment` refunded this Stars charge.
+    pub fn star_refunded(&self, charge_id: &str) -> bool {
+        stars::is_refunded(&self.shared.lock(), charge_id)
+    }
+
     // ---- injection ------------------------------------------------------------------------
 
     /// Queues an update for `getUpdates`. Assigns `update_id` when absent; returns it.
-    pub fn inject(&self, mut update: Value) -> i64 {
-        let mut st = self.shared.lock();
-        let id = assign_update_id(&mut st, &mut update);
-        remember_users(&mut st, &update);
-        remember_user_message(&mut st, &update);
-        st.pending.push(Pending {
-            id,
-            update,
-            forced: false,
-            delivered: false,
-        });
-        drop(st);
+    pub fn inject(&self, update: Value) -> i64 {
+        let id = queue_update(&mut self.shared.lock(), update);
         self.shared.updates.notify_waiters();
         id
     }
@@ -642,6 +640,22 @@ impl BotApiEmulator {
             });
         }
     }
+}
+
+/// Queues an update for `getUpdates` (the caller pokes `Shared::updates`): assigns its id
+/// when absent and remembers what it says about users, chats and Stars charges.
+fn queue_update(st: &mut FakeState, mut update: Value) -> i64 {
+    let id = assign_update_id(st, &mut update);
+    remember_users(st, &update);
+    remember_user_message(st, &update);
+    stars::remember(st, &update);
+    st.pending.push(Pending {
+        id,
+        update,
+        forced: false,
+        delivered: false,
+    });
+    id
 }
 
 fn assign_update_id(st: &mut FakeState, update: &mut Value) -> i64 {

@@ -209,6 +209,29 @@ pub fn successful_payment(
     }})
 }
 
+/// The service message Telegram sends to the buyer's chat when a payment is refunded.
+pub fn refunded_payment(
+    user: &Value,
+    currency: &str,
+    total_amount: i64,
+    payload: &str,
+    telegram_payment_charge_id: &str,
+) -> Value {
+    let id = user["id"].as_i64().unwrap_or(0);
+    json!({"message": {
+        "message_id": user_message_id(),
+        "from": user,
+        "chat": {"id": id, "type": "private", "first_name": user["first_name"].clone()},
+        "date": now(),
+        "refunded_payment": {
+            "currency": currency,
+            "total_amount": total_amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": telegram_payment_charge_id,
+        },
+    }})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +361,15 @@ mod tests {
             "",
             None,
         ));
+
+        let u = parse(refunded_payment(&alice().json(), "XTR", 50, "order:2", "tg-charge-2"));
+        let UpdateKind::Message(m) = u.kind else {
+            panic!("not a message")
+        };
+        let teloxide::types::MessageKind::RefundedPayment(r) = m.kind else {
+            panic!("not a refunded payment: {m:?}")
+        };
+        assert_eq!(r.refunded_payment.telegram_payment_charge_id.0, "tg-charge-2");
+        assert_eq!(r.refunded_payment.total_amount, 50);
     }
 }

@@ -228,6 +228,45 @@ impl DiscountNotice {
     }
 }
 
+/// To fulfilment: a payment goes back to its buyer (and its goods, if requested, must not ship).
+#[derive(Debug, Clone)]
+pub struct RefundDue {
+    pub order: String,
+    pub charge_id: String,
+    pub amount: String,
+    pub buyer: String,
+    pub product: String,
+    pub key: String,
+    pub reason: String,
+    /// A provider payment: the operator pays it out and closes it.
+    pub to_pay_out: bool,
+    /// A shipping request went out for this order.
+    pub cancel_shipping: bool,
+}
+
+#[derive(Template)]
+#[template(path = "email/refund_due.txt")]
+struct RefundDueText<'a> {
+    r: &'a RefundDue,
+}
+
+#[derive(Template)]
+#[template(path = "email/refund_due.html")]
+struct RefundDueHtml<'a> {
+    r: &'a RefundDue,
+}
+
+impl RefundDue {
+    pub fn render(&self) -> Result<Rendered, askama::Error> {
+        let what = if self.to_pay_out { "Refund due" } else { "Refunded" };
+        Ok(Rendered {
+            subject: format!("{what} {}: {} ({})", self.order, self.amount, self.product),
+            text: RefundDueText { r: self }.render()?,
+            html: RefundDueHtml { r: self }.render()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,8 @@ impl Playground {
         config.public_url = url.trim_end_matches('/').to_string();
         config.webhook_secret = None;
         // Invoices in the shop's currency with a shipping address, as with a real provider.
-        config.payment_provider_token = Secret::new("PLAYGROUND:emulated-payment-provider");
+        // A test provider token in BotFather's form: physical goods are sold as in production.
+        config.payment_provider_token = Secret::new("284685063:TEST:playground-emulated-provider");
 
         let clock = Clock::system();
         let app = App::build(config, clock.clone())

@@ -198,11 +198,20 @@ pub async fn close(
     Ok(done.rows_affected() == 1)
 }
 
-/// Open groups that are expired or filled and so must be settled, oldest first.
+/// Open groups that are expired or filled and so must be settled, oldest first — but not an
+/// unfilled group while a seat of it is held for a payment under way (it may still count),
+/// nor one set aside after a failed settlement until its retry time.
 pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT g.id FROM group_buys g WHERE g.status = 'open' AND (g.expires_at <= $1
-            OR (SELECT COUNT(*) FROM purchases p WHERE p.group_id = g.id AND p.counted = 1) >= g.head_count)
+        "SELECT g.id FROM (
+            SELECT g.id, g.expires_at, g.head_count,
+                   (SELECT COUNT(*) FROM purchases p WHERE p.group_id = g.id AND p.counted = 1) AS bought
+              FROM group_buys g
+             WHERE g.status = 'open' AND (g.settle_retry_at IS NULL OR g.settle_retry_at <= $1)
+         ) g
+         WHERE g.bought >= g.head_count
+            OR (g.expires_at <= $1 AND NOT EXISTS
+                (SELECT 1 FROM seat_holds h WHERE h.group_id = g.id AND h.expires_at > $1))
          ORDER BY g.expires_at LIMIT $2",
     )
     .bind(now)
@@ -212,11 +221,90 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<i64>, sqlx
     rows.iter().map(|r| r.try_get(0)).collect()
 }
 
-/// The earliest expiry among open groups: when the sweep next has work.
-pub async fn next_expiry(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query("SELECT MIN(expires_at) FROM group_buys WHERE status = 'open'")
-        .fetch_one(&mut *conn)
+/// Sets a group whose settlement failed aside until `retry_at`, with the reason.
+pub async fn set_aside(
+    conn: &mut Conn,
+    id: i64,
+    error: &str,
+    retry_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE group_buys SET settle_error = $2, settle_retry_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .bind(retry_at)
+        .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// A group set aside after a failed settlement, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub id: i64,
+    pub key: String,
+    pub error: String,
+    pub retry_at: i64,
+}
+
+/// Open groups whose settlement failed, most recent retry first.
+pub async fn set_aside_list(conn: &mut Conn, limit: i64) -> Result<Vec<SetAside>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, group_key, settle_error, settle_retry_at FROM group_buys
+          WHERE status = 'open' AND settle_error IS NOT NULL ORDER BY settle_retry_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SetAside {
+                id: r.try_get(0)?,
+                key: r.try_get(1)?,
+                error: r.try_get(2)?,
+                retry_at: r.try_get::<Option<i64>, _>(3)?.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Which of `ids` have a seat held for a payment under way at `now`.
+pub async fn with_unlapsed_holds(
+    conn: &mut Conn,
+    ids: &[i64],
+    now: i64,
+) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(super::IN_LIST) {
+        let list: Vec<String> = (2..chunk.len() + 2).map(|k| format!("${k}")).collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT group_id FROM seat_holds WHERE expires_at > $1 AND group_id IN ({})",
+            list.join(", ")
+        )))
+        .bind(now);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            out.insert(row.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// When the sweep next has work: the earliest expiry among open groups, a held seat of an
+/// expired one lapsing, or a set-aside group's retry, whichever comes first after `now`.
+pub async fn next_expiry(conn: &mut Conn, now: i64) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT MIN(t) FROM (
+            SELECT CASE WHEN settle_retry_at > expires_at THEN settle_retry_at ELSE expires_at END AS t
+              FROM group_buys WHERE status = 'open'
+            UNION ALL
+            SELECT h.expires_at AS t FROM seat_holds h WHERE h.expires_at > $1
+         ) AS due WHERE t > $1",
+    )
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
     row.try_get(0)
 }
 

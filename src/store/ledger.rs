@@ -6,6 +6,12 @@
 //! - `discounts`: points granted by settlements (+ when granted).
 //! - `points:<user>`: what we owe a user in points; their balance is minus its sum
 //!   (− when credited, + when redeemed).
+//! - `refunds_due`: money we owe back (− when a refund is decided, + when it is paid out,
+//!   against `cash`).
+//!
+//! Every entry carries its currency: a purchase in Telegram Stars is booked in `XTR`, points
+//! and everything else in the catalog currency. A transaction is in one currency and sums to
+//! zero in it.
 
 use super::Conn;
 use crate::domain::Points;
@@ -40,6 +46,13 @@ impl Entry {
             user_id: None,
         }
     }
+    pub fn refunds_due(amount: i64) -> Self {
+        Self {
+            account: "refunds_due".into(),
+            amount,
+            user_id: None,
+        }
+    }
     pub fn points(user_id: i64, amount: i64) -> Self {
         Self {
             account: format!("points:{user_id}"),
@@ -59,6 +72,8 @@ pub enum LedgerError {
 
 pub struct Refs<'a> {
     pub txn: &'a str,
+    /// The currency of every entry of the transaction.
+    pub currency: &'a str,
     pub group_id: Option<i64>,
     pub purchase_id: Option<i64>,
     pub memo: &'a str,
@@ -74,7 +89,7 @@ pub async fn post(
     Ok(post_many(conn, &[(refs, entries)]).await? > 0)
 }
 
-/// Rows per INSERT (8 parameters each). Not more: sqlx-sqlite looks up every parameter's name,
+/// Rows per INSERT (9 parameters each). Not more: sqlx-sqlite looks up every parameter's name,
 /// and SQLite finds a name by a linear scan, so a statement's binding cost grows with the
 /// square of its parameters (500 rows spent 68% of a sweep there; see BENCHMARKS.md).
 const ROWS_PER_STATEMENT: usize = 24;
@@ -100,12 +115,12 @@ pub async fn post_many(
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
+                let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
                 format!("({})", p.join(", "))
             })
             .collect();
         let sql = format!(
-            "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
+            "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at, currency)
              VALUES {} ON CONFLICT (txn, account) DO NOTHING",
             values.join(", ")
         );
@@ -119,7 +134,8 @@ pub async fn post_many(
                 .bind(refs.group_id)
                 .bind(refs.purchase_id)
                 .bind(refs.memo)
-                .bind(refs.now);
+                .bind(refs.now)
+                .bind(refs.currency);
         }
         inserted += query.execute(&mut *conn).await?.rows_affected();
     }
@@ -199,14 +215,16 @@ pub async fn history(
         .collect()
 }
 
-/// Sum of every entry (always 0) and the number of transactions that do not sum to 0.
+/// Sum of every entry (always 0) and the number of transactions that do not sum to 0 in
+/// each of their currencies (or mix currencies).
 pub async fn audit(conn: &mut Conn) -> Result<(i64, i64), sqlx::Error> {
     let total: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger")
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
     let unbalanced: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM (SELECT txn FROM ledger GROUP BY txn HAVING SUM(amount) <> 0) AS t",
+        "SELECT COUNT(*) FROM (SELECT txn FROM ledger GROUP BY txn
+            HAVING SUM(amount) <> 0 OR COUNT(DISTINCT currency) <> 1) AS t",
     )
     .fetch_one(&mut *conn)
     .await?
@@ -220,6 +238,31 @@ pub async fn account_sum(conn: &mut Conn, account: &str) -> Result<i64, sqlx::Er
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)
+}
+
+/// The sum of an account in one currency.
+pub async fn account_sum_in(
+    conn: &mut Conn,
+    account: &str,
+    currency: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE account = $1 AND currency = $2",
+    )
+    .bind(account)
+    .bind(currency)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
+}
+
+/// Entries written before entries carried a currency are in the catalog currency.
+pub async fn backfill_currency(conn: &mut Conn, catalog: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("UPDATE ledger SET currency = $1 WHERE currency = ''")
+        .bind(catalog)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }
 
 /// Number of settlement credits (one per credited purchase) for a user.
@@ -250,6 +293,18 @@ pub async fn settled_points(
     .await?
     .try_get(0)?;
     Ok(-sum)
+}
+
+/// Points the reversal of a purchase took back (`reverse:<charge>`), 0 if none.
+pub async fn reversed_points(conn: &mut Conn, charge_id: &str, user_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE txn = $1 AND account = $2",
+    )
+    .bind(format!("reverse:{charge_id}"))
+    .bind(format!("points:{user_id}"))
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
 }
 
 /// Points of a user held for invoices other than `payload` that may still be paid.

@@ -7,6 +7,7 @@
 //! locked" without waiting for the busy timeout (RELIABILITY.md §4.2).
 
 pub mod groups;
+pub mod holds;
 pub mod inbox;
 pub mod instances;
 pub mod ledger;
@@ -14,6 +15,7 @@ pub mod locks;
 pub mod outbox;
 pub mod products;
 pub mod purchases;
+pub mod refunds;
 pub mod updates;
 pub mod users;
 

@@ -83,6 +83,9 @@ pub struct NewPurchase<'a> {
     pub currency: &'a str,
     pub charge_id: &'a str,
     pub provider_charge_id: &'a str,
+    /// Takes a seat of the group (an object user of claim 1).
+    pub counted: bool,
+    /// Why a payment that does not count did not (none for a counted one).
     pub flag: Option<Flag>,
     pub region: Option<&'a str>,
     pub receipt_token: &'a str,
@@ -106,7 +109,7 @@ pub async fn insert(conn: &mut Conn, p: &NewPurchase<'_>) -> Result<Option<i64>,
     .bind(p.currency)
     .bind(p.charge_id)
     .bind(p.provider_charge_id)
-    .bind(i64::from(p.flag.is_none()))
+    .bind(i64::from(p.counted))
     .bind(p.flag.map(Flag::as_str))
     .bind(p.region)
     .bind(p.receipt_token)
@@ -205,6 +208,30 @@ pub async fn has_seat(conn: &mut Conn, group_id: i64, buyer_id: i64) -> Result<b
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.is_some())
+}
+
+/// Releases a purchase's seat: it was refunded and never counts again. False when it did
+/// not hold one.
+pub async fn uncount(conn: &mut Conn, purchase_id: i64) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("UPDATE purchases SET counted = 0 WHERE id = $1 AND counted = 1")
+            .bind(purchase_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Whether a shipping request went to fulfilment for this purchase.
+pub async fn has_shipping_request(conn: &mut Conn, purchase_id: i64) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 FROM shipping_requests WHERE purchase_id = $1")
+            .bind(purchase_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some(),
+    )
 }
 
 pub async fn insert_shipping_request(

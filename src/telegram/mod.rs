@@ -49,6 +49,12 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
                     Message::filter_successful_payment().endpoint(payments::on_successful_payment),
                 )
                 .branch(
+                    dptree::filter(|m: Message| {
+                        matches!(m.kind, teloxide::types::MessageKind::RefundedPayment(_))
+                    })
+                    .endpoint(payments::on_refunded_payment),
+                )
+                .branch(
                     dptree::entry()
                         .filter_command::<Command>()
                         .endpoint(handlers::on_command),

@@ -63,7 +63,9 @@ pub fn invoice_request(
         &spec.currency,
         prices,
     );
-    if !ctx.config.uses_stars() {
+    // A forwarded copy shows a deep link into the group, not a Pay button.
+    req = req.start_parameter(spec.start_parameter.clone());
+    if spec.provider {
         req = req
             .provider_token(ctx.config.payment_provider_token.expose())
             .need_name(true)
@@ -84,7 +86,8 @@ pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> Handler
     );
     let verdict = match tokio::time::timeout(PRE_CHECKOUT_BUDGET, check).await {
         Ok(v) => v,
-        Err(_) => Err(AppError::Other("pre-checkout check ran out of time".into())),
+        // Telegram gives up at 10 s: say no in time, with words the buyer can act on.
+        Err(_) => Err(UserError::CheckoutBusy.into()),
     };
     match &verdict {
         Ok(()) => {
@@ -139,6 +142,40 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx) -> HandlerResult 
         }
     }
     Ok(())
+}
+
+/// Telegram refunded a Stars payment (`refunded_payment`): ours through refundStarPayment,
+/// or one it made itself. The purchase is reversed and the refund closed, once.
+pub async fn on_refunded_payment(msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
+    let (Some(from), teloxide::types::MessageKind::RefundedPayment(r)) = (msg.from.as_ref(), &msg.kind)
+    else {
+        return Ok(());
+    };
+    let r = &r.refunded_payment;
+    let who = person(from);
+    let charge = r.telegram_payment_charge_id.0.clone();
+    match crate::app::refund::reported(
+        &ctx,
+        update_id(&upd),
+        who.id,
+        &r.currency,
+        i64::from(r.total_amount),
+        &charge,
+    )
+    .await
+    {
+        Ok(Ok(outcome)) => {
+            tracing::info!(user = who.id, %charge, ?outcome, "Telegram reported a refund");
+            Ok(())
+        }
+        Ok(Err(refusal)) => {
+            crate::metrics::Metrics::inc(&ctx.metrics.bad_input_total);
+            tracing::warn!(user = who.id, %charge, reason = %refusal, "a refunded_payment changed nothing");
+            Ok(())
+        }
+        // Stays in the inbox and is tried again: a refund is never lost.
+        Err(e) => Err(Box::new(e)),
+    }
 }
 
 pub async fn on_successful_payment(msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {

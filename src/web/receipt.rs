@@ -10,8 +10,9 @@ use crate::app::Ctx;
 use crate::domain::{Currency, GroupStatus, Points, Policy, Sku};
 use crate::replies::when;
 use crate::store::groups::GroupRow;
-use crate::store::purchases::{Flag, PurchaseRow};
-use crate::store::{Conn, ledger, products, purchases};
+use crate::domain::payment::RefundMethod;
+use crate::store::purchases::PurchaseRow;
+use crate::store::{Conn, ledger, products, purchases, refunds};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -87,7 +88,7 @@ async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebE
 
 async fn product_name(conn: &mut Conn, sku: &str) -> Result<String, WebError> {
     let product = match Sku::parse(sku) {
-        Ok(sku) => products::get(conn, &sku).await?,
+        Ok(sku) => products::get_any(conn, sku.as_str()).await?,
         Err(_) => None,
     };
     Ok(product.map_or_else(|| sku.to_string(), |p| p.name))
@@ -100,18 +101,30 @@ async fn points(
     g: &GroupRow,
     p: &PurchaseRow,
 ) -> Result<(&'static str, String, String), WebError> {
-    if let Some(flag) = p.flag.filter(|_| !p.counted) {
-        let why = match flag {
-            Flag::Late => "the group had already closed when the payment arrived",
-            Flag::Full => "every seat had been taken",
-            Flag::Repeat => "you already held a seat in it",
+    if !p.counted {
+        // Every payment that does not count is owed back: say why and where the money is.
+        let refund = refunds::get(conn, &p.charge_id).await?;
+        let why = refund
+            .as_ref()
+            .map(|r| crate::replies::refund_reason(r.reason))
+            .unwrap_or("it could not count toward the group");
+        let state = match &refund {
+            Some(r) if r.done => format!(
+                "The payment was refunded on {}.",
+                r.done_at.map(when).unwrap_or_default()
+            ),
+            Some(r) if r.method == RefundMethod::Stars => {
+                "Its Telegram Stars are being refunded.".to_string()
+            }
+            _ => format!(
+                "The shop is refunding it to the card you paid with (reference {}).",
+                p.charge_id
+            ),
         };
         return Ok((
             "Group points",
             "none".into(),
-            format!(
-                "This purchase does not count toward the group because {why}; it is a normal purchase at the normal price."
-            ),
+            format!("This payment does not count toward the group because {why}. {state}"),
         ));
     }
     let now = ctx.now();

@@ -27,7 +27,7 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
         }
         prune_inbox(&ctx).await;
         let next = match ctx.store.read().await {
-            Ok(mut conn) => groups::next_expiry(&mut conn).await.ok().flatten(),
+            Ok(mut conn) => groups::next_expiry(&mut conn, ctx.now()).await.ok().flatten(),
             Err(_) => None,
         };
         let secs = next.map_or(interval, |at| {
@@ -45,16 +45,18 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
 
 /// Handled updates (and the update ids use cases claimed) are kept a week, long enough to
 /// recognise any redelivery and short enough that ids Telegram starts afresh after a week
-/// of silence cannot collide; lapsed point holds go too.
+/// of silence cannot collide; lapsed seat and point holds go too.
 async fn prune_inbox(ctx: &Ctx) {
     const WEEK: i64 = 7 * 86_400;
+
     let now = ctx.now();
     let result = match ctx.store.read().await {
         Ok(mut conn) => {
             async {
                 crate::store::inbox::prune(&mut conn, now - WEEK).await?;
                 crate::store::updates::prune(&mut conn, now - WEEK).await?;
-                crate::store::ledger::prune_holds(&mut conn, now).await
+                crate::store::ledger::prune_holds(&mut conn, now).await?;
+                crate::store::holds::prune(&mut conn, now).await
             }
             .await
         }

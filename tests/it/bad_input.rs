@@ -198,7 +198,8 @@ async fn seats_full_members_only_and_second_purchases() {
     )
     .await;
 
-    // A payment that arrives anyway (Telegram took the money) is recorded, flagged, shipped.
+    // A payment that arrives anyway (Telegram took the money) is recorded, flagged, and owed
+    // back; nothing ships.
     let payload = late_invoice
         .str_param("payload")
         .expect("payload")
@@ -213,7 +214,7 @@ async fn seats_full_members_only_and_second_purchases() {
         Some(tokyo()),
     );
     app.fake.inject(update);
-    app.message_to(stranger().id, "does not count toward group")
+    app.message_to(stranger().id, "cannot count toward group")
         .await;
     assert_eq!(
         app.sql_i64("SELECT COUNT(*) FROM purchases WHERE flag = 'late' AND counted = 0")
@@ -222,7 +223,12 @@ async fn seats_full_members_only_and_second_purchases() {
     );
     assert_eq!(
         app.sql_i64("SELECT COUNT(*) FROM shipping_requests").await,
-        4
+        3
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM refunds WHERE charge_id = 'late-charge' AND reason = 'late' AND status = 'due'")
+            .await,
+        1
     );
     assert_eq!(
         app.sql_i64("SELECT buyers FROM settlements ORDER BY group_id DESC LIMIT 1")
@@ -247,30 +253,31 @@ async fn a_full_group_refuses_the_next_buyer_before_payment() {
         .invoice_after(&stranger(), &format!("s:{key}:camera"))
         .await;
     app.checkout(&alice(), &a, tokyo()).await;
-    // Before the last seat is paid, the third buyer's pre-checkout still passes...
-    app.pre_checkout(
-        &stranger(),
-        "JPY",
-        34_800,
-        s.str_param("payload").expect("payload"),
-        true,
-    )
-    .await;
-    app.checkout(&dave(), &d, tokyo()).await;
-    // ...after it, Telegram is told no, with the reason shown to the buyer.
+    let payload = |c: &crate::support::Call| c.str_param("payload").expect("payload").to_string();
+    // Dave's approved pre-checkout holds the last seat: the stranger is told no before paying.
+    app.pre_checkout(&dave(), "JPY", 34_800, &payload(&d), true)
+        .await;
     let answer = app
-        .pre_checkout(
-            &stranger(),
-            "JPY",
-            34_800,
-            s.str_param("payload").expect("payload"),
-            false,
-        )
+        .pre_checkout(&stranger(), "JPY", 34_800, &payload(&s), false)
+        .await;
+    assert_eq!(
+        answer.params["error_message"],
+        json!(UserError::SeatBeingPaid { key: key.clone() }.plain())
+    );
+    app.checkout(&dave(), &d, tokyo()).await;
+    // After it, the group is settled, and Telegram is told no with the reason.
+    let answer = app
+        .pre_checkout(&stranger(), "JPY", 34_800, &payload(&s), false)
         .await;
     assert_eq!(
         answer.params["error_message"],
         json!(UserError::Settled { key: key.clone() }.plain())
     );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        2
+    );
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM refunds").await, 0);
 }
 
 #[tokio::test]

@@ -41,6 +41,10 @@ async fn every_command_has_help() {
         vec!["settle", "--help"],
         vec!["outbox", "--help"],
         vec!["outbox", "retry", "--help"],
+        vec!["catalog", "remove", "--help"],
+        vec!["refunds", "--help"],
+        vec!["refunds", "done", "--help"],
+        vec!["refund", "--help"],
     ] {
         let out = groupbuy("sqlite://unused.db", &args, &[]);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
@@ -153,5 +157,78 @@ async fn start_up_refusals_name_the_setting() {
         text(&out).contains("cannot read the configuration file /nonexistent/groupbuy.toml"),
         "{}",
         text(&out)
+    );
+}
+
+/// Issue [money]: the operator's refunds, from the command line, against a running service's
+/// database: list what is owed, reverse a purchase, close a provider refund once paid out, and
+/// be told plainly what cannot be done.
+#[tokio::test]
+async fn refunds_from_the_command_line() {
+    use crate::helpers::{spawn_app, tokyo};
+    use crate::support::TgUser;
+    let app = spawn_app().await;
+    let bob = TgUser::new(8101, "Bob");
+    let alice = TgUser::new(8102, "Alice");
+    let key = app.new_group(&bob, "camera 3").await;
+    let paid = app.buy(&alice, &key, "camera", tokyo()).await;
+    let charge = paid.charge_id.as_str();
+    let run = |args: &[&str]| groupbuy(&app.db_url, args, &[]);
+
+    let out = run(&["refunds"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no refunds are owed"), "{}", text(&out));
+
+    let out = run(&["refund", "no-such-charge"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no payment has the charge id \"no-such-charge\""),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(&["refund", charge]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "refund 34,800 JPY through your payment provider, then run `groupbuy refunds done {charge}`"
+        )),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["refund", charge]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is already due"), "{}", text(&out));
+
+    let out = run(&["refunds"]);
+    let listed = text(&out);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(charge))
+        .unwrap_or_else(|| panic!("no line for {charge}: {listed}"));
+    for part in ["\tdue\t", "34,800 JPY", "provider", "reason=reversed", "groupbuy refunds done"] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+
+    let out = run(&["refunds", "done", charge]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["refunds", "done", charge]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("was already refunded"), "{}", text(&out));
+    let out = run(&["refunds"]);
+    assert!(text(&out).contains("no refunds are owed"), "{}", text(&out));
+    let out = run(&["refunds", "--all"]);
+    assert!(
+        text(&out).lines().any(|l| l.starts_with(charge) && l.contains("\tdone\t")),
+        "{}",
+        text(&out)
+    );
+    // The running service tells Alice (its outbox delivers what the command queued).
+    app.ctx.outbox_wake.notify_one();
+    app.message_to(alice.id, "was refunded").await;
+    app.message_to(alice.id, "Refund complete").await;
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        0
     );
 }

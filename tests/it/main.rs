@@ -8,6 +8,8 @@ mod db;
 mod flood;
 mod helpers;
 mod instances;
+mod money_model;
+mod money;
 mod playground;
 mod reliability;
 mod scenarios;

@@ -239,13 +239,19 @@ async fn twenty_concurrent_payments_for_the_last_seats_settle_once() {
     assert_eq!(app.sql_i64("SELECT buyers FROM settlements").await, 20);
     let late = racers
         .iter()
-        .filter(|r| app.messages_to(r.id, "does not count toward group") == 1)
+        .filter(|r| app.messages_to(r.id, "cannot count toward group") == 1)
         .count();
-    assert_eq!(late, 10, "the ten late payers were told");
+    assert_eq!(late, 10, "the ten late payers were told their money comes back");
     assert_eq!(
         app.sql_i64("SELECT COUNT(*) FROM shipping_requests").await,
-        30,
-        "every paid order ships"
+        20,
+        "every counted order ships, no refunded one does"
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM refunds WHERE reason IN ('full', 'late') AND status = 'due' AND method = 'provider'")
+            .await,
+        10,
+        "every overflow payment is owed back"
     );
     app.message_to(
         organiser().id,
@@ -758,16 +764,53 @@ async fn a_lower_update_id_is_still_handled() {
 async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
     let app = spawn_app().await;
     let alice = TgUser::new(3300, "Alice");
+    let dave = TgUser::new(3301, "Dave");
     let key = app.new_group(&organiser(), "camera 3").await;
     let invoice = app.invoice_after(&alice, &format!("s:{key}:camera")).await;
     let payload = invoice.str_param("payload").expect("payload").to_string();
-    let lock = app.ctx.store.write().await.expect("write lock");
+    // Approving holds the seat, a write under the group's lock (SQLite: the one writer;
+    // PostgreSQL: the group's row): held for 2 s, the answer waits for it and approves.
+    let lock = lock_group(&app).await;
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(lock);
+    });
     let started = Instant::now();
     app.pre_checkout(&alice, "JPY", 34_800, &payload, true)
         .await;
     let took = started.elapsed();
+    release.await.expect("released");
+    assert!(took < Duration::from_secs(8), "answered in {took:?}");
+
+    // Held past Telegram's 10 s (T-PAY-01): answered no at 8 s, with words the buyer can act
+    // on, and nothing held.
+    let invoice = app.invoice_after(&dave, &format!("s:{key}:camera")).await;
+    let payload = invoice.str_param("payload").expect("payload").to_string();
+    let lock = lock_group(&app).await;
+    let started = Instant::now();
+    let answer = app.pre_checkout(&dave, "JPY", 34_800, &payload, false).await;
+    let took = started.elapsed();
     drop(lock);
-    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+    assert!(
+        took >= Duration::from_millis(7_500) && took < Duration::from_millis(9_500),
+        "answered in {took:?}"
+    );
+    assert_eq!(
+        answer.params["error_message"],
+        serde_json::json!(groupbuy::replies::UserError::CheckoutBusy.plain())
+    );
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM seat_holds").await, 1);
+}
+
+/// A write transaction holding the (only) group's lock, as a long settlement would.
+async fn lock_group(app: &TestApp) -> groupbuy::store::Tx {
+    let id = app.sql_i64("SELECT id FROM group_buys").await;
+    let mut tx = app.ctx.store.write().await.expect("write lock");
+    groupbuy::store::groups::lock(&mut tx, app.ctx.store.backend(), id)
+        .await
+        .expect("group row lock")
+        .expect("the group");
+    tx
 }
 
 /// Review finding: a payment that cannot be recorded for a while (here: its database table

@@ -496,61 +496,6 @@ async fn long_member_lists_are_shortened() {
     assert!(!key.is_empty());
 }
 
-/// Without a payment provider token, invoices are in Telegram Stars: currency XTR, one price
-/// line, no shipping address; the payment is recorded and ships like any other.
-#[tokio::test]
-async fn telegram_stars_invoices_have_one_price_and_no_shipping() {
-    let app = spawn_app_with(Options {
-        extra_env: vec![("GROUPBUY_PAYMENT_PROVIDER_TOKEN", String::new())],
-        ..Default::default()
-    })
-    .await;
-    let key = app.new_group(&bob(), "memory 2").await;
-    let invoice = app
-        .invoice_after(&alice(), &format!("s:{key}:memory"))
-        .await;
-    assert_eq!(invoice.params["currency"], json!("XTR"));
-    assert_eq!(
-        invoice.params["prices"],
-        json!([{"label": "Memory card", "amount": 6_780}])
-    );
-    assert!(
-        invoice.params.get("provider_token").is_none()
-            || invoice.params["provider_token"] == json!("")
-    );
-    assert!(invoice.params.get("need_shipping_address").is_none());
-    let payload = invoice.str_param("payload").expect("payload").to_string();
-    app.pre_checkout(&alice(), "XTR", 6_780, &payload, true)
-        .await;
-    app.fake.inject(crate::support::bot_api::successful_payment(
-        &alice(),
-        "XTR",
-        6_780,
-        &payload,
-        "stars-1",
-        "",
-        None,
-    ));
-    let receipt = app.message_to(alice().id, "payment received").await;
-    assert!(
-        receipt
-            .text()
-            .is_some_and(|t| t.contains("Paid: 6780 Stars")),
-        "{:?}",
-        receipt.text()
-    );
-    assert!(app.smtp.wait_for_count(1, WAIT).await);
-    let ship = app
-        .smtp
-        .mails_to("warehouse@example.com")
-        .pop()
-        .expect("shipping request");
-    assert!(
-        ship.text_body()
-            .is_some_and(|t| t.contains("Telegram Stars payment: no address"))
-    );
-}
-
 /// The same points cannot pay for two invoices: the first pre-checkout holds them.
 #[tokio::test]
 async fn points_cannot_be_spent_twice() {
@@ -642,6 +587,13 @@ async fn a_group_that_cannot_settle_does_not_hold_up_the_others() {
         .await
         .expect("status");
     assert_eq!(status, "open", "the bad group is left for the next sweep");
+    let aside: String =
+        sqlx::query_scalar("SELECT settle_error FROM group_buys WHERE group_key = $1")
+            .bind(&keys[1])
+            .fetch_one(app.ctx.store.pool())
+            .await
+            .expect("set aside with its reason");
+    assert!(aside.contains("already had a settlement row"), "{aside}");
     // Both good groups' summaries reached the organiser, once each.
     for key in [&keys[0], &keys[2]] {
         let wanted = format!("<b>Group <code>{key}</code> is settled.</b>");

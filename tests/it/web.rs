@@ -140,6 +140,8 @@ async fn a_hostile_product_name_renders_inert() {
         sku: Sku::parse("evil").expect("sku"),
         name: r#""><script>alert(1)</script>"#.into(),
         price: Money::from_minor(1_000).expect("price"),
+        kind: groupbuy::domain::ProductKind::Physical,
+        stars: None,
     };
     {
         let mut tx = app.ctx.store.write().await.expect("tx");
