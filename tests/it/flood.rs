@@ -164,3 +164,53 @@ async fn invoices_wait_out_a_429_and_a_refused_one_is_explained_once() {
     assert_eq!(app.messages_to(buyer.id, OOPS), 0);
     assert_eq!((invoices(true), invoices(false)), (1, 2));
 }
+
+/// An answer goes before bulk notices already queued: with 150 notices waiting (5 s at 30 a
+/// second), a `/start` is answered at once, not after them.
+#[tokio::test]
+async fn an_answer_goes_before_queued_bulk_notices() {
+    let app = spawn_app().await;
+    app.fake.enforce_limits();
+    let notices: Vec<_> = (0..150)
+        .map(|i| {
+            groupbuy::app::telegram_message(
+                format!("bulk-test:{i}"),
+                7_000_000 + i,
+                "A notice".into(),
+            )
+        })
+        .collect();
+    {
+        let mut tx = app.ctx.store.write().await.expect("write");
+        groupbuy::store::outbox::enqueue_many(&mut tx, &notices, app.ctx.now())
+            .await
+            .expect("queued");
+        tx.commit().await.expect("commit");
+    }
+    app.ctx.committed();
+    // The worker is busy with the notices when the person writes.
+    app.fake
+        .wait_until(
+            |calls| calls.iter().any(|c| c.text() == Some("A notice")),
+            WAIT,
+        )
+        .await;
+    let person = TgUser::new(8_500_000, "Eager");
+    let asked = std::time::Instant::now();
+    app.say(&person, "/start");
+    let answer = app.message_to(person.id, HELLO).await;
+    let notices_before = app
+        .fake
+        .calls_to("sendMessage")
+        .iter()
+        .filter(|c| !c.failed && c.text() == Some("A notice") && c.at < answer.at)
+        .count();
+    assert!(
+        answer.at.duration_since(asked) < Duration::from_secs(1),
+        "answered in {:?}",
+        answer.at.duration_since(asked)
+    );
+    assert!(notices_before < 100, "{notices_before} notices went first");
+    app.outbox_drained().await;
+    assert_eq!(app.fake.too_many_requests(), 0);
+}
