@@ -4,7 +4,7 @@
 use super::access::{ensure_open, open_group, product_of};
 use super::seats::{check_can_buy, refusal, seats_for};
 use super::settle::settle_group;
-use super::{AppError, AppResult, Ctx, Person, queue_email, queue_message};
+use super::{AppError, AppResult, Ctx, Person, queue_email};
 use crate::domain::payment::{
     self, Charge, GroupState, Hold, NotSellable, RefundReason, SEAT_HOLD_SECS,
     Seats, Verdict,
@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::{self, Flag, NewPurchase};
+use crate::store::outbox::{Channel, NewMessage, Priority};
 use crate::store::{Conn, holds, ledger, products, updates, users};
 use std::fmt::Write;
 
@@ -29,10 +30,12 @@ pub struct InvoiceSpec {
     pub currency: String,
     pub prices: Vec<(String, i64)>,
     /// Paid through the payment provider (its token, the buyer's name); else Telegram Stars.
+    #[serde(default)]
     pub provider: bool,
     pub need_shipping: bool,
     /// Set, so that a forwarded copy of the invoice shows a deep link into the group instead
     /// of a Pay button: only the person it was made for can pay it.
+    #[serde(default)]
     pub start_parameter: String,
 }
 
@@ -459,11 +462,23 @@ pub async fn record(
         None => take_seat(&mut tx, &arrival, purchase_id, &token).await?,
         Some(reason) => give_back(&mut tx, &arrival, reason, &token).await?,
     };
+    // The buyer is waiting for the receipt: an answer, served before bulk notices (by
+    // email when the chat is unreachable).
     let email = users::get(&mut tx, person.id).await?.and_then(|u| u.email);
-    let key = format!("receipt:{purchase_id}");
-    queue_message(&mut tx, now, key, person.id, receipt, None, email).await?;
+    let receipt = NewMessage {
+        dedupe_key: format!("receipt:{purchase_id}"),
+        channel: Channel::Telegram {
+            chat_id: person.id,
+            keyboard: None,
+            fallback_email: email,
+            invoice: None,
+        },
+        text: receipt,
+        priority: Priority::Interactive,
+    };
+    super::reply::queue(&mut tx, now, &receipt).await?;
     tx.commit().await?;
-    ctx.committed();
+    ctx.answered();
     let filled = refunded.is_none() && seats.counted + 1 >= group.head_count;
     let settled = after_commit(ctx, &group, filled, now).await;
     Metrics::inc(&ctx.metrics.purchases_total);

@@ -65,7 +65,8 @@ pub fn invoice_request(
     );
     // A forwarded copy shows a deep link into the group, not a Pay button.
     req = req.start_parameter(spec.start_parameter.clone());
-    if spec.provider {
+    // Rows queued before `provider` existed: any currency but Stars went through the provider.
+    if spec.provider || spec.currency != crate::domain::payment::STARS {
         req = req
             .provider_token(ctx.config.payment_provider_token.expose())
             .need_name(true)
