@@ -22,7 +22,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod emulator;
 pub mod failpoint;
 pub mod keyboard;
 pub mod mail;

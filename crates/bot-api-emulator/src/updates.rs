@@ -235,7 +235,7 @@ pub fn refunded_payment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::schema::schema;
+    use crate::schema::schema;
     use teloxide::types::{Update, UpdateKind};
 
     fn alice() -> TgUser {
