@@ -5,7 +5,7 @@
 //! into object types. Union types (e.g. `BotCommandScope`) pass when any subtype passes; a
 //! subtype's `type` discriminator ("Scope type, must be chat") is checked too, so the matching
 //! subtype is reported when none passes.
-#![allow(dead_code)]
+
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
