@@ -1,6 +1,8 @@
 //! Everything the bot says, in one catalogue. Each variant renders to Telegram HTML with
 //! every user-supplied string escaped; tests assert on the variant and on the text.
 
+pub mod messages;
+
 use crate::domain::member::MemberError;
 use crate::domain::payment::{RefundMethod, RefundReason};
 use crate::domain::{GroupKey, HeadCount};

@@ -10,12 +10,11 @@ use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
 use crate::domain::{GroupStatus, HeadCount, Money, RegionCode};
 use crate::mail::render::DiscountNotice;
-use crate::replies::esc;
+use crate::replies::messages::SettledSummary;
 use crate::store::groups::{self, GroupRow, SettlementRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::{Conn, ledger, outbox, purchases, users};
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// Settles one due group in its own transaction. False if it was not due or already settled.
 #[tracing::instrument(skip(ctx))]
@@ -314,17 +313,12 @@ async fn queue_notices(
         let product = product_name(conn, &mut catalog, &group.sku)
             .await?
             .ok_or_else(|| AppError::Other(format!("product {} left the catalog", group.sku)))?;
-        let reason = match (outcome.filled, group.policy) {
-            (true, _) => String::new(),
-            (false, crate::domain::Policy::AllOrNothing) => format!(
-                "The group did not fill before it expired ({} of {} bought), so under its all-or-nothing rule there is no discount.",
-                outcome.buyers, group.head_count
-            ),
-            (false, crate::domain::Policy::Partial) => format!(
-                "The group did not fill before it expired ({} of {} bought), and that many buyers reach no discount tier.",
-                outcome.buyers, group.head_count
-            ),
-        };
+        let reason = crate::replies::messages::no_discount_reason(
+            outcome.filled,
+            group.policy == crate::domain::Policy::Partial,
+            outcome.buyers,
+            group.head_count,
+        );
         for (credit, purchase) in outcome.credits.iter().zip(&c.bought) {
             let points = credit.points.value();
             let name = product_name(conn, &mut catalog, &purchase.sku)
@@ -352,7 +346,7 @@ async fn queue_notices(
             notices.push(telegram_message(
                 format!("notice:{}:{}:tg", group.id, purchase.id),
                 credit.buyer_id,
-                notice_message(&notice),
+                crate::replies::messages::discount_notice(&notice),
             ));
             if let Some(to) = buyers.get(&credit.buyer_id).and_then(|u| u.email.clone()) {
                 notices.push(email_message(
@@ -365,7 +359,17 @@ async fn queue_notices(
         notices.push(telegram_message(
             format!("summary:{}", group.id),
             group.chat_id,
-            summary_message(ctx, group, &product, outcome),
+            SettledSummary {
+                key: group.key.clone(),
+                product: product.clone(),
+                buyers: outcome.buyers,
+                head_count: group.head_count,
+                filled: outcome.filled,
+                rate: outcome.rate,
+                total: outcome.total,
+                total_money: ctx.money(outcome.total.value()),
+            }
+            .html(),
         ));
     }
     outbox::enqueue_many(conn, &notices, now).await?;
@@ -388,66 +392,4 @@ async fn product_name(
         .map(|p| p.name);
     catalog.insert(sku.to_string(), name.clone());
     Ok(name)
-}
-
-fn notice_message(n: &DiscountNotice) -> String {
-    let mut s = String::new();
-    if n.points > 0 {
-        let _ = writeln!(s, "<b>{} points are yours.</b>", n.points_text);
-        let _ = writeln!(
-            s,
-            "Group <code>{}</code> for {} closed with {} of {} buyers and reached a {} discount.",
-            esc(&n.key),
-            esc(&n.product),
-            n.buyers,
-            n.head_count,
-            n.rate
-        );
-        if n.bonus > 0 {
-            let _ = writeln!(s, "Shared-region bonus included: {}.", n.bonus_text);
-        }
-    } else {
-        let _ = writeln!(s, "<b>Your group purchase has closed.</b>");
-        let _ = writeln!(
-            s,
-            "Group <code>{}</code> for {} closed with {} of {} buyers. {}",
-            esc(&n.key),
-            esc(&n.product),
-            n.buyers,
-            n.head_count,
-            esc(&n.reason)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "Your points balance: {} (1 point = 1 {}). Spend them on your next purchase.",
-        n.balance_text, n.unit
-    );
-    let _ = write!(s, "Receipt: {}", esc(&n.receipt_url));
-    s
-}
-
-fn summary_message(ctx: &Ctx, g: &GroupRow, product: &str, o: &settlement::Outcome) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", esc(&g.key));
-    let _ = writeln!(
-        s,
-        "{}: {} of {} bought{}.",
-        esc(product),
-        o.buyers,
-        g.head_count,
-        if o.filled { " — full" } else { "" }
-    );
-    let _ = writeln!(
-        s,
-        "Discount: {} — {} points credited to the buyers ({}).",
-        o.rate,
-        o.total,
-        ctx.money(o.total.value())
-    );
-    let _ = write!(
-        s,
-        "The key is no longer valid. Start another round with /newgroup."
-    );
-    s
 }

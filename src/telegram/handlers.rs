@@ -146,12 +146,12 @@ async fn run(
                 }
             }
         }
-        Command::Status(key) => text(app::queries::status(ctx, who, arg(key)).await?),
-        Command::MyGroups => text(app::queries::my_groups(ctx, who).await?),
-        Command::Points => text(app::queries::points(ctx, who).await?),
+        Command::Status(key) => text(app::queries::status(ctx, who, arg(key)).await?.html()),
+        Command::MyGroups => text(app::queries::my_groups(ctx, who).await?.html()),
+        Command::Points => text(app::queries::points(ctx, who).await?.html()),
         Command::Cancel(key) => {
             let key = arg(key).ok_or(UserError::KeyUsage("cancel"))?;
-            text(app::queries::cancel(ctx, update_id, who, key).await?)
+            text(app::queries::cancel(ctx, update_id, who, key).await?.html())
         }
         Command::PaySupport => text(format!(
             "<b>Payment support</b>\n{}\n\nEvery payment is recorded once with its Telegram charge id; your receipts are in this chat.",
