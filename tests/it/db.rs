@@ -46,6 +46,21 @@ pub fn report_sqlite_only() {
     });
 }
 
+/// For a test that needs PostgreSQL: true on the PostgreSQL run; on the SQLite run it says,
+/// straight to the terminal, that `test` was skipped (libtest has no runtime skip, and a
+/// silent pass would read as a pass).
+pub fn postgres_or_skip(test: &str) -> bool {
+    if Db::from_env() == Db::Postgres {
+        return true;
+    }
+    report_sqlite_only();
+    let _ = writeln!(
+        std::io::stderr(),
+        "*** SKIPPED in the SQLite run: {test} needs PostgreSQL (GROUPBUY_TEST_DB=postgres) ***"
+    );
+    false
+}
+
 /// Creates an empty PostgreSQL database and returns its URL. The PostgreSQL suite fails,
 /// loudly, when the server cannot be reached.
 pub async fn fresh_postgres() -> String {

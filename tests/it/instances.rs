@@ -2,7 +2,7 @@
 //! database; 100 groups × 5 members pay through random instances, with duplicated updates,
 //! and one instance is killed midway. Runs in the PostgreSQL suite.
 
-use crate::db::{Db, fresh_postgres, report_sqlite_only};
+use crate::db::fresh_postgres;
 use crate::helpers::{library_ctx, tokyo};
 use crate::support::bot_api::{self, TgUser};
 use crate::support::{FakeBotApi, SmtpSink};
@@ -52,8 +52,7 @@ async fn count(pool: &sqlx::AnyPool, sql: &'static str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_database_settle_every_group_once() {
-    if Db::from_env() != Db::Postgres {
-        report_sqlite_only();
+    if !crate::db::postgres_or_skip("three_instances_on_one_database_settle_every_group_once") {
         return;
     }
     let fake = FakeBotApi::start().await;

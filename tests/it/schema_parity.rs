@@ -1,7 +1,7 @@
 //! Issue [postgres] 1: the SQLite and PostgreSQL migrations describe the same tables with
 //! the same columns. Runs in the PostgreSQL suite (it needs both databases).
 
-use crate::db::{Db, fresh_postgres, report_sqlite_only};
+use crate::db::fresh_postgres;
 use groupbuy::store::Store;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -55,8 +55,7 @@ async fn postgres_schema(store: &Store) -> Schema {
 
 #[tokio::test]
 async fn both_databases_have_the_same_tables_and_columns() {
-    if Db::from_env() != Db::Postgres {
-        report_sqlite_only();
+    if !crate::db::postgres_or_skip("both_databases_have_the_same_tables_and_columns") {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
