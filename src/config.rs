@@ -46,6 +46,8 @@ pub struct Config {
     pub fulfilment_email: String,
     pub public_url: String,
     pub http_addr: SocketAddr,
+    /// Where `/healthz` and `/metrics` answer: apart from the pages, loopback by default.
+    pub admin_addr: SocketAddr,
     pub payment_provider_token: Secret,
     pub webhook_secret: Option<Secret>,
     pub support_contact: String,
@@ -110,6 +112,7 @@ struct FileConfig {
     fulfilment_email: Option<String>,
     public_url: Option<String>,
     http_addr: Option<String>,
+    admin_addr: Option<String>,
     payment_provider_token: Option<String>,
     webhook_secret: Option<String>,
     support_contact: Option<String>,
@@ -309,6 +312,20 @@ impl Config {
                 format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
+        let admin_addr_raw =
+            pick("admin_addr", file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into());
+        let admin_addr: SocketAddr = admin_addr_raw.parse().map_err(|_| {
+            invalid(
+                "admin_addr",
+                format!("{admin_addr_raw:?} is not an address like {DEFAULT_ADMIN_ADDR}"),
+            )
+        })?;
+        if admin_addr == http_addr && admin_addr.port() != 0 {
+            return Err(invalid(
+                "admin_addr",
+                "it must differ from http_addr: metrics and health are kept off the public pages",
+            ));
+        }
         let telegram_api_url = match pick("telegram_api_url", file.telegram_api_url) {
             Some(u) => Some(url_like::Url::parse(&u).ok_or_else(|| {
                 invalid("telegram_api_url", format!("{u:?} is not an http(s) URL"))
@@ -366,16 +383,7 @@ impl Config {
         }
         let webhook_secret = pick("webhook_secret", file.webhook_secret).map(Secret::new);
         if let Some(s) = &webhook_secret {
-            let ok = s.0.len() <= 256
-                && s.0
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                return Err(invalid(
-                    "webhook_secret",
-                    "Telegram allows 1-256 characters of A-Z, a-z, 0-9, _ and -",
-                ));
-            }
+            check_webhook_secret(s.expose())?;
         }
 
         let currency_raw = pick("currency", file.currency).unwrap_or_else(|| "JPY".into());
@@ -468,6 +476,7 @@ impl Config {
             fulfilment_email,
             public_url,
             http_addr,
+            admin_addr,
             payment_provider_token: Secret::new(
                 pick("payment_provider_token", file.payment_provider_token).unwrap_or_default(),
             ),
@@ -518,6 +527,25 @@ impl Config {
         (physical && !self.has_provider()).then_some(
             "no GROUPBUY_PAYMENT_PROVIDER_TOKEN is set, so physical products cannot be sold (Telegram allows Stars only for digital goods); buyers are told so instead of getting an invoice",
         )
+    }
+}
+
+/// `/healthz` and `/metrics` listen here unless `admin_addr` says otherwise.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:8081";
+
+/// Telegram's own rule for a webhook secret is 1–256 of `A-Za-z0-9_-`; we also want it
+/// long enough not to be guessed (16 characters of 64 symbols = 96 bits).
+fn check_webhook_secret(s: &str) -> Result<(), ConfigError> {
+    let allowed = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if (16..=256).contains(&s.len()) && allowed {
+        Ok(())
+    } else {
+        Err(invalid(
+            "webhook_secret",
+            "it must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -",
+        ))
     }
 }
 
@@ -647,6 +675,53 @@ mod tests {
                 .expect_err("out of range")
                 .to_string();
             assert!(e.contains("`key_attempts_per_minute`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn admin_addr_is_loopback_apart_from_the_pages() {
+        let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
+        assert_eq!(
+            parse(&[]).map(|c| c.admin_addr.to_string()),
+            Ok("127.0.0.1:8081".into())
+        );
+        assert!(parse(&[]).is_ok_and(|c| c.admin_addr.ip().is_loopback()));
+        assert_eq!(
+            parse(&[("GROUPBUY_ADMIN_ADDR", "127.0.0.1:9100")]).map(|c| c.admin_addr.port()),
+            Ok(9100)
+        );
+        for bad in [
+            &[("GROUPBUY_ADMIN_ADDR", "metrics")][..],
+            &[
+                ("GROUPBUY_ADMIN_ADDR", "127.0.0.1:8080"),
+                ("GROUPBUY_HTTP_ADDR", "127.0.0.1:8080"),
+            ][..],
+        ] {
+            let e = parse(bad).expect_err("refused").to_string();
+            assert!(e.contains("`admin_addr` (environment GROUPBUY_ADMIN_ADDR)"), "{e}");
+        }
+    }
+
+    #[test]
+    fn webhook_secret_is_16_to_256_of_telegrams_characters() {
+        let parse = |v: &str| Config::from_sources(None, &env(&[("GROUPBUY_WEBHOOK_SECRET", v)]));
+        for good in ["a".repeat(16), "A-z_0".repeat(40), "x".repeat(256)] {
+            assert!(parse(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a".to_string(),
+            "a".repeat(15),
+            "x".repeat(257),
+            "sixteen chars ok".into(),
+            "sixteen+chars+ok".into(),
+            "ééééééééééééééééé".into(),
+        ] {
+            let e = parse(&bad).expect_err("refused").to_string();
+            assert_eq!(
+                e,
+                "setting `webhook_secret` (environment GROUPBUY_WEBHOOK_SECRET) is invalid: it must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -",
+                "{bad}"
+            );
         }
     }
 

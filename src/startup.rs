@@ -61,6 +61,8 @@ pub struct App {
     mailer: Mailer,
     /// Bound at build time so a port of 0 (tests) is known before `run`.
     http: tokio::net::TcpListener,
+    /// `/healthz` and `/metrics`, apart from the pages.
+    admin: tokio::net::TcpListener,
 }
 
 impl App {
@@ -100,6 +102,14 @@ impl App {
         let http = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on GROUPBUY_HTTP_ADDR {}", config.http_addr))?;
+        let admin = tokio::net::TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| {
+                format!("cannot listen on GROUPBUY_ADMIN_ADDR {}", config.admin_addr)
+            })?;
+        if !config.admin_addr.ip().is_loopback() {
+            tracing::warn!(addr = %config.admin_addr, "metrics and health answer beyond this machine (GROUPBUY_ADMIN_ADDR)");
+        }
         let username = me.username.clone().unwrap_or_default();
         tracing::info!(bot = %username, database = %store_kind(&config), "groupbuy is starting");
         let ctx = Ctx::new(store, Arc::new(config), clock, username);
@@ -109,6 +119,7 @@ impl App {
             me,
             mailer,
             http,
+            admin,
         })
     }
 
@@ -119,6 +130,11 @@ impl App {
     /// Where the web side listens (the real port when the configured one was 0).
     pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
         self.http.local_addr()
+    }
+
+    /// Where `/healthz` and `/metrics` answer.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
     }
 
     /// Runs everything until `shutdown` fires, then lets each part finish the work in hand.
@@ -161,6 +177,14 @@ impl App {
                 shutdown.clone(),
             ))),
         }
+        let mut admin_stop = shutdown.clone();
+        let admin = axum::serve(self.admin, crate::web::admin_router(ctx.clone()))
+            .with_graceful_shutdown(async move { admin_stop.wait().await });
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = admin.await {
+                tracing::error!(error = %e, "the admin server stopped with an error");
+            }
+        }));
         let mut web_stop = shutdown.clone();
         let web = axum::serve(
             self.http,

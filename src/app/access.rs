@@ -14,7 +14,7 @@ use crate::store::{Conn, products, purchases, users};
 
 /// Records the contact and queues the prompts of every open group that named this person
 /// and could not reach them before. Returns how many prompts were queued.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
@@ -152,7 +152,7 @@ async fn render_card(
 }
 
 /// `/start PAYLOAD` from a deep link: a group key, or a key plus an email invitee's code.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn start(ctx: &Ctx, person: &Person, payload: &str) -> AppResult<(String, Keyboard)> {
     guarded(ctx, person, unguarded_start(ctx, person, payload)).await
 }

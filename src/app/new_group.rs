@@ -121,7 +121,7 @@ pub struct Created {
 
 /// Creates the group and queues the organiser's confirmation, each reachable member's
 /// prompt and each email member's invitation. `update_id` makes a redelivered command a no-op.
-#[tracing::instrument(skip(ctx, args), fields(organiser = organiser.id, chat_id))]
+#[tracing::instrument(skip_all, fields(organiser = organiser.id, chat_id, update_id))]
 pub async fn create(
     ctx: &Ctx,
     update_id: i64,
@@ -194,7 +194,7 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     ctx.committed();
-    tracing::info!(group_id, key = %key, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
+    tracing::info!(group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
 }
 

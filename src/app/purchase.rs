@@ -149,7 +149,7 @@ fn sellable(ctx: &Ctx, product: &Product) -> Result<Charge, UserError> {
 }
 
 /// Handles a buy-flow button.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step> {
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
@@ -319,7 +319,7 @@ fn truncate(s: &str, max_chars: usize) -> String {
 /// buyer allowed, a seat neither counted nor held, price and total unchanged, points still
 /// there. Approving holds the seat (and the points) for this invoice for
 /// [`SEAT_HOLD_SECS`], in the same transaction as the decision.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn pre_checkout(
     ctx: &Ctx,
     person: &Person,
@@ -473,7 +473,7 @@ fn flag_of(reason: RefundReason) -> Option<Flag> {
 /// Records a payment exactly once (keyed by Telegram's charge id) — one transaction: a
 /// payment that counts takes its seat, ships the goods and may settle the group; one that
 /// cannot count is recorded and refunded. Either way the buyer gets a receipt saying which.
-#[tracing::instrument(skip(ctx, pay), fields(user = person.id, charge = %pay.charge_id))]
+#[tracing::instrument(skip_all, fields(user = person.id, update_id, charge = %pay.charge_id))]
 pub async fn record(
     ctx: &Ctx,
     update_id: i64,

@@ -116,6 +116,7 @@ impl Playground {
         config.smtp_url = None;
         config.mail_dir = mail_dir.display().to_string();
         config.http_addr = service_addr;
+        config.admin_addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0);
         config.public_url = url.trim_end_matches('/').to_string();
         config.webhook_secret = None;
         // Invoices in the shop's currency with a shipping address, as with a real provider.

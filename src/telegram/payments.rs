@@ -29,7 +29,7 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx) -> HandlerResult 
         Ok(Step::Message(html, kb)) => reply(&bot, chat, html, Some(kb)).await?,
         Ok(Step::Invoice(spec)) => {
             if let Err(e) = send_invoice(&bot, &ctx, chat, &spec).await {
-                tracing::warn!(user = who.id, error = %e, payload = %spec.payload, "Telegram refused an invoice");
+                tracing::warn!(user = who.id, error = %e, "Telegram refused an invoice");
                 reply(&bot, chat, UserError::InvoiceRefused.html(), None).await?;
             }
         }
@@ -64,7 +64,7 @@ async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) ->
             .is_flexible(spec.need_shipping);
     }
     req.await?;
-    tracing::info!(chat = chat.0, payload = %spec.payload, "invoice sent");
+    tracing::info!(chat = chat.0, "invoice sent");
     Ok(())
 }
 
@@ -85,7 +85,7 @@ pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> Handler
     match &verdict {
         Ok(()) => {
             bot.answer_pre_checkout_query(q.id.clone(), true).await?;
-            tracing::info!(user = who.id, payload = %q.invoice_payload, "pre-checkout approved");
+            tracing::info!(user = who.id, "pre-checkout approved");
         }
         Err(e) => {
             super::handlers::note_failure(&ctx, &who, "pre-checkout", e);

@@ -1,5 +1,6 @@
-//! The web side (axum): group pages, receipts, health and metrics. Each page module owns its
-//! routes; [`router`] merges them. The Telegram webhook route is mounted by `startup`.
+//! The web side (axum): group pages and receipts ([`router`]; each page module owns its
+//! routes), and health and metrics on the operator's own address ([`admin_router`]). The
+//! Telegram webhook route is mounted by `startup`.
 
 mod client;
 pub mod error;
@@ -23,10 +24,15 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/static/style.css", get(stylesheet))
         .fallback(|| async { error::WebError::NotFound })
         .layer(axum::middleware::map_response(page_headers));
+    Router::new().merge(pages).with_state(ctx)
+}
+
+/// The operator's side: `/healthz` and `/metrics`, served on `admin_addr` (loopback by
+/// default), never beside the public pages, so counters and health are not the world's.
+pub fn admin_router(ctx: Ctx) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .merge(pages)
         .with_state(ctx)
 }
 

@@ -57,6 +57,20 @@ pub enum Delivery {
     Unparseable(String),
 }
 
+impl Delivery {
+    /// The outcome's name, without the details (which may carry an address).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Delivery::Sent(_) => "sent",
+            Delivery::Throttled { .. } => "throttled",
+            Delivery::Retry(_) => "retry",
+            Delivery::Dead(_) => "dead",
+            Delivery::Unreachable(_) => "unreachable",
+            Delivery::Unparseable(_) => "unparseable",
+        }
+    }
+}
+
 pub fn to_markup(kb: &Keyboard) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(kb.rows.iter().map(|row| {
         row.iter()
@@ -387,7 +401,9 @@ impl OutboxWorker {
                 tracing::warn!(outbox_id = row.id, secs, "Telegram asked us to slow down")
             }
             other => {
-                tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = ?other, "not delivered")
+                // The reason text (an SMTP reply may quote the address) stays on the row,
+                // where `groupbuy outbox` shows it; the log names only its kind.
+                tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = other.kind(), "not delivered")
             }
         }
         Ok(())

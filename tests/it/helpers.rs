@@ -37,6 +37,8 @@ pub struct TestApp {
     pub db_url: String,
     /// Where the web side listens.
     pub http: std::net::SocketAddr,
+    /// Where `/healthz` and `/metrics` answer.
+    pub admin: std::net::SocketAddr,
     trigger: Option<Trigger>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -86,6 +88,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
         ),
         ("GROUPBUY_POLICY", opts.policy.to_string()),
         ("GROUPBUY_HTTP_ADDR", "127.0.0.1:0".to_string()),
+        ("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -119,6 +122,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let app = App::build(config, clock.clone()).await.expect("app builds");
     let ctx = app.ctx().clone();
     let http = app.http_addr().expect("bound");
+    let admin = app.admin_addr().expect("bound");
     let (trigger, shutdown) = shutdown::channel();
     let handle = tokio::spawn(app.run(shutdown));
     TestApp {
@@ -128,6 +132,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         clock,
         db_url,
         http,
+        admin,
         trigger: Some(trigger),
         handle: Some(handle),
         _dir: dir,
@@ -177,6 +182,7 @@ pub fn serve_command(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str) -> std::p
         .env("GROUPBUY_PUBLIC_URL", "https://shop.example.com")
         .env("GROUPBUY_PAYMENT_PROVIDER_TOKEN", "TEST-PROVIDER-TOKEN")
         .env("GROUPBUY_HTTP_ADDR", "127.0.0.1:0")
+        .env("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .env_remove("GROUPBUY_FAILPOINT")
         .env_remove("GROUPBUY_WEBHOOK_SECRET")
@@ -245,6 +251,7 @@ impl TestApp {
             .expect("app builds again");
         self.ctx = app.ctx().clone();
         self.http = app.http_addr().expect("bound");
+        self.admin = app.admin_addr().expect("bound");
         let (trigger, shutdown) = shutdown::channel();
         self.handle = Some(tokio::spawn(app.run(shutdown)));
         self.trigger = Some(trigger);

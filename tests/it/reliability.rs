@@ -71,7 +71,7 @@ async fn known_with_email(ctx: &Ctx, p: &Person) {
 #[tokio::test]
 async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     let app = spawn_app_with(Options {
-        extra_env: vec![("GROUPBUY_WEBHOOK_SECRET", "s3cret-Token_1".into())],
+        extra_env: vec![("GROUPBUY_WEBHOOK_SECRET", "s3cret-Token_1-long-enough".into())],
         ..Default::default()
     })
     .await;

@@ -6,16 +6,16 @@ use crate::support::TgUser;
 use groupbuy::store::{ledger, purchases};
 use serde_json::json;
 
-fn bob() -> TgUser {
+pub fn bob() -> TgUser {
     TgUser::new(1001, "Bob").with_username("bob_organiser")
 }
-fn alice() -> TgUser {
+pub fn alice() -> TgUser {
     TgUser::new(1002, "Alice").with_username("alice")
 }
-fn dave() -> TgUser {
+pub fn dave() -> TgUser {
     TgUser::new(1_234_567, "Dave")
 }
-fn carol() -> TgUser {
+pub fn carol() -> TgUser {
     TgUser::new(1004, "Carol")
 }
 
@@ -41,6 +41,12 @@ async fn assert_ledger_balances(app: &TestApp) {
 #[tokio::test]
 async fn scenario_a_three_members_fill_the_group_and_get_the_tier_back() {
     let app = spawn_app().await;
+    play_scenario_a(&app).await;
+}
+
+/// Scenario (a)'s steps and checks on a running app; returns the group key (the log test
+/// replays it under `trace` logging).
+pub async fn play_scenario_a(app: &TestApp) -> String {
     // Alice has started the bot before; 1234567 (Dave) has not; Carol is known only by email.
     app.say(&alice(), "/start");
     app.message_to(alice().id, "Hello, Alice").await;
@@ -174,6 +180,7 @@ async fn scenario_a_three_members_fill_the_group_and_get_the_tier_back() {
     assert_ledger_balances(&app).await;
     app.outbox_drained().await;
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, 1);
+    key
 }
 
 /// Scenario (b): two of three buy before expiry; the sweep settles by policy.
@@ -443,13 +450,19 @@ async fn status_and_my_groups_show_progress() {
         .await;
 }
 
-/// The operator's endpoints answer on the web side.
+/// The operator's endpoints answer on the admin address, not beside the pages.
 #[tokio::test]
 async fn health_and_metrics_answer() {
     let app = spawn_app().await;
     app.say(&alice(), "/start");
     app.message_to(alice().id, "Hello, Alice").await;
-    let base = format!("http://{}", app.http);
+    for path in ["/healthz", "/metrics"] {
+        let public = reqwest::get(format!("http://{}{path}", app.http))
+            .await
+            .expect("public side");
+        assert_eq!(public.status(), 404, "{path} is not on the public side");
+    }
+    let base = format!("http://{}", app.admin);
     let health = reqwest::get(format!("{base}/healthz"))
         .await
         .expect("healthz");
