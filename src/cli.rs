@@ -150,7 +150,11 @@ pub async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(cli.config.as_ref())?;
+    let mut config = load_config(cli.config.as_ref())?;
+    if !matches!(cli.command, Cmd::Playground { .. }) {
+        // The playground keeps its data (and so its secret) in a folder of its own.
+        config = crate::secrets::resolve(config)?;
+    }
     let clock = Clock::system();
     match cli.command {
         Cmd::Playground { addr, data } => {

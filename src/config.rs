@@ -64,6 +64,14 @@ pub struct Config {
     /// Unknown or malformed keys a client may try per minute before being told to slow down.
     pub key_attempts_per_minute: u32,
     pub products: Vec<Product>,
+    /// Where files the service makes for itself live (the generated server secret).
+    pub data_dir: String,
+    /// The key of keyed hashes (see `secrets`); `None` until [`crate::secrets::resolve`].
+    pub server_secret: Option<Secret>,
+    /// Invitation emails one organiser may have sent for one group.
+    pub email_invites_per_group: u32,
+    /// Invitation emails one organiser may have sent in any 24 hours.
+    pub email_invites_per_day: u32,
 }
 
 /// A plain URL string checked for a scheme and host (we avoid another dependency for it).
@@ -124,6 +132,10 @@ struct FileConfig {
     sweep_interval_secs: Option<i64>,
     telegram_rate_per_second: Option<i64>,
     key_attempts_per_minute: Option<i64>,
+    data_dir: Option<String>,
+    server_secret: Option<String>,
+    email_invites_per_group: Option<i64>,
+    email_invites_per_day: Option<i64>,
     #[serde(default)]
     tiers: Vec<FileTier>,
     region_bonus: Option<FileRegionBonus>,
@@ -423,6 +435,26 @@ impl Config {
             .filter(|n| (1..=100_000).contains(n))
             .ok_or_else(|| invalid("key_attempts_per_minute", "it must be between 1 and 100000"))?;
 
+        let server_secret = pick("server_secret", file.server_secret).map(Secret::new);
+        if server_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            return Err(invalid(
+                "server_secret",
+                "it must be at least 32 characters (or unset: one is generated into data_dir)",
+            ));
+        }
+        let per_group = int("email_invites_per_group", file.email_invites_per_group)?
+            .unwrap_or(DEFAULT_EMAIL_INVITES_PER_GROUP);
+        let email_invites_per_group = u32::try_from(per_group)
+            .ok()
+            .filter(|n| *n <= 100_000)
+            .ok_or_else(|| invalid("email_invites_per_group", "it must be between 0 and 100000"))?;
+        let per_day = int("email_invites_per_day", file.email_invites_per_day)?
+            .unwrap_or(DEFAULT_EMAIL_INVITES_PER_DAY);
+        let email_invites_per_day = u32::try_from(per_day)
+            .ok()
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| invalid("email_invites_per_day", "it must be between 0 and 1000000"))?;
+
         let tiers = if file.tiers.is_empty() {
             default_tiers()
         } else {
@@ -495,6 +527,10 @@ impl Config {
             telegram_rate_per_second,
             key_attempts_per_minute,
             products,
+            data_dir: pick("data_dir", file.data_dir).unwrap_or_else(|| ".".into()),
+            server_secret,
+            email_invites_per_group,
+            email_invites_per_day,
         })
     }
 
@@ -529,6 +565,13 @@ impl Config {
         )
     }
 }
+
+/// Invitation emails per organiser and group: a large real group is a few dozen people, and
+/// the organiser can still share the link or the key with anyone beyond it.
+pub const DEFAULT_EMAIL_INVITES_PER_GROUP: i64 = 20;
+/// Invitation emails per organiser in any 24 hours: two or three full groups a day, while a
+/// throwaway Telegram account cannot turn the service into a mailer of more than this.
+pub const DEFAULT_EMAIL_INVITES_PER_DAY: i64 = 50;
 
 /// `/healthz` and `/metrics` listen here unless `admin_addr` says otherwise.
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:8081";
@@ -722,6 +765,32 @@ mod tests {
                 "setting `webhook_secret` (environment GROUPBUY_WEBHOOK_SECRET) is invalid: it must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -",
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn invitation_limits_and_server_secret() {
+        let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
+        let c = parse(&[]).expect("defaults");
+        assert_eq!((c.email_invites_per_group, c.email_invites_per_day), (20, 50));
+        assert_eq!(c.data_dir, ".");
+        assert!(c.server_secret.is_none());
+        let c = parse(&[
+            ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "3"),
+            ("GROUPBUY_EMAIL_INVITES_PER_DAY", "0"),
+            ("GROUPBUY_SERVER_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .expect("valid");
+        assert_eq!((c.email_invites_per_group, c.email_invites_per_day), (3, 0));
+        assert_eq!(format!("{:?}", c.server_secret), "Some(\"***\")");
+        for (k, v) in [
+            ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "-1"),
+            ("GROUPBUY_EMAIL_INVITES_PER_DAY", "lots"),
+            ("GROUPBUY_SERVER_SECRET", "short"),
+        ] {
+            let e = parse(&[(k, v)]).expect_err("refused").to_string();
+            assert!(e.contains(&format!("(environment {k})")), "{e}");
+            assert!(!e.contains("short\""), "the secret is not repeated: {e}");
         }
     }
 

@@ -50,6 +50,8 @@ pub struct Ctx {
     pub inbox_wake: Arc<Notify>,
     /// Wakes the refund worker after a commit.
     pub refund_wake: Arc<Notify>,
+    /// The server secret's keyed hashes (tokens at rest, unsubscribe links).
+    pub secrets: Arc<crate::secrets::Keyed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,7 @@ impl Ctx {
         bot_username: impl Into<Arc<str>>,
     ) -> Self {
         let key_guard = Arc::new(guard::KeyGuard::new(config.key_attempts_per_minute));
+        let secrets = Arc::new(crate::secrets::Keyed::from_config(&config));
         Self {
             store,
             config,
@@ -114,6 +117,7 @@ impl Ctx {
             key_guard,
             inbox_wake: Arc::new(Notify::new()),
             refund_wake: Arc::new(Notify::new()),
+            secrets,
             instance: crate::domain::group_key::random_token(12)
                 .unwrap_or_else(|_| format!("pid{}", std::process::id()))
                 .into(),

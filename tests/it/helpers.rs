@@ -16,6 +16,10 @@ use tokio::task::JoinHandle;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The server secret every test service and CLI run shares (so tokens one makes, another
+/// recognises).
+pub const TEST_SECRET: &str = "test-server-secret-0123456789-abcdefghijkl";
+
 /// Logs at `warn` (or `RUST_LOG`) into the test's captured output: shown only when a test
 /// fails, which is when the operator's view of what happened is wanted.
 pub fn init_logs() {
@@ -89,6 +93,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
         ("GROUPBUY_POLICY", opts.policy.to_string()),
         ("GROUPBUY_HTTP_ADDR", "127.0.0.1:0".to_string()),
         ("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0".to_string()),
+        ("GROUPBUY_SERVER_SECRET", TEST_SECRET.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -183,6 +188,7 @@ pub fn serve_command(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str) -> std::p
         .env("GROUPBUY_PAYMENT_PROVIDER_TOKEN", "TEST-PROVIDER-TOKEN")
         .env("GROUPBUY_HTTP_ADDR", "127.0.0.1:0")
         .env("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0")
+        .env("GROUPBUY_SERVER_SECRET", TEST_SECRET)
         .env("RUST_LOG", "warn")
         .env_remove("GROUPBUY_FAILPOINT")
         .env_remove("GROUPBUY_WEBHOOK_SECRET")
