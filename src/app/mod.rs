@@ -144,6 +144,15 @@ impl Ctx {
         format!("{}/g/{key}/receipt/{token}", self.config.public_url)
     }
 
+    /// The "don't email me again" page of an address (its POST is RFC 8058's one-click
+    /// unsubscribe); the token is the address's keyed hash, so the link names no address.
+    pub fn unsubscribe_url(&self, email: &str) -> String {
+        let token = self
+            .secrets
+            .hash(crate::secrets::Purpose::Unsubscribe, &email.to_lowercase());
+        format!("{}/unsubscribe/{token}", self.config.public_url)
+    }
+
     /// Signals the workers after a commit.
     pub fn committed(&self) {
         self.outbox_wake.notify_one();

@@ -3,6 +3,7 @@
 //! connection (lettre#1027).
 
 use crate::config::Config;
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
@@ -43,7 +44,13 @@ pub struct Outgoing<'a> {
     pub html: Option<&'a str>,
     /// Stable per outbox row, so a retried send is recognisable as the same message.
     pub message_id: String,
+    /// The one-click unsubscribe URL (https in production): adds `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+    pub unsubscribe: Option<String>,
 }
+
+const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
 impl Mailer {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
@@ -85,11 +92,23 @@ impl Mailer {
         let to: Mailbox =
             m.to.parse()
                 .map_err(|e| MailError::Permanent(format!("bad recipient {:?}: {e}", m.to)))?;
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(from)
             .to(to)
             .subject(m.subject)
             .message_id(Some(m.message_id.clone()));
+        if let Some(url) = &m.unsubscribe {
+            // Our own URL: ASCII, no spaces, no angle brackets (a token of hex digits).
+            if url.contains(|c: char| !c.is_ascii_graphic() || c == '<' || c == '>') {
+                return Err(MailError::Permanent("bad unsubscribe URL".into()));
+            }
+            builder = builder
+                .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, format!("<{url}>")))
+                .raw_header(HeaderValue::new(
+                    LIST_UNSUBSCRIBE_POST,
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
         let built = match m.html {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(
                 m.text.to_string(),
@@ -148,6 +167,7 @@ mod tests {
             text: "plain words",
             html: Some("<p>html words</p>"),
             message_id: "<gb.1.invite.1@example.com>".into(),
+            unsubscribe: Some("https://shop.example.com/unsubscribe/abc".into()),
         };
         mailer.send(&out).await.expect("written");
         let path = dir.path().join("mail").join("gb.1.invite.1example.com.eml");
@@ -158,6 +178,8 @@ mod tests {
         );
         assert!(raw.contains("To: carol@example.com"));
         assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("List-Unsubscribe: <https://shop.example.com/unsubscribe/abc>\r\n"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
         assert_eq!(mailer.domain(), "example.com");
         let bad = Outgoing {
             to: "not an address",

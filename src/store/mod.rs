@@ -12,6 +12,7 @@ pub mod inbox;
 pub mod instances;
 pub mod ledger;
 pub mod locks;
+pub mod mailing;
 pub mod outbox;
 pub mod products;
 pub mod purchases;

@@ -39,6 +39,16 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
+/// Invitations, campaigns and reminders (by their dedupe key's first word): mail a person did
+/// not cause by their own action. They carry `List-Unsubscribe` (RFC 8058 one-click) and are
+/// never sent to an address on the suppression list. Receipts, notices and the operator's
+/// mail are not bulk.
+pub fn is_bulk(dedupe_key: &str) -> bool {
+    ["invite:", "campaign:", "reminder:"]
+        .iter()
+        .any(|p| dedupe_key.starts_with(p))
+}
+
 const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error";
 
 fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {

@@ -7,6 +7,7 @@ pub mod error;
 mod group_page;
 mod qr;
 mod receipt;
+mod unsubscribe;
 mod view;
 pub mod webhook;
 
@@ -21,6 +22,7 @@ pub fn router(ctx: Ctx) -> Router {
     let pages = Router::new()
         .merge(group_page::router())
         .merge(receipt::router())
+        .merge(unsubscribe::router())
         .route("/static/style.css", get(stylesheet))
         .fallback(|| async { error::WebError::NotFound })
         .layer(axum::middleware::map_response(page_headers));
@@ -53,8 +55,13 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' dat
 /// to the sites they link to; seat counts are live, so nothing is cached.
 async fn page_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
+    }
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {

@@ -483,7 +483,15 @@ async fn health_and_metrics_answer() {
 /// A large group's messages stay within Telegram's 4,096 characters.
 #[tokio::test]
 async fn long_member_lists_are_shortened() {
-    let app = spawn_app().await;
+    // Above the default invitation limits (20 a group, 50 a day), so all 60 are mailed.
+    let app = spawn_app_with(Options {
+        extra_env: vec![
+            ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "100".into()),
+            ("GROUPBUY_EMAIL_INVITES_PER_DAY", "100".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
     let members: Vec<String> = (0..60).map(|i| format!("member{i}@example.com")).collect();
     let key = app
         .new_group(&bob(), &format!("camera 100 {}", members.join(" ")))

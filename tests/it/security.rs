@@ -132,3 +132,174 @@ fn a_weak_webhook_secret_stops_start_up() {
         assert!(!text.contains(secret), "the refusal does not repeat the secret: {text}");
     }
 }
+
+fn with_env(pairs: &[(&'static str, &str)]) -> Options {
+    Options {
+        extra_env: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        ..Default::default()
+    }
+}
+
+/// Over the organiser's invitation budget (per group, then per day) addresses are not
+/// mailed, and the confirmation says which.
+#[tokio::test]
+async fn invitation_emails_are_limited_per_group_and_per_day() {
+    let app = spawn_app_with(with_env(&[
+        ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "2"),
+        ("GROUPBUY_EMAIL_INVITES_PER_DAY", "3"),
+    ]))
+    .await;
+    app.new_group(&bob(), "camera 5 a@example.com b@example.com c@example.com")
+        .await;
+    let first = app.message_to(bob().id, "Your group purchase is open").await;
+    let text = first.text().expect("text");
+    let over = text.find("Not emailed: you may have 2 invitation emails sent per group and 3 a day");
+    let over = over.unwrap_or_else(|| panic!("over-limit note: {text}"));
+    assert!(text[over..].contains("c@example.com"), "{text}");
+    assert!(!text[over..].contains("a@example.com"), "{text}");
+
+    app.new_group(&bob(), "scanner 5 d@example.com e@example.com")
+        .await;
+    let second = app
+        .fake
+        .sent_texts_to(bob().id)
+        .into_iter()
+        .rev()
+        .find(|t| t.contains("Your group purchase is open"))
+        .expect("second confirmation");
+    let over = second.find("Not emailed:").expect("over the daily limit");
+    assert!(second[over..].contains("e@example.com") && !second[over..].contains("d@example.com"));
+
+    app.outbox_drained().await;
+    assert!(app.smtp.wait_for_count(3, WAIT).await);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mailed: Vec<String> = app
+        .smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.envelope_to.clone())
+        .collect();
+    assert_eq!(mailed.len(), 3, "{mailed:?}");
+    for a in ["a@", "b@", "d@"] {
+        assert!(mailed.iter().any(|m| m.starts_with(a)), "{a} mailed: {mailed:?}");
+    }
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_invites").await, 3);
+    // The next day the budget is back.
+    app.clock.advance(86_401);
+    app.new_group(&bob(), "memory 3 f@example.com").await;
+    assert!(app.smtp.wait_for_count(4, WAIT).await, "mailed the next day");
+}
+
+/// The List-Unsubscribe URL of a mail as the SMTP server received it, pointed at the test's
+/// web side instead of the public URL.
+fn unsubscribe_target(app: &TestApp, mail: &crate::support::smtp::Mail) -> (String, String) {
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let url = header
+        .trim()
+        .strip_prefix('<')
+        .and_then(|u| u.strip_suffix('>'))
+        .expect("<url>")
+        .to_string();
+    let path = url
+        .strip_prefix("https://shop.example.com")
+        .expect("an https URL on the public side");
+    (url.clone(), format!("http://{}{path}", app.http))
+}
+
+/// T-MAIL-07/09: the invitation carries RFC 8058's headers and a visible link; a GET changes
+/// nothing, the one-click POST from the SMTP server's copy (no cookies) suppresses the
+/// address; later invitations skip it and the organiser is told.
+#[tokio::test]
+async fn one_click_unsubscribe_from_the_received_mail() {
+    let app = spawn_app().await;
+    app.new_group(&bob(), "camera 3 carol@example.com").await;
+    assert!(app.smtp.wait_for_count(1, WAIT).await);
+    let mail = app.smtp.mails_to("carol@example.com").remove(0);
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref().map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let (public, local) = unsubscribe_target(&app, &mail);
+    assert!(!public.contains("carol"), "the link names no address: {public}");
+    let text = mail.text_body().expect("text");
+    assert!(text.contains(&format!("Don't email me again: {public}")), "{text}");
+    assert!(mail.html_body().expect("html").contains(&public));
+    // The organiser's name is a quoted name, not a sender.
+    assert_eq!(
+        mail.subject().as_deref(),
+        Some("Telegram user \u{201c}Bob\u{201d} invites you to buy Digital camera together")
+    );
+    assert!(mail.header("From").is_some_and(|f| f.contains("shop@example.com")));
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = client.get(&local).send().await.expect("GET");
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.expect("body");
+    assert!(body.contains("<form method=\"post\""), "{body}");
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await,
+        0,
+        "a GET (a mail scanner following the link) changes nothing"
+    );
+    let done = client
+        .post(&local)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.expect("body").contains("will not get invitations"));
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await, 1);
+    // A second POST is harmless; a malformed token is the plain 404.
+    let again = client.post(&local).send().await.expect("POST again");
+    assert_eq!(again.status(), 200);
+    let bogus = format!("http://{}/unsubscribe/carol@example.com", app.http);
+    assert_eq!(client.post(&bogus).send().await.expect("bogus").status(), 404);
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await, 1);
+
+    // Later invitations skip the address (any spelling of it), and Bob is told.
+    app.new_group(&bob(), "scanner 3 Carol@Example.com dave@example.com").await;
+    let said = app
+        .fake
+        .sent_texts_to(bob().id)
+        .into_iter()
+        .rev()
+        .find(|t| t.contains("Your group purchase is open"))
+        .expect("confirmation");
+    let note = said.find("asked not to get invitations").unwrap_or_else(|| panic!("{said}"));
+    assert!(said[note..].contains("carol@example.com"), "{said}");
+    assert!(app.smtp.wait_for_count(2, WAIT).await);
+    app.outbox_drained().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.mails_to("carol@example.com").len(), 1, "no second invitation");
+    assert_eq!(app.smtp.mails_to("dave@example.com").len(), 1);
+}
+
+/// An invitation queued before its address unsubscribed does not go out.
+#[tokio::test]
+async fn a_queued_invitation_to_an_address_that_left_is_not_sent() {
+    let app = spawn_app().await;
+    let hash = app.ctx.secrets.hash(
+        groupbuy::secrets::Purpose::Unsubscribe,
+        "erin@example.com",
+    );
+    app.smtp.set_down(true);
+    app.new_group(&bob(), "camera 3 erin@example.com").await;
+    {
+        let mut tx = app.ctx.store.write().await.expect("tx");
+        groupbuy::store::mailing::suppress(&mut tx, &hash, 0).await.expect("suppress");
+        tx.commit().await.expect("commit");
+    }
+    app.smtp.set_down(false);
+    app.advance(3_600);
+    app.outbox_drained().await;
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'invite:%' AND status = 'dead'").await,
+        1
+    );
+    assert!(app.smtp.mails_to("erin@example.com").is_empty());
+}
