@@ -68,6 +68,8 @@ pub struct Config {
     pub data_dir: String,
     /// The key of keyed hashes (see `secrets`); `None` until [`crate::secrets::resolve`].
     pub server_secret: Option<Secret>,
+    /// Reverse proxies whose `X-Forwarded-For` names the visitor (no one else's is read).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Invitation emails one organiser may have sent for one group.
     pub email_invites_per_group: u32,
     /// Invitation emails one organiser may have sent in any 24 hours.
@@ -134,6 +136,7 @@ struct FileConfig {
     key_attempts_per_minute: Option<i64>,
     data_dir: Option<String>,
     server_secret: Option<String>,
+    trusted_proxies: Option<String>,
     email_invites_per_group: Option<i64>,
     email_invites_per_day: Option<i64>,
     #[serde(default)]
@@ -455,6 +458,20 @@ impl Config {
             .filter(|n| *n <= 1_000_000)
             .ok_or_else(|| invalid("email_invites_per_day", "it must be between 0 and 1000000"))?;
 
+        let mut trusted_proxies = Vec::new();
+        for word in pick("trusted_proxies", file.trusted_proxies)
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|w| !w.is_empty())
+        {
+            trusted_proxies.push(word.parse().map_err(|_| {
+                invalid(
+                    "trusted_proxies",
+                    format!("{word:?} is not an IP address (list them, comma-separated)"),
+                )
+            })?);
+        }
+
         let tiers = if file.tiers.is_empty() {
             default_tiers()
         } else {
@@ -529,6 +546,7 @@ impl Config {
             products,
             data_dir: pick("data_dir", file.data_dir).unwrap_or_else(|| ".".into()),
             server_secret,
+            trusted_proxies,
             email_invites_per_group,
             email_invites_per_day,
         })
@@ -792,6 +810,16 @@ mod tests {
             assert!(e.contains(&format!("(environment {k})")), "{e}");
             assert!(!e.contains("short\""), "the secret is not repeated: {e}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_addresses() {
+        let parse = |v: &str| Config::from_sources(None, &env(&[("GROUPBUY_TRUSTED_PROXIES", v)]));
+        assert_eq!(parse("").map(|c| c.trusted_proxies.len()), Ok(0));
+        let c = parse("10.0.0.1, ::1").expect("valid");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let e = parse("10.0.0.0/8").expect_err("refused").to_string();
+        assert!(e.contains("`trusted_proxies`"), "{e}");
     }
 
     #[test]

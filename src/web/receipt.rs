@@ -28,7 +28,7 @@ async fn page(
     ClientAddr(client): ClientAddr,
     Path((key, token)): Path<(String, String)>,
 ) -> Result<Html<String>, WebError> {
-    let page = guarded(&ctx, client, load(&ctx, &key, &token)).await?;
+    let page = guarded(&ctx, client, &key, load(&ctx, &key, &token)).await?;
     Ok(Html(page.render()?))
 }
 

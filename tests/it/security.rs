@@ -303,3 +303,91 @@ async fn a_queued_invitation_to_an_address_that_left_is_not_sent() {
     );
     assert!(app.smtp.mails_to("erin@example.com").is_empty());
 }
+
+/// A page fetched as the visitor `forwarded_for` behind the test's proxy (loopback).
+async fn page_as(app: &TestApp, path: &str, forwarded_for: &str) -> (u16, std::time::Duration) {
+    let t0 = std::time::Instant::now();
+    let r = reqwest::Client::new()
+        .get(format!("http://{}{path}", app.http))
+        .header("X-Forwarded-For", forwarded_for)
+        .send()
+        .await
+        .expect("answer");
+    (r.status().as_u16(), t0.elapsed())
+}
+
+/// Behind a trusted proxy, a hostile client flooding wrong keys is slowed and then refused;
+/// another visitor's group page and receipt answer at once, and so does the hostile client's
+/// own valid key (slowed, not refused).
+#[tokio::test]
+async fn a_hostile_client_cannot_lock_out_another() {
+    let app = spawn_app_with(with_env(&[
+        ("GROUPBUY_TRUSTED_PROXIES", "127.0.0.1"),
+        ("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", "5"),
+    ]))
+    .await;
+    let key = app.new_group(&bob(), "camera 3").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    let receipt = app.message_to(alice().id, "Receipt: ").await;
+    let text = receipt.text().expect("text");
+    let at = text.find("/g/").expect("receipt link");
+    let receipt_path: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '<' && *c != '"')
+        .collect();
+
+    const HOSTILE: &str = "203.0.113.66";
+    const OTHER: &str = "198.51.100.7, 127.0.0.1";
+    for i in 0..5 {
+        let (status, _) = page_as(&app, &format!("/g/23456789ABCDEFGH{i}K"), HOSTILE).await;
+        assert_eq!(status, 404);
+    }
+    // The hostile client floods; meanwhile the other visitor is answered at once.
+    let flood: Vec<_> = (0..10)
+        .map(|i| {
+            let url = format!("http://{}/g/23456789ABCDEFGJ{i}K", app.http);
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .get(url)
+                    .header("X-Forwarded-For", HOSTILE)
+                    .send()
+                    .await
+                    .expect("answer")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for path in [format!("/g/{key}"), receipt_path.clone()] {
+        let (status, took) = page_as(&app, &path, OTHER).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(took < std::time::Duration::from_secs(1), "{path} took {took:?}");
+    }
+    let mut statuses = Vec::new();
+    for f in flood {
+        statuses.push(f.await.expect("joined"));
+    }
+    assert!(statuses.contains(&429), "the flood is refused beyond the queue: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 429 || *s == 404), "{statuses:?}");
+    // The hostile client's own valid key: slowed, not refused.
+    let (status, took) = page_as(&app, &format!("/g/{key}"), HOSTILE).await;
+    assert_eq!(status, 200);
+    assert!(took >= std::time::Duration::from_secs(2), "{took:?}");
+}
+
+/// Without a trusted proxy, X-Forwarded-For is ignored: a guesser cannot escape its bucket by
+/// writing another address into it.
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let app = spawn_app_with(with_env(&[("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", "3")])).await;
+    let key = app.new_group(&bob(), "camera 3").await;
+    for i in 0..3 {
+        let (status, _) =
+            page_as(&app, &format!("/g/23456789ABCDEFGH{i}K"), &format!("192.0.2.{i}")).await;
+        assert_eq!(status, 404);
+    }
+    let (status, took) = page_as(&app, &format!("/g/{key}"), "192.0.2.99").await;
+    assert_eq!(status, 200, "slowed, not refused");
+    assert!(took >= std::time::Duration::from_secs(2), "still the same bucket: {took:?}");
+}
