@@ -1,6 +1,6 @@
 //! The `groupbuy` command line: `playground`, `serve`, `migrate`, `catalog import FILE`,
 //! `catalog remove SKU`, `refunds`, `refunds done CHARGE_ID`, `refund CHARGE_ID`,
-//! `settle`, `outbox`.
+//! `settle`, `outbox`, `forget USER_ID|EMAIL`.
 
 use crate::clock::Clock;
 use crate::config::{CatalogFile, Config, parse_products};
@@ -70,6 +70,13 @@ pub enum Cmd {
     Refund {
         /// The Telegram payment charge id (shown in receipts and by `groupbuy refunds --all`).
         charge_id: String,
+    },
+    /// Erase a person: name, username, email and addresses everywhere (users, invitations,
+    /// shipping requests, outbox, inbox); amounts stay against the bare user id. An email
+    /// address is also never mailed again.
+    Forget {
+        /// A numeric Telegram user id, or an email address.
+        who: String,
     },
 }
 
@@ -236,6 +243,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        Cmd::Forget { who } => {
+            let Some(whom) = crate::app::forget::Whom::parse(&who) else {
+                anyhow::bail!("{who:?} is neither a Telegram user id (a positive number) nor an email address");
+            };
+            let store = open_store(&config, &clock).await?;
+            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
+            let e = crate::app::forget::forget(&ctx, &whom).await?;
+            println!(
+                "forgotten: {} user record(s), {} invitation(s), {} shipping request(s), {} queued and {} sent message(s), {} raw update(s)",
+                e.users, e.members, e.shipping_requests, e.outbox_deleted, e.outbox_scrubbed, e.inbox_deleted
+            );
+            Ok(())
         }
         Cmd::Refund { charge_id } => {
             let store = open_store(&config, &clock).await?;

@@ -456,3 +456,6 @@ pub fn quoted_name(raw: &str) -> String {
 /// The one-click unsubscribe page: what it offers, and what it says once done.
 pub const UNSUBSCRIBE_OFFER: &str = "Don't want invitations from groupbuy? Press the button and this address will not get invitations, campaigns or reminders from us again.";
 pub const UNSUBSCRIBE_DONE: &str = "Done: this address will not get invitations, campaigns or reminders from us again.";
+
+/// The answer to `/forgetme`.
+pub const FORGOTTEN: &str = "<b>Done: I have forgotten you.</b>\nYour name, username, email address and shipping addresses are erased everywhere I kept them, and your email address will not be mailed again. What remains is anonymous: the amounts of your purchases and points, against your numeric Telegram id. If you write to me again, I will know your name from that message on.";

@@ -3,6 +3,7 @@
 //! adapters (telegram, web, workers) call these and deliver what they return.
 
 pub mod access;
+pub mod forget;
 pub mod guard;
 pub mod new_group;
 pub mod purchase;

@@ -25,4 +25,6 @@ pub enum Command {
     Cancel(String),
     #[command(description = "help with a payment")]
     PaySupport,
+    #[command(description = "erase your name, username, email and addresses")]
+    ForgetMe,
 }

@@ -91,6 +91,7 @@ fn command_name(cmd: &Command) -> &'static str {
         Command::Points => "points",
         Command::Cancel(_) => "cancel",
         Command::PaySupport => "paysupport",
+        Command::ForgetMe => "forgetme",
     }
 }
 
@@ -164,6 +165,10 @@ async fn run(
         Command::Cancel(key) => {
             let key = arg(key).ok_or(UserError::KeyUsage("cancel"))?;
             send(app::queries::cancel(ctx, update_id, who, key).await?, None).await
+        }
+        Command::ForgetMe => {
+            app::forget::forget_me(ctx, who.id, update_id).await?;
+            send(crate::replies::FORGOTTEN.to_string(), None).await
         }
         Command::PaySupport => send(
             format!(

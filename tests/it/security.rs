@@ -391,3 +391,110 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     assert_eq!(status, 200, "slowed, not refused");
     assert!(took >= std::time::Duration::from_secs(2), "still the same bucket: {took:?}");
 }
+
+/// Rows of `table` whose text columns contain `needle` (case-insensitive).
+async fn rows_mentioning(app: &TestApp, sql_prefix: &str, needle: &str) -> i64 {
+    use sqlx::Row;
+    let sql = format!("{sql_prefix} LIKE '%{}%'", needle.to_lowercase());
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_one(app.ctx.store.pool())
+        .await
+        .expect("query")
+        .try_get(0)
+        .expect("count")
+}
+
+/// `/forgetme` erases a buyer's name, username and addresses from users, invitations,
+/// shipping requests, outbox and inbox; the amounts stay, against the bare id.
+#[tokio::test]
+async fn forgetme_erases_a_buyer_everywhere() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    app.message_to(alice().id, "Hello, Alice").await;
+    let key = app.new_group(&bob(), "camera 3 @alice").await;
+    app.message_to(alice().id, "invited you to buy together").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    assert!(app.smtp.wait_for_count(1, WAIT).await, "shipping request");
+    app.outbox_drained().await;
+    assert!(rows_mentioning(&app, "SELECT COUNT(*) FROM shipping_requests WHERE LOWER(address)", "Marunouchi").await > 0);
+
+    app.say(&alice(), "/forgetme");
+    app.message_to(alice().id, "I have forgotten you").await;
+    app.outbox_drained().await;
+    // Let the processor mark the /forgetme update handled.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    for (what, sql) in [
+        ("users", "SELECT COUNT(*) FROM users WHERE LOWER(COALESCE(username, '') || ' ' || first_name)"),
+        ("members", "SELECT COUNT(*) FROM members WHERE LOWER(value)"),
+        ("shipping", "SELECT COUNT(*) FROM shipping_requests WHERE LOWER(recipient || ' ' || address)"),
+        ("outbox", "SELECT COUNT(*) FROM outbox WHERE LOWER(body_text || ' ' || COALESCE(body_html, '') || ' ' || subject)"),
+        ("inbox", "SELECT COUNT(*) FROM inbox WHERE LOWER(body)"),
+    ] {
+        for needle in ["alice", "Marunouchi", "100-0001"] {
+            assert_eq!(rows_mentioning(&app, sql, needle).await, 0, "{what} still has {needle}");
+        }
+    }
+    // The amounts stay: one counted purchase, and the ledger balances.
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE buyer_id = 1002 AND counted = 1").await,
+        1
+    );
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM users WHERE id = 1002").await, 1);
+    // Bob's records of others are untouched.
+    assert_eq!(
+        rows_mentioning(&app, "SELECT COUNT(*) FROM users WHERE LOWER(COALESCE(username, ''))", "bob_organiser").await,
+        1
+    );
+}
+
+/// `groupbuy forget EMAIL` erases an invitee's address and suppresses it; raw updates lose
+/// their bodies a day after handling.
+#[tokio::test]
+async fn forget_by_email_from_the_command_line_and_inbox_retention() {
+    let app = spawn_app().await;
+    app.new_group(&bob(), "camera 3 carol@example.com").await;
+    assert!(app.smtp.wait_for_count(1, WAIT).await);
+    app.outbox_drained().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"))
+        .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/groupbuy.example.toml")])
+        .args(["forget", "Carol@Example.com"])
+        .env("GROUPBUY_DATABASE_URL", &app.db_url)
+        .env("GROUPBUY_SERVER_SECRET", TEST_SECRET)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("groupbuy forget runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("forgotten: 0 user record(s), 1 invitation(s)"), "{said}");
+    for sql in [
+        "SELECT COUNT(*) FROM members WHERE LOWER(value)",
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(COALESCE(email_to, '') || ' ' || body_text || ' ' || subject)",
+        "SELECT COUNT(*) FROM inbox WHERE LOWER(body)",
+    ] {
+        assert_eq!(rows_mentioning(&app, sql, "carol@example.com").await, 0, "{sql}");
+    }
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await, 1);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"))
+        .args(["forget", "carol"])
+        .env("GROUPBUY_DATABASE_URL", &app.db_url)
+        .env("GROUPBUY_SERVER_SECRET", TEST_SECRET)
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a Telegram user id"));
+
+    // Retention: a day after handling, raw updates keep their id and lose their body.
+    app.say(&dave(), "/start");
+    app.message_to(dave().id, "Hello, Dave").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(app.sql_i64("SELECT COUNT(*) FROM inbox WHERE body <> ''").await > 0);
+    app.advance(86_401);
+    let deadline = std::time::Instant::now() + WAIT;
+    while app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "bodies not emptied");
+        app.ctx.sweep_wake.notify_one();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(app.sql_i64("SELECT COUNT(*) FROM inbox").await > 0, "the ids stay a week");
+}
