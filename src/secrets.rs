@@ -22,7 +22,10 @@ pub const FILE_NAME: &str = "groupbuy.secret";
 /// Why a keyed hash was made: the same token hashed for two purposes gives two values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
+    /// A receipt token, as stored.
     Receipt,
+    /// The receipt token of a charge, as sent (derived, so it can be shown again).
+    ReceiptLink,
     Invite,
     Unsubscribe,
 }
@@ -31,6 +34,7 @@ impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Purpose::Receipt => b"receipt",
+            Purpose::ReceiptLink => b"receipt-link",
             Purpose::Invite => b"invite",
             Purpose::Unsubscribe => b"unsubscribe",
         }
@@ -81,6 +85,33 @@ impl Keyed {
     /// HMAC-SHA-256 of `value` for `purpose`, as 64 lowercase hex digits.
     pub fn hash(&self, purpose: Purpose, value: &str) -> String {
         hex(&self.mac(purpose, value).finalize().into_bytes())
+    }
+
+    /// The receipt token of a charge: 24 letters and digits (over 140 bits) only the server
+    /// can make, so a receipt link can be written again (a discount notice) without keeping
+    /// the token.
+    pub fn receipt_token(&self, charge_id: &str) -> String {
+        const SYMBOLS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let bytes = self
+            .mac(Purpose::ReceiptLink, charge_id)
+            .finalize()
+            .into_bytes();
+        bytes
+            .iter()
+            .take(24)
+            .map(|b| char::from(SYMBOLS[usize::from(*b) % SYMBOLS.len()]))
+            .collect()
+    }
+
+    /// Whether `given` is the receipt token of `charge_id`, compared in constant time.
+    pub fn is_receipt_token(&self, charge_id: &str, given: &str) -> bool {
+        let made = self.receipt_token(charge_id);
+        made.len() == given.len()
+            && made
+                .bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 
     /// Whether `stored` is the hash of `value` for `purpose`, compared in constant time.
@@ -176,6 +207,13 @@ mod tests {
         assert!(!a.verify(Purpose::Receipt, "token", ""));
         assert!(!a.verify(Purpose::Receipt, "token", "é"));
         assert_eq!(format!("{a:?}"), "Keyed(***)");
+        let t = a.receipt_token("charge-1");
+        assert_eq!(t.len(), 24);
+        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(a.is_receipt_token("charge-1", &t));
+        assert!(!a.is_receipt_token("charge-2", &t));
+        assert!(!b.is_receipt_token("charge-1", &t));
+        assert!(!a.is_receipt_token("charge-1", &t[..31]));
     }
 
     #[test]

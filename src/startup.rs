@@ -26,6 +26,9 @@ pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store>
     if !config.products.is_empty() {
         products::upsert(&mut tx, &config.products, clock.now()).await?;
     }
+    // Receipt tokens and invite codes written before they were hashed are hashed now.
+    let keyed = crate::secrets::Keyed::from_config(config);
+    crate::store::tokens::hash_plain(&mut tx, &keyed).await?;
     // Entries written before entries carried a currency are in the catalog currency.
     crate::store::ledger::backfill_currency(&mut tx, config.currency.code()).await?;
     tx.commit().await?;

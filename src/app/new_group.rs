@@ -290,8 +290,10 @@ async fn invite(
     match member {
         MemberRef::Email(email) => {
             let code = InviteCode::generate()?;
+            // Stored as its keyed hash: the database alone recognises no invitee.
+            let code_hash = ctx.secrets.hash(Purpose::Invite, code.as_str());
             let member_id =
-                groups::insert_member(conn, group.id, member, Some(code.as_str()), None).await?;
+                groups::insert_member(conn, group.id, member, Some(&code_hash), None).await?;
             let payload = StartPayload::Invitation(
                 GroupKey::parse(&group.key).map_err(|_| UserError::UnknownKey)?,
                 code,

@@ -532,8 +532,10 @@ pub async fn record(
     let flag = refunded.and_then(flag_of);
 
     let region = pay.address.as_ref().and_then(Address::region);
-    // 20 symbols: 100 bits, unguessable.
-    let token = crate::domain::group_key::random_token(20)?;
+    // 128 bits only the server can make; stored as its keyed hash, so the database alone
+    // opens no receipt.
+    let token = ctx.secrets.receipt_token(&pay.charge_id);
+    let token_hash = ctx.secrets.hash(crate::secrets::Purpose::Receipt, &token);
     let paid = pay.total;
     let new = NewPurchase {
         group_id: group.id,
@@ -548,7 +550,7 @@ pub async fn record(
         counted: refunded.is_none(),
         flag,
         region: region.as_ref().map(RegionCode::as_str),
-        receipt_token: &token,
+        receipt_token: &token_hash,
         now,
     };
     let Some(purchase_id) = purchases::insert(&mut tx, &new).await? else {

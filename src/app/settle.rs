@@ -347,7 +347,8 @@ async fn queue_notices(
                 unit: ctx.config.currency.code().to_string(),
                 reason: reason.clone(),
                 balance_text: balance.to_string(),
-                receipt_url: ctx.receipt_url(&group.key, &purchase.receipt_token),
+                receipt_url: ctx
+                    .receipt_url(&group.key, &ctx.secrets.receipt_token(&purchase.charge_id)),
             };
             notices.push(telegram_message(
                 format!("notice:{}:{}:tg", group.id, purchase.id),

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod products;
 pub mod purchases;
 pub mod refunds;
+pub mod tokens;
 pub mod updates;
 pub mod users;
 
@@ -101,6 +102,9 @@ impl Store {
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 30000").await?;
+                            // Deleted and overwritten content is zeroed, so an emptied message
+                            // body or an erased person does not linger in free space.
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                         }
                         Ok(())
                     })

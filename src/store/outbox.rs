@@ -178,7 +178,10 @@ pub async fn mark_sent(
     remote_id: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL WHERE id = $1")
+    // The words go once delivered: they carry receipt links, invitation codes and addresses
+    // that the database need not keep; the row stays as the record of the delivery.
+    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL,
+             body_text = '', body_html = NULL, keyboard = NULL WHERE id = $1")
         .bind(id)
         .bind(now)
         .bind(remote_id)

@@ -46,7 +46,8 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
 /// Handled updates (and the update ids use cases claimed) are kept a week, long enough to
 /// recognise any redelivery and short enough that ids Telegram starts afresh after a week
 /// of silence cannot collide; their raw bodies (names, shipping addresses, payloads) are
-/// emptied a day after handling. Lapsed seat and point holds go too.
+/// emptied when handled, and any a crash left behind a day later. Lapsed seat and point
+/// holds go too.
 async fn prune_inbox(ctx: &Ctx) {
     const WEEK: i64 = 7 * 86_400;
     const BODY_RETENTION: i64 = 86_400;

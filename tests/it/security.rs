@@ -484,11 +484,17 @@ async fn forget_by_email_from_the_command_line_and_inbox_retention() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a Telegram user id"));
 
-    // Retention: a day after handling, raw updates keep their id and lose their body.
+    // Retention: handled updates keep their id and lose their body at once; a body left
+    // behind (a crash between handling and emptying) goes a day later.
     app.say(&dave(), "/start");
     app.message_to(dave().id, "Hello, Dave").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(app.sql_i64("SELECT COUNT(*) FROM inbox WHERE body <> ''").await > 0);
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''").await, 0);
+    assert!(app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL").await > 0);
+    sqlx::query("UPDATE inbox SET body = '{\"left\":\"behind\"}'")
+        .execute(app.ctx.store.pool())
+        .await
+        .expect("update");
     app.advance(86_401);
     let deadline = std::time::Instant::now() + WAIT;
     while app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''").await > 0 {
@@ -497,4 +503,86 @@ async fn forget_by_email_from_the_command_line_and_inbox_retention() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(app.sql_i64("SELECT COUNT(*) FROM inbox").await > 0, "the ids stay a week");
+}
+
+async fn sql_text(app: &TestApp, sql: &'static str) -> String {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .fetch_one(app.ctx.store.pool())
+        .await
+        .expect("query")
+        .try_get(0)
+        .expect("text")
+}
+
+async fn status_of(app: &TestApp, path: &str) -> u16 {
+    reqwest::get(format!("http://{}{path}", app.http))
+        .await
+        .expect("answer")
+        .status()
+        .as_u16()
+}
+
+/// Receipt tokens and invite codes are stored as keyed hashes: the links work, the stored
+/// values open nothing, and plain values from before are hashed at start-up.
+#[tokio::test]
+async fn tokens_are_stored_as_keyed_hashes() {
+    let mut app = spawn_app().await;
+    let key = app.new_group(&bob(), "camera 3 carol@example.com").await;
+    assert!(app.smtp.wait_for_count(1, WAIT).await);
+    let invite = app.smtp.mails_to("carol@example.com").remove(0);
+    let payload = deep_link_payload(&invite.text_body().expect("text"));
+    let code = payload[key.len() + 1..].to_string();
+    app.say(&carol(), &format!("/start {payload}"));
+    app.message_to(carol().id, "You were invited by email as carol@example.com").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    let receipt = app.message_to(alice().id, "Receipt: ").await;
+    let text = receipt.text().expect("text");
+    let path: String = text[text.find("/g/").expect("link")..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '<')
+        .collect();
+    let token = path.rsplit('/').next().expect("token").to_string();
+
+    let stored_code = sql_text(&app, "SELECT invite_code FROM members WHERE kind = 'email'").await;
+    let stored_token = sql_text(&app, "SELECT receipt_token FROM purchases").await;
+    for (plain, stored) in [(&code, &stored_code), (&token, &stored_token)] {
+        assert_eq!(stored.len(), 64, "{stored}");
+        assert!(!stored.contains(plain.as_str()) && !plain.contains(stored.as_str()));
+    }
+    assert_eq!(status_of(&app, &path).await, 200);
+    assert_eq!(
+        status_of(&app, &format!("/g/{key}/receipt/{stored_token}")).await,
+        404,
+        "the stored value is no token"
+    );
+    // The whole database holds neither value in plain.
+    if app.db_url.starts_with("sqlite://") {
+        app.outbox_drained().await;
+        app.stop().await;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(app.ctx.store.pool())
+            .await
+            .expect("checkpoint");
+        let file = app.db_url.trim_start_matches("sqlite://").to_string();
+        let mut bytes = std::fs::read(&file).expect("db file");
+        bytes.extend(std::fs::read(format!("{file}-wal")).unwrap_or_default());
+        let dump = String::from_utf8_lossy(&bytes);
+        if let Some(at) = dump.find(&token) { panic!("receipt token in the database file: {:?}", &dump[at.saturating_sub(300)..at + 100]); }
+        assert!(!dump.contains(&code), "invite code in the database file");
+        app.restart(Options::default()).await;
+    }
+
+    // A plain token from before hashing is hashed at start-up, and its link still works.
+    sqlx::query("UPDATE purchases SET receipt_token = 'legacyPlainToken2345'")
+        .execute(app.ctx.store.pool())
+        .await
+        .expect("update");
+    app.restart(Options::default()).await;
+    assert_eq!(
+        sql_text(&app, "SELECT receipt_token FROM purchases").await.len(),
+        64
+    );
+    assert_eq!(status_of(&app, &format!("/g/{key}/receipt/legacyPlainToken2345")).await, 200);
+    assert_eq!(status_of(&app, &path).await, 200, "the derived link still works");
 }
