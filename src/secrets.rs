@@ -213,7 +213,7 @@ mod tests {
         assert!(a.is_receipt_token("charge-1", &t));
         assert!(!a.is_receipt_token("charge-2", &t));
         assert!(!b.is_receipt_token("charge-1", &t));
-        assert!(!a.is_receipt_token("charge-1", &t[..31]));
+        assert!(!a.is_receipt_token("charge-1", &t[..23]));
     }
 
     #[test]
