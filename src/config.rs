@@ -35,6 +35,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the DKIM key is and what it signs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    pub private_key_file: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub telegram_token: Option<Secret>,
@@ -68,6 +76,8 @@ pub struct Config {
     pub data_dir: String,
     /// The key of keyed hashes (see `secrets`); `None` until [`crate::secrets::resolve`].
     pub server_secret: Option<Secret>,
+    /// DKIM signing of every email: selector, domain and the private key file, all or none.
+    pub dkim: Option<DkimSettings>,
     /// Reverse proxies whose `X-Forwarded-For` names the visitor (no one else's is read).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Invitation emails one organiser may have sent for one group.
@@ -137,6 +147,9 @@ struct FileConfig {
     data_dir: Option<String>,
     server_secret: Option<String>,
     trusted_proxies: Option<String>,
+    dkim_selector: Option<String>,
+    dkim_domain: Option<String>,
+    dkim_private_key_file: Option<String>,
     email_invites_per_group: Option<i64>,
     email_invites_per_day: Option<i64>,
     #[serde(default)]
@@ -458,6 +471,45 @@ impl Config {
             .filter(|n| *n <= 1_000_000)
             .ok_or_else(|| invalid("email_invites_per_day", "it must be between 0 and 1000000"))?;
 
+        let dkim = match (
+            pick("dkim_selector", file.dkim_selector),
+            pick("dkim_domain", file.dkim_domain),
+            pick("dkim_private_key_file", file.dkim_private_key_file),
+        ) {
+            (None, None, None) => None,
+            (Some(selector), Some(domain), Some(private_key_file)) => {
+                let label_ok = |s: &str| {
+                    !s.is_empty()
+                        && s.split('.').all(|l| {
+                            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        })
+                };
+                if !label_ok(&selector) {
+                    return Err(invalid("dkim_selector", "it must be a DNS name such as mail2026"));
+                }
+                if !label_ok(&domain) || !domain.contains('.') {
+                    return Err(invalid("dkim_domain", "it must be a domain such as example.com"));
+                }
+                Some(DkimSettings {
+                    selector,
+                    domain,
+                    private_key_file,
+                })
+            }
+            (selector, domain, _) => {
+                let missing = if selector.is_none() {
+                    "dkim_selector"
+                } else if domain.is_none() {
+                    "dkim_domain"
+                } else {
+                    "dkim_private_key_file"
+                };
+                return Err(invalid(
+                    missing,
+                    "DKIM needs dkim_selector, dkim_domain and dkim_private_key_file together",
+                ));
+            }
+        };
         let mut trusted_proxies = Vec::new();
         for word in pick("trusted_proxies", file.trusted_proxies)
             .unwrap_or_default()
@@ -546,6 +598,7 @@ impl Config {
             products,
             data_dir: pick("data_dir", file.data_dir).unwrap_or_else(|| ".".into()),
             server_secret,
+            dkim,
             trusted_proxies,
             email_invites_per_group,
             email_invites_per_day,
@@ -820,6 +873,31 @@ mod tests {
         assert_eq!(c.trusted_proxies.len(), 2);
         let e = parse("10.0.0.0/8").expect_err("refused").to_string();
         assert!(e.contains("`trusted_proxies`"), "{e}");
+    }
+
+    #[test]
+    fn dkim_settings_come_together() {
+        let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
+        assert_eq!(parse(&[]).map(|c| c.dkim), Ok(None));
+        let c = parse(&[
+            ("GROUPBUY_DKIM_SELECTOR", "gb2026"),
+            ("GROUPBUY_DKIM_DOMAIN", "shop.example.com"),
+            ("GROUPBUY_DKIM_PRIVATE_KEY_FILE", "/etc/groupbuy/dkim.key"),
+        ])
+        .expect("valid");
+        assert_eq!(c.dkim.map(|d| d.selector), Some("gb2026".into()));
+        let e = parse(&[("GROUPBUY_DKIM_SELECTOR", "gb2026")])
+            .expect_err("incomplete")
+            .to_string();
+        assert!(e.contains("`dkim_domain` (environment GROUPBUY_DKIM_DOMAIN)"), "{e}");
+        let e = parse(&[
+            ("GROUPBUY_DKIM_SELECTOR", "bad selector"),
+            ("GROUPBUY_DKIM_DOMAIN", "shop.example.com"),
+            ("GROUPBUY_DKIM_PRIVATE_KEY_FILE", "k"),
+        ])
+        .expect_err("bad")
+        .to_string();
+        assert!(e.contains("`dkim_selector`"), "{e}");
     }
 
     #[test]

@@ -76,6 +76,9 @@ impl App {
             tracing::warn!("{warning}");
         }
         let mailer = Mailer::from_config(&config)?;
+        if !mailer.signs() {
+            tracing::warn!("emails go out without a DKIM signature: set GROUPBUY_DKIM_SELECTOR, GROUPBUY_DKIM_DOMAIN and GROUPBUY_DKIM_PRIVATE_KEY_FILE to sign them");
+        }
         let store = open_store(&config, &clock).await?;
         let me = bot.get_me().await.context(
             "cannot reach the Telegram Bot API with this token (check GROUPBUY_TELEGRAM_TOKEN and GROUPBUY_TELEGRAM_API_URL)",

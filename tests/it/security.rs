@@ -48,6 +48,11 @@ fn scenario_a_at_trace_logs_no_secret() {
         logs.iter().any(|l| l.contains("create") && l.contains(&bob().id.to_string())),
         "user ids are logged"
     );
+    assert_eq!(
+        logs.iter().filter(|l| l.contains("emails go out without a DKIM signature")).count(),
+        1,
+        "start-up says once that mail is unsigned"
+    );
     for s in &secrets {
         assert!(!s.is_empty());
         let hits: Vec<&&str> = logs.iter().filter(|l| l.contains(s.as_str())).take(3).collect();
@@ -585,4 +590,133 @@ async fn tokens_are_stored_as_keyed_hashes() {
     );
     assert_eq!(status_of(&app, &format!("/g/{key}/receipt/legacyPlainToken2345")).await, 200);
     assert_eq!(status_of(&app, &path).await, 200, "the derived link still works");
+}
+
+/// RFC 6376 "relaxed" header canonicalization of one field (`Name: value`, maybe folded).
+fn relaxed_header(field: &str) -> String {
+    let (name, value) = field.split_once(':').expect("a header field");
+    let unfolded = value.replace("\r\n", "");
+    let value = unfolded.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    format!("{}:{}\r\n", name.trim().to_ascii_lowercase(), value)
+}
+
+/// RFC 6376 "relaxed" body canonicalization.
+fn relaxed_body(body: &str) -> String {
+    let mut lines: Vec<String> = body
+        .split("\r\n")
+        .map(|l| {
+            let mut out = String::new();
+            let mut space = false;
+            for c in l.chars() {
+                if c == ' ' || c == '\t' {
+                    space = true;
+                } else {
+                    if space {
+                        out.push(' ');
+                    }
+                    space = false;
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect();
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines.iter().map(|l| format!("{l}\r\n")).collect()
+}
+
+/// Checks the DKIM-Signature of a message as received (ed25519-sha256, relaxed/relaxed)
+/// against `public`; returns its tags.
+fn verify_dkim(raw: &str, public: &ed25519_dalek::VerifyingKey) -> std::collections::HashMap<String, String> {
+    use base64::Engine;
+    use sha2::Digest;
+    let (head, body) = raw.split_once("\r\n\r\n").expect("headers and body");
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            let last = fields.last_mut().expect("a field to continue");
+            last.push_str("\r\n");
+            last.push_str(line);
+        } else {
+            fields.push(line.to_string());
+        }
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
+            .cloned()
+    };
+    let sig = field("DKIM-Signature").expect("DKIM-Signature");
+    let value = sig.split_once(':').expect("field").1.replace("\r\n", "");
+    let tags: std::collections::HashMap<String, String> = value
+        .split(';')
+        .filter_map(|t| t.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.split_whitespace().collect::<String>()))
+        .collect();
+    assert_eq!(tags["a"], "ed25519-sha256");
+    assert_eq!(tags["c"], "relaxed/relaxed");
+    let bh = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(relaxed_body(body)));
+    assert_eq!(tags["bh"], bh, "body hash");
+    let mut data = String::new();
+    for name in tags["h"].split(':') {
+        if let Some(f) = field(name) {
+            data.push_str(&relaxed_header(&f));
+        }
+    }
+    let unsigned: Vec<String> = sig
+        .split(';')
+        .map(|part| match part.trim_start().strip_prefix("b=") {
+            Some(_) => part[..part.find("b=").expect("b=") + 2].to_string(),
+            None => part.to_string(),
+        })
+        .collect();
+    data.push_str(relaxed_header(&unsigned.join(";")).trim_end_matches("\r\n"));
+    if std::env::var_os("DKIM_DEBUG").is_some() { eprintln!("DATA<<{data}>>\nRAW<<{head}>>"); }
+    let hash = sha2::Sha256::digest(data.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(&tags["b"])
+        .expect("base64 signature");
+    let signature = ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes");
+    public
+        .verify_strict(&hash, &signature)
+        .expect("the DKIM signature verifies");
+    tags
+}
+
+/// With the three DKIM settings every email is signed (invitation and shipping request alike),
+/// the signature covers the List-Unsubscribe pair and verifies against the public key; a
+/// tampered copy does not verify.
+#[tokio::test]
+async fn every_email_is_dkim_signed_and_verifies() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("dir");
+    let seed = [7u8; 32];
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    let key_file = dir.path().join("dkim.key");
+    std::fs::write(&key_file, base64::engine::general_purpose::STANDARD.encode(seed)).expect("key");
+    let key_path = key_file.display().to_string();
+    let app = spawn_app_with(with_env(&[
+        ("GROUPBUY_DKIM_SELECTOR", "gb2026"),
+        ("GROUPBUY_DKIM_DOMAIN", "example.com"),
+        ("GROUPBUY_DKIM_PRIVATE_KEY_FILE", &key_path),
+    ]))
+    .await;
+    let key = app.new_group(&bob(), "camera 3 carol@example.com").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    assert!(app.smtp.wait_for_count(2, WAIT).await);
+    let invite = app.smtp.mails_to("carol@example.com").remove(0);
+    let tags = verify_dkim(&invite.raw, &public);
+    assert_eq!((tags["d"].as_str(), tags["s"].as_str()), ("example.com", "gb2026"));
+    for h in ["from", "subject", "list-unsubscribe", "list-unsubscribe-post"] {
+        assert!(tags["h"].split(':').any(|x| x == h), "h= covers {h}: {}", tags["h"]);
+    }
+    let shipping = app.smtp.mails_to("warehouse@example.com").remove(0);
+    verify_dkim(&shipping.raw, &public);
+    // A changed subject breaks the signature.
+    let tampered = invite.raw.replacen("Subject: ", "Subject: Re: ", 1);
+    let broke = std::panic::catch_unwind(|| verify_dkim(&tampered, &public));
+    assert!(broke.is_err(), "a tampered message must not verify");
 }
