@@ -25,6 +25,8 @@ pub mod config;
 pub mod domain;
 pub mod emulator;
 pub mod failpoint;
+#[cfg(test)]
+mod fuzz;
 pub mod keyboard;
 pub mod mail;
 pub mod metrics;

@@ -2,7 +2,7 @@
 //! routes), and health and metrics on the operator's own address ([`admin_router`]). The
 //! Telegram webhook route is mounted by `startup`.
 
-mod client;
+pub mod client;
 pub mod error;
 mod group_page;
 mod qr;
