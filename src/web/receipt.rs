@@ -97,10 +97,11 @@ async fn find(
         return Err(WebError::NotFound);
     }
     let hash = ctx.secrets.hash(Purpose::Receipt, token);
-    if let Some(p) = purchases::by_receipt(conn, &hash).await? {
-        if p.group_id == group_id && ctx.secrets.verify(Purpose::Receipt, token, &p.receipt_token) {
-            return Ok(p);
-        }
+    if let Some(p) = purchases::by_receipt(conn, &hash).await?
+        && p.group_id == group_id
+        && ctx.secrets.verify(Purpose::Receipt, token, &p.receipt_token)
+    {
+        return Ok(p);
     }
     purchases::of_group(conn, group_id)
         .await?

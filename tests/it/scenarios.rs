@@ -138,9 +138,9 @@ pub async fn play_scenario_a(app: &TestApp) -> String {
     assert!(summary.text().is_some_and(|t| t.contains("3 of 3 bought")
         && t.contains("5%")
         && t.contains("4,970 points")));
-    assert_eq!(balance(&app, alice().id).await, 1_740);
-    assert_eq!(balance(&app, dave().id).await, 1_490);
-    assert_eq!(balance(&app, carol().id).await, 1_740);
+    assert_eq!(balance(app, alice().id).await, 1_740);
+    assert_eq!(balance(app, dave().id).await, 1_490);
+    assert_eq!(balance(app, carol().id).await, 1_740);
 
     // Carol also gets the notice by email; fulfilment got three shipping requests.
     assert!(
@@ -177,7 +177,7 @@ pub async fn play_scenario_a(app: &TestApp) -> String {
     app.say(&alice(), "/points");
     app.message_to(alice().id, "<b>Your points: 1,740</b>")
         .await;
-    assert_ledger_balances(&app).await;
+    assert_ledger_balances(app).await;
     app.outbox_drained().await;
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, 1);
     key
