@@ -1,7 +1,7 @@
 //! The benchmark harness: drives the real service against the Bot API fake and a loopback
 //! SMTP server and prints one table; each figure comes with a reference measured in the
 //! same run. `cargo bench --bench bench` (all), or `cargo bench --bench bench -- purchase
-//! fanout sweep email footprint` (some). See BENCHMARKS.md.
+//! fanout flood sweep email footprint` (some). See BENCHMARKS.md.
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -14,6 +14,8 @@ mod common;
 mod email;
 #[path = "bench/fanout.rs"]
 mod fanout;
+#[path = "bench/flood.rs"]
+mod flood;
 #[path = "bench/purchase.rs"]
 mod purchase;
 #[path = "bench/sweep.rs"]
@@ -147,6 +149,13 @@ fn main() {
             rows.extend(fanout::run().await);
             eprintln!(
                 "[bench] fan-out done at {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if run("flood") {
+            rows.extend(flood::run().await);
+            eprintln!(
+                "[bench] flood done at {:.0} s",
                 started.elapsed().as_secs_f64()
             );
         }

@@ -213,73 +213,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Catalog {
             action: CatalogCmd::Remove { sku },
-        } => {
-            let parsed = crate::domain::Sku::parse(&sku)
-                .map_err(|e| anyhow::anyhow!("{sku:?} is not a product code: {e}"))?;
-            let store = open_store(&config, &clock).await?;
-            let mut tx = store.write().await?;
-            if !products::take_off_sale(&mut tx, &parsed, clock.now()).await? {
-                anyhow::bail!("no product on sale has the code {parsed}");
-            }
-            tx.commit().await?;
-            println!("{parsed} is off sale; its groups still settle");
-            Ok(())
-        }
+        } => catalog_remove(&config, &clock, &sku).await,
         Cmd::Refunds { all, action } => {
-            let store = open_store(&config, &clock).await?;
-            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
+            let ctx = library(config, clock).await?;
             match action {
                 None => print_refunds(&ctx, all).await,
-                Some(RefundsCmd::Done { charge_id }) => {
-                    match crate::app::refund::mark_paid(&ctx, &charge_id).await? {
-                        Ok(r) => {
-                            println!(
-                                "refund of {} closed: the buyer is told (`groupbuy serve` delivers the message)",
-                                r.charge_id
-                            );
-                            Ok(())
-                        }
-                        Err(refusal) => anyhow::bail!("{refusal}"),
-                    }
-                }
+                Some(RefundsCmd::Done { charge_id }) => refund_paid_out(&ctx, &charge_id).await,
             }
         }
-        Cmd::Forget { who } => {
-            let Some(whom) = crate::app::forget::Whom::parse(&who) else {
-                anyhow::bail!("{who:?} is neither a Telegram user id (a positive number) nor an email address");
-            };
-            let store = open_store(&config, &clock).await?;
-            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
-            let e = crate::app::forget::forget(&ctx, &whom).await?;
-            println!(
-                "forgotten: {} user record(s), {} invitation(s), {} shipping request(s), {} queued and {} sent message(s), {} raw update(s)",
-                e.users, e.members, e.shipping_requests, e.outbox_deleted, e.outbox_scrubbed, e.inbox_deleted
-            );
-            Ok(())
-        }
-        Cmd::Refund { charge_id } => {
-            let store = open_store(&config, &clock).await?;
-            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
-            match crate::app::refund::reverse(&ctx, &charge_id).await? {
-                Ok(r) => {
-                    match r.method {
-                        crate::domain::payment::RefundMethod::Stars => println!(
-                            "purchase {} reversed: {} go back through refundStarPayment (`groupbuy serve` makes the call)",
-                            r.charge_id, r.amount
-                        ),
-                        crate::domain::payment::RefundMethod::Provider => println!(
-                            "purchase {} reversed: refund {} through your payment provider, then run `groupbuy refunds done {}`",
-                            r.charge_id, r.amount, r.charge_id
-                        ),
-                    }
-                    if r.clawed_back > 0 {
-                        println!("{} points of its settled discount were taken back", r.clawed_back);
-                    }
-                    Ok(())
-                }
-                Err(refusal) => anyhow::bail!("{refusal}"),
-            }
-        }
+        Cmd::Refund { charge_id } => reverse(&library(config, clock).await?, &charge_id).await,
+        Cmd::Forget { who } => forget(&library(config, clock).await?, &who).await,
         Cmd::Outbox { action } => {
             let store = open_store(&config, &clock).await?;
             let mut conn = store.read().await?;
@@ -327,8 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Settle => {
-            let store = open_store(&config, &clock).await?;
-            let ctx = crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, "");
+            let ctx = library(config, clock).await?;
             let n = crate::app::settle::sweep(&ctx).await?;
             println!(
                 "settled {n} groups; their notices are queued and `groupbuy serve` delivers them"
@@ -338,6 +280,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The use cases on the configured database, for a command that runs one and exits.
+/// `groupbuy forget USER_ID|EMAIL`.
+async fn forget(ctx: &crate::app::Ctx, who: &str) -> anyhow::Result<()> {
+    let Some(whom) = crate::app::forget::Whom::parse(who) else {
+        anyhow::bail!("{who:?} is neither a Telegram user id (a positive number) nor an email address");
+    };
+    let e = crate::app::forget::forget(ctx, &whom).await?;
+    println!(
+        "forgotten: {} user record(s), {} invitation(s), {} shipping request(s), {} queued and {} sent message(s), {} raw update(s)",
+        e.users, e.members, e.shipping_requests, e.outbox_deleted, e.outbox_scrubbed, e.inbox_deleted
+    );
+    Ok(())
+}
+
+async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx> {
+    let store = open_store(&config, &clock).await?;
+    Ok(crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, ""))
+}
+
+async fn catalog_remove(config: &Config, clock: &Clock, sku: &str) -> anyhow::Result<()> {
+    let parsed = crate::domain::Sku::parse(sku)
+        .map_err(|e| anyhow::anyhow!("{sku:?} is not a product code: {e}"))?;
+    let store = open_store(config, clock).await?;
+    let mut tx = store.write().await?;
+    if !products::take_off_sale(&mut tx, &parsed, clock.now()).await? {
+        anyhow::bail!("no product on sale has the code {parsed}");
+    }
+    tx.commit().await?;
+    println!("{parsed} is off sale; its groups still settle");
+    Ok(())
+}
+
+/// `groupbuy refund CHARGE_ID`.
+async fn reverse(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
+    use crate::domain::payment::RefundMethod;
+    let r = crate::app::refund::reverse(ctx, charge_id)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+    match r.method {
+        RefundMethod::Stars => println!(
+            "purchase {} reversed: {} go back through refundStarPayment (`groupbuy serve` makes the call)",
+            r.charge_id, r.amount
+        ),
+        RefundMethod::Provider => println!(
+            "purchase {} reversed: refund {} through your payment provider, then run `groupbuy refunds done {}`",
+            r.charge_id, r.amount, r.charge_id
+        ),
+    }
+    if r.clawed_back > 0 {
+        println!("{} points of its settled discount were taken back", r.clawed_back);
+    }
+    Ok(())
+}
+
+/// `groupbuy refunds done CHARGE_ID`.
+async fn refund_paid_out(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
+    let r = crate::app::refund::mark_paid(ctx, charge_id)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
+    println!(
+        "refund of {} closed: the buyer is told (`groupbuy serve` delivers the message)",
+        r.charge_id
+    );
+    Ok(())
+}
+
+/// `groupbuy refunds [--all]`: one line per charge.
 async fn print_refunds(ctx: &crate::app::Ctx, all: bool) -> anyhow::Result<()> {
     let mut conn = ctx.store.read().await?;
     let rows = crate::store::refunds::list(&mut conn, all, 10_000).await?;

@@ -69,6 +69,10 @@ pub struct Config {
     pub sweep_interval_secs: u64,
     /// Bot messages a second this instance may send (Telegram allows about 30 per bot).
     pub telegram_rate_per_second: u32,
+    /// Bulk notices may go above the free rate with `allow_paid_broadcast` (0.1 Star each).
+    pub paid_broadcast: bool,
+    /// The rate bulk notices may reach with paid broadcast (this instance's share of 1,000).
+    pub paid_broadcast_rate_per_second: u32,
     /// Unknown or malformed keys a client may try per minute before being told to slow down.
     pub key_attempts_per_minute: u32,
     pub products: Vec<Product>,
@@ -143,6 +147,8 @@ struct FileConfig {
     shipping_fee: Option<i64>,
     sweep_interval_secs: Option<i64>,
     telegram_rate_per_second: Option<i64>,
+    paid_broadcast: Option<bool>,
+    paid_broadcast_rate_per_second: Option<i64>,
     key_attempts_per_minute: Option<i64>,
     data_dir: Option<String>,
     server_secret: Option<String>,
@@ -445,6 +451,28 @@ impl Config {
             .ok()
             .filter(|r| (1..=1_000).contains(r))
             .ok_or_else(|| invalid("telegram_rate_per_second", "it must be between 1 and 1000"))?;
+        let paid_broadcast = match env.get(&env_name("paid_broadcast")) {
+            Some(v) => match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                _ => return Err(invalid("paid_broadcast", "use true or false")),
+            },
+            None => file.paid_broadcast.unwrap_or(false),
+        };
+        let paid = int(
+            "paid_broadcast_rate_per_second",
+            file.paid_broadcast_rate_per_second,
+        )?
+        .unwrap_or(1_000);
+        let paid_broadcast_rate_per_second = u32::try_from(paid)
+            .ok()
+            .filter(|r| (1..=1_000).contains(r))
+            .ok_or_else(|| {
+                invalid(
+                    "paid_broadcast_rate_per_second",
+                    "it must be between 1 and 1000",
+                )
+            })?;
         let attempts = int("key_attempts_per_minute", file.key_attempts_per_minute)?.unwrap_or(10);
         let key_attempts_per_minute = u32::try_from(attempts)
             .ok()
@@ -594,6 +622,8 @@ impl Config {
             shipping_fee,
             sweep_interval_secs,
             telegram_rate_per_second,
+            paid_broadcast,
+            paid_broadcast_rate_per_second,
             key_attempts_per_minute,
             products,
             data_dir: pick("data_dir", file.data_dir).unwrap_or_else(|| ".".into()),
@@ -862,6 +892,39 @@ mod tests {
             let e = parse(&[(k, v)]).expect_err("refused").to_string();
             assert!(e.contains(&format!("(environment {k})")), "{e}");
             assert!(!e.contains("short\""), "the secret is not repeated: {e}");
+        }
+    }
+
+    #[test]
+    fn paid_broadcast_is_off_by_default_and_set_by_file_or_env() {
+        let parse = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e));
+        let c = parse("", &[]).expect("valid");
+        assert!(!c.paid_broadcast);
+        assert_eq!(c.paid_broadcast_rate_per_second, 1_000);
+        let c = parse(
+            "paid_broadcast = true\npaid_broadcast_rate_per_second = 500",
+            &[],
+        )
+        .expect("valid");
+        assert!(c.paid_broadcast);
+        assert_eq!(c.paid_broadcast_rate_per_second, 500);
+        let c = parse(
+            "paid_broadcast = true",
+            &[
+                ("GROUPBUY_PAID_BROADCAST", "false"),
+                ("GROUPBUY_PAID_BROADCAST_RATE_PER_SECOND", "250"),
+            ],
+        )
+        .expect("valid");
+        assert!(!c.paid_broadcast);
+        assert_eq!(c.paid_broadcast_rate_per_second, 250);
+        for (k, bad) in [
+            ("GROUPBUY_PAID_BROADCAST", "maybe"),
+            ("GROUPBUY_PAID_BROADCAST_RATE_PER_SECOND", "0"),
+            ("GROUPBUY_PAID_BROADCAST_RATE_PER_SECOND", "1001"),
+        ] {
+            let e = parse("", &[(k, bad)]).expect_err("invalid").to_string();
+            assert!(e.contains("`paid_broadcast"), "{k}={bad}: {e}");
         }
     }
 

@@ -23,7 +23,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod emulator;
 pub mod failpoint;
 #[cfg(test)]
 mod fuzz;

@@ -29,6 +29,7 @@ macro_rules! counters {
 
 counters! {
     updates_handled_total => "Telegram updates handled.",
+    updates_given_up_total => "Telegram updates given up after failing three times (payments are never given up).",
     updates_duplicate_total => "Telegram updates dropped because they were already handled.",
     purchases_total => "Payments recorded (each charge once).",
     settlements_total => "Groups settled.",
@@ -38,6 +39,9 @@ counters! {
     outbox_retry_total => "Deliveries that failed and were scheduled again.",
     outbox_dead_total => "Deliveries given up (dead letters).",
     telegram_429_total => "Too Many Requests answers from Telegram.",
+    replies_queued_total => "Answers to a person's own update (replies, errors, invoices) queued; they are served before bulk notices.",
+    replies_given_up_total => "Answers not delivered within the bound for answers (REPLY_GIVE_UP_SECS, 10 minutes) and given up.",
+    paid_broadcast_total => "Bulk notices sent with allow_paid_broadcast (each costs 0.1 Telegram Star).",
     refunds_total => "Refunds opened (payments that could not count, or were reversed).",
     refunds_paid_total => "Stars refunds Telegram confirmed through refundStarPayment.",
     refund_errors_total => "refundStarPayment calls that failed and will be tried again.",

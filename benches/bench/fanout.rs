@@ -16,7 +16,7 @@ const CHAT_GROUPS: usize = 21;
 const CHAT_MEMBERS: i64 = 20;
 const GROUP_CHAT: i64 = -1_001_234_567_890;
 
-fn delivered<'a>(calls: &'a [Call], pred: impl Fn(&Call) -> bool + 'a) -> Vec<&'a Call> {
+pub fn delivered<'a>(calls: &'a [Call], pred: impl Fn(&Call) -> bool + 'a) -> Vec<&'a Call> {
     calls
         .iter()
         .filter(|c| c.method == "sendMessage" && !c.failed && pred(c))
@@ -24,7 +24,7 @@ fn delivered<'a>(calls: &'a [Call], pred: impl Fn(&Call) -> bool + 'a) -> Vec<&'
 }
 
 /// Most successful sends in any window of `window` (sliding over the sends themselves).
-fn max_in_window(calls: &[&Call], window: Duration) -> usize {
+pub fn max_in_window(calls: &[&Call], window: Duration) -> usize {
     let mut at: Vec<Instant> = calls.iter().map(|c| c.at).collect();
     at.sort();
     let mut best = 0;
@@ -45,83 +45,122 @@ pub async fn run() -> Vec<Row> {
     rows
 }
 
-async fn thousand_members() -> Vec<Row> {
-    let db = Db::fresh(Kind::Sqlite).await;
-    let fake = FakeBotApi::start().await;
-    let smtp = SmtpSink::start().await;
-    let config = config_for(&fake, &smtp, &db.url, &[]);
-    let ctx = library(config.clone()).await;
-    let group = open_groups(
-        &ctx,
-        1,
-        MEMBERS as u32,
-        Policy::AllOrNothing,
-        7 * 86_400,
-        None,
-    )
-    .await[0];
-    // 999 members have bought (each in their private chat with the bot); their receipts are out.
-    for i in 0..MEMBERS - 1 {
-        let buyer = 5_000_000 + i;
-        groupbuy::app::purchase::record(
-            &ctx,
-            60_000_000 + i,
-            &person(buyer),
-            &payment(group, buyer, &format!("fan-{i}")),
-        )
-        .await
-        .expect("seeded purchase");
-    }
-    mark_outbox_sent(&ctx, &[]).await;
-    ctx.store.pool().close().await;
+/// A 1,000-member group with 999 seats bought and their receipts out, the service not yet
+/// running: [`Settling::pay_last`] brings the 1,000th payment, which settles it.
+pub struct Settling {
+    /// Kept for the service's lifetime.
+    _db: Db,
+    pub fake: FakeBotApi,
+    _smtp: SmtpSink,
+    pub config: groupbuy::config::Config,
+    group: i64,
+}
 
-    fake.enforce_limits();
-    let mut service = Service::start(config).await;
-    let last = TgUser::new(5_000_000 + MEMBERS - 1, "Last");
-    let payload = groupbuy::app::purchase::Payload {
-        group_id: group,
-        buyer_id: last.id,
-        price: PRICE,
-        redeem: 0,
-        sku: "camera".into(),
-        nonce: String::new(),
+impl Settling {
+    pub async fn seed(extra: &[(&str, &str)]) -> Settling {
+        let db = Db::fresh(Kind::Sqlite).await;
+        let fake = FakeBotApi::start().await;
+        let smtp = SmtpSink::start().await;
+        let config = config_for(&fake, &smtp, &db.url, extra);
+        let ctx = library(config.clone()).await;
+        let group = open_groups(
+            &ctx,
+            1,
+            MEMBERS as u32,
+            Policy::AllOrNothing,
+            7 * 86_400,
+            None,
+        )
+        .await[0];
+        // 999 members have bought (each in their private chat with the bot); their receipts are out.
+        for i in 0..MEMBERS - 1 {
+            let buyer = 5_000_000 + i;
+            groupbuy::app::purchase::record(
+                &ctx,
+                60_000_000 + i,
+                &person(buyer),
+                &payment(group, buyer, &format!("fan-{i}")),
+            )
+            .await
+            .expect("seeded purchase");
+        }
+        mark_outbox_sent(&ctx, &[]).await;
+        ctx.store.pool().close().await;
+        Settling {
+            _db: db,
+            fake,
+            _smtp: smtp,
+            config,
+            group,
+        }
     }
-    .encode();
-    let t0 = Instant::now();
-    fake.inject(bot_api::successful_payment(
-        &last,
-        "JPY",
-        PRICE,
-        &payload,
-        "fan-last",
-        "prov-fan-last",
-        Some(ShippingAddress {
-            country_code: "JP".into(),
-            state: "Tokyo".into(),
-            city: "Chiyoda".into(),
-            street_line1: "1-1".into(),
-            street_line2: String::new(),
-            post_code: "100-0001".into(),
-        }),
-    ));
-    let notice = |c: &Call| c.text().is_some_and(|t| t.contains("points are yours"));
+
+    /// The 1,000th payment comes in as an update; the group settles.
+    pub fn pay_last(&self) {
+        let last = TgUser::new(5_000_000 + MEMBERS - 1, "Last");
+        let payload = groupbuy::app::purchase::Payload {
+            group_id: self.group,
+            buyer_id: last.id,
+            price: PRICE,
+            redeem: 0,
+            sku: "camera".into(),
+            nonce: String::new(),
+        }
+        .encode();
+        self.fake.inject(bot_api::successful_payment(
+            &last,
+            "JPY",
+            PRICE,
+            &payload,
+            "fan-last",
+            "prov-fan-last",
+            Some(ShippingAddress {
+                country_code: "JP".into(),
+                state: "Tokyo".into(),
+                city: "Chiyoda".into(),
+                street_line1: "1-1".into(),
+                street_line2: String::new(),
+                post_code: "100-0001".into(),
+            }),
+        ));
+    }
+}
+
+/// The settlement notice of the 1,000-member group.
+pub fn is_notice(c: &Call) -> bool {
+    c.text().is_some_and(|t| t.contains("points are yours"))
+}
+
+/// When the last of the 1,000 notices was delivered, after `t0`, waiting up to `within`.
+pub async fn last_notice(fake: &FakeBotApi, t0: Instant, within: Duration) -> Duration {
     let all = fake
         .wait_until(
-            |calls| delivered(calls, notice).len() >= MEMBERS as usize,
-            Duration::from_secs(180),
+            |calls| delivered(calls, is_notice).len() >= MEMBERS as usize,
+            within,
         )
         .await;
     let calls = fake.calls();
-    let notices = delivered(&calls, notice);
+    let notices = delivered(&calls, is_notice);
     let chats: std::collections::HashSet<i64> =
         notices.iter().filter_map(|c| c.chat_id()).collect();
     assert!(all, "only {} of {MEMBERS} notices arrived", notices.len());
     assert_eq!(chats.len(), MEMBERS as usize, "one notice per member");
-    let took = notices
+    notices
         .iter()
         .map(|c| c.at.duration_since(t0))
         .max()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+async fn thousand_members() -> Vec<Row> {
+    let s = Settling::seed(&[]).await;
+    let fake = &s.fake;
+    fake.enforce_limits();
+    let mut service = Service::start(s.config.clone()).await;
+    let t0 = Instant::now();
+    s.pay_last();
+    let took = last_notice(fake, t0, Duration::from_secs(180)).await;
+    let calls = fake.calls();
     let sends = delivered(&calls, |_| true);
     let peak = max_in_window(&sends, Duration::from_secs(1));
     let refused = fake.too_many_requests();

@@ -2,7 +2,7 @@
 //! (claim 11: "upon access"), and resolve group keys and invitation deep links.
 
 use super::new_group::queue_prompt;
-use super::purchase::check_can_buy;
+use super::seats::check_can_buy;
 use super::views::{buy_keyboard, group_card};
 use super::{AppError, AppResult, Ctx, Person};
 use crate::domain::group_key::StartPayload;

@@ -8,7 +8,9 @@ pub mod guard;
 pub mod new_group;
 pub mod purchase;
 pub mod queries;
+pub mod reply;
 pub mod refund;
+pub mod seats;
 pub mod settle;
 pub mod views;
 
@@ -17,7 +19,7 @@ use crate::config::Config;
 use crate::keyboard::Keyboard;
 use crate::mail::Rendered;
 use crate::replies::UserError;
-use crate::store::outbox::{self, Channel, NewMessage};
+use crate::store::outbox::{self, Channel, NewMessage, Priority};
 use crate::store::{Conn, Store};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -177,8 +179,10 @@ pub async fn queue_message(
             chat_id,
             keyboard: keyboard.map(|k| k.to_json()),
             fallback_email,
+            invoice: None,
         },
         text: html,
+        priority: Priority::Bulk,
     };
     outbox::enqueue(conn, &m, now).await
 }
@@ -202,8 +206,10 @@ pub fn telegram_message(dedupe_key: String, chat_id: i64, html: String) -> NewMe
             chat_id,
             keyboard: None,
             fallback_email: None,
+            invoice: None,
         },
         text: html,
+        priority: Priority::Bulk,
     }
 }
 
@@ -217,5 +223,6 @@ pub fn email_message(dedupe_key: String, to: &str, mail: Rendered) -> NewMessage
             html: Some(mail.html),
         },
         text: mail.text,
+        priority: Priority::Bulk,
     }
 }

@@ -197,18 +197,11 @@ pub async fn create(
         }
     }
     let html = created_message(ctx, &group, &product, &reached, &waiting, &not_mailed);
-    queue_message(
-        &mut tx,
-        now,
-        format!("created:{group_id}"),
-        chat_id,
-        html,
-        None,
-        None,
-    )
-    .await?;
+    // The organiser waits for this one: an answer, served before the invitations.
+    let confirmation = super::reply::message(format!("created:{group_id}"), chat_id, html, None);
+    super::reply::queue(&mut tx, now, &confirmation).await?;
     tx.commit().await?;
-    ctx.committed();
+    ctx.answered();
     tracing::info!(group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
 }

@@ -2,10 +2,11 @@
 //! check, the shipping query, and recording a successful payment exactly once.
 
 use super::access::{ensure_open, open_group, product_of};
+use super::seats::{check_can_buy, refusal, seats_for};
 use super::settle::settle_group;
-use super::{AppError, AppResult, Ctx, Person, queue_email, queue_message};
+use super::{AppError, AppResult, Ctx, Person, queue_email};
 use crate::domain::payment::{
-    self, Charge, GroupState, Hold, NotSellable, Payer, RefundReason, Refusal, SEAT_HOLD_SECS,
+    self, Charge, GroupState, Hold, NotSellable, RefundReason, SEAT_HOLD_SECS,
     Seats, Verdict,
 };
 use crate::domain::{GroupStatus, Product, RegionCode, Sku};
@@ -15,73 +16,13 @@ use crate::metrics::Metrics;
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::{self, Flag, NewPurchase};
+use crate::store::outbox::{Channel, NewMessage, Priority};
 use crate::store::{Conn, holds, ledger, products, updates, users};
 use std::fmt::Write;
 
-/// The seats of a group as `person` sees them when paying the invoice `payload` (empty: any
-/// invoice), and the person as admission cares.
-pub async fn seats_for(
-    conn: &mut Conn,
-    group: &GroupRow,
-    person: &Person,
-    payload: &str,
-    now: i64,
-) -> AppResult<(Seats, Payer)> {
-    let has_seat = purchases::has_seat(conn, group.id, person.id).await?;
-    let counted = purchases::count_counted(conn, group.id).await?;
-    let invited = groups::member_for_user(conn, group.id, person.id, person.username.as_deref())
-        .await?
-        .is_some();
-    let others = holds::others(conn, group.id, person.id, payload, now).await?;
-    let reserved = purchases::count_reserved(conn, group.id).await?;
-    let reserved_for_others = reserved
-        .saturating_sub(u32::from(invited && !has_seat))
-        .saturating_sub(others.held_by_invited);
-    Ok((
-        Seats {
-            head_count: group.head_count,
-            counted,
-            held_by_others: others.held,
-            reserved_for_others,
-        },
-        Payer {
-            has_seat,
-            paying_elsewhere: others.mine_elsewhere,
-            invited,
-        },
-    ))
-}
-
-/// The reply to a refused seat.
-pub fn refusal(group: &GroupRow, r: Refusal) -> UserError {
-    let key = group.key.clone();
-    match r {
-        Refusal::AlreadyBought => UserError::AlreadyBought { key },
-        Refusal::AlreadyPaying => UserError::AlreadyPaying { key },
-        Refusal::Full { being_paid: true } => UserError::SeatBeingPaid { key },
-        Refusal::Full { being_paid: false } => UserError::GroupFull {
-            key,
-            seats: group.head_count,
-        },
-        Refusal::NotInvited => UserError::NotInvited { key },
-    }
-}
-
-/// Whether this person may take a seat now: not bought yet, not paying for one already, a
-/// seat neither counted nor held for someone else's payment, and either invited or a seat not
-/// kept for the invited.
-pub async fn check_can_buy(
-    conn: &mut Conn,
-    group: &GroupRow,
-    person: &Person,
-    now: i64,
-) -> AppResult<()> {
-    let (seats, payer) = seats_for(conn, group, person, "", now).await?;
-    payment::admit(&seats, &payer).map_err(|r| refusal(group, r).into())
-}
-
-/// An invoice to send, in the adapter's hands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An invoice to send, in the adapter's hands; queued in the outbox as JSON (a field added
+/// later needs `#[serde(default)]` so rows queued before it still read).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InvoiceSpec {
     pub title: String,
     pub description: String,
@@ -89,10 +30,12 @@ pub struct InvoiceSpec {
     pub currency: String,
     pub prices: Vec<(String, i64)>,
     /// Paid through the payment provider (its token, the buyer's name); else Telegram Stars.
+    #[serde(default)]
     pub provider: bool,
     pub need_shipping: bool,
     /// Set, so that a forwarded copy of the invoice shows a deep link into the group instead
     /// of a Pay button: only the person it was made for can pay it.
+    #[serde(default)]
     pub start_parameter: String,
 }
 
@@ -485,176 +428,59 @@ pub async fn record(
         AppError::Other(format!("payment with an unknown payload {:?}", pay.payload))
     })?;
     let mut tx = ctx.store.write().await?;
-    if !updates::claim(&mut tx, update_id, now).await? {
-        return Ok(Recorded::Duplicate);
-    }
-    if purchases::by_charge(&mut tx, &pay.charge_id).await?.is_some() {
+    if !updates::claim(&mut tx, update_id, now).await?
+        || purchases::by_charge(&mut tx, &pay.charge_id).await?.is_some()
+    {
         tracing::info!("payment already recorded");
         return Ok(Recorded::Duplicate);
     }
-    users::seen(
-        &mut tx,
-        person.id,
-        person.username.as_deref(),
-        &person.first_name,
-        true,
-        now,
-    )
-    .await?;
+    let name = person.first_name.as_str();
+    users::seen(&mut tx, person.id, person.username.as_deref(), name, true, now).await?;
     let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or_else(|| AppError::Other(format!("payment for unknown group {}", p.group_id)))?;
-
-    // Judge it: a seat held since an approved pre-checkout counts however late this update
-    // is handled; otherwise the group must be open with a seat free.
-    let hold = if holds::is_unlapsed(&mut tx, &pay.payload, now).await? {
-        Hold::Unlapsed
-    } else {
-        Hold::None
+    let (verdict, seats) = judge(&mut tx, &group, person, pay, &p, now).await?;
+    let arrival = Arrival {
+        ctx,
+        group: &group,
+        person,
+        pay,
+        p: &p,
+        now,
     };
-    let (seats, payer) = seats_for(&mut tx, &group, person, &pay.payload, now).await?;
-    let points_short = p.redeem > 0
-        && p.redeem
-            > ledger::balance(&mut tx, person.id).await?.value()
-                - ledger::held_for_others(&mut tx, person.id, &pay.payload, now).await?;
-    let state = match group.status {
-        GroupStatus::Open => GroupState::Open {
-            expired: group.is_expired(now),
-        },
-        GroupStatus::Settled => GroupState::Settled,
-        GroupStatus::Cancelled => GroupState::Cancelled,
-    };
-    let verdict = payment::judge(state, hold, &seats, &payer, points_short);
     let refunded = match verdict {
         Verdict::Count => None,
         Verdict::Refund(reason) => Some(reason),
     };
     let flag = refunded.and_then(flag_of);
-
-    let region = pay.address.as_ref().and_then(Address::region);
-    // 128 bits only the server can make; stored as its keyed hash, so the database alone
-    // opens no receipt.
-    let token = ctx.secrets.receipt_token(&pay.charge_id);
-    let token_hash = ctx.secrets.hash(crate::secrets::Purpose::Receipt, &token);
-    let paid = pay.total;
-    let new = NewPurchase {
-        group_id: group.id,
-        buyer_id: person.id,
-        sku: &p.sku,
-        price: p.price,
-        points_redeemed: p.redeem,
-        amount_paid: paid,
-        currency: &pay.currency,
-        charge_id: &pay.charge_id,
-        provider_charge_id: &pay.provider_charge_id,
-        counted: refunded.is_none(),
-        flag,
-        region: region.as_ref().map(RegionCode::as_str),
-        receipt_token: &token_hash,
-        now,
-    };
-    let Some(purchase_id) = purchases::insert(&mut tx, &new).await? else {
+    let Some((purchase_id, token)) = book(&mut tx, &arrival, refunded.is_none(), flag).await?
+    else {
         tracing::info!("payment already recorded");
         return Ok(Recorded::Duplicate);
     };
-    // The money, in the payment's currency: cash in, points out, the sale at what was paid
-    // plus the points (the normal price, and any delivery fee).
-    let txn = format!("purchase:{}", pay.charge_id);
-    let memo = format!("Purchase of {} in group {}", p.sku, group.key);
-    ledger::post(
-        &mut tx,
-        &ledger::Refs {
-            txn: &txn,
-            currency: &pay.currency,
-            group_id: Some(group.id),
-            purchase_id: Some(purchase_id),
-            memo: &memo,
-            now,
-        },
-        &[
-            ledger::Entry::cash(paid),
-            ledger::Entry::points(person.id, p.redeem),
-            ledger::Entry::sales(-(paid + p.redeem)),
-        ],
-    )
-    .await?;
-    holds::release(&mut tx, &pay.payload).await?;
-    ledger::release_hold(&mut tx, &pay.payload).await?;
-
-    let product_name = products::get_any(&mut tx, &p.sku)
-        .await?
-        .map(|x| x.name)
-        .unwrap_or_else(|| p.sku.clone());
     let receipt = match refunded {
-        None => {
-            if let Some(m) =
-                groups::member_for_user(&mut tx, group.id, person.id, person.username.as_deref())
-                    .await?
-                && m.user_id.is_none()
-            {
-                groups::bind_member(&mut tx, m.id, person.id).await?;
-            }
-            ship(
-                &mut tx,
-                ctx,
-                &group,
-                purchase_id,
-                &product_name,
-                &p.sku,
-                paid,
-                person,
-                pay,
-                region.as_ref(),
-                now,
-            )
-            .await?;
-            let bought = purchases::count_counted(&mut tx, group.id).await?;
-            receipt_message(ctx, &group, &product_name, &p, pay, bought, &token)
-        }
-        Some(reason) => {
-            let row = purchases::by_charge(&mut tx, &pay.charge_id)
-                .await?
-                .ok_or_else(|| AppError::Other("a purchase just recorded is missing".into()))?;
-            let opened = super::refund::open(&mut tx, ctx, &row, &group, reason, now)
-                .await?
-                .ok_or_else(|| AppError::Other("a new charge already had a refund".into()))?;
-            let amount = super::refund::amount_text(ctx, &pay.currency, paid);
-            let mut text =
-                crate::replies::payment_refunded(&product_name, &amount, &group.key, reason, &opened.back_text);
-            let _ = write!(text, "\nReceipt: {}", esc(&ctx.receipt_url(&group.key, &token)));
-            text
-        }
+        None => take_seat(&mut tx, &arrival, purchase_id, &token).await?,
+        Some(reason) => give_back(&mut tx, &arrival, reason, &token).await?,
     };
+    // The buyer is waiting for the receipt: an answer, served before bulk notices (by
+    // email when the chat is unreachable).
     let email = users::get(&mut tx, person.id).await?.and_then(|u| u.email);
-    queue_message(
-        &mut tx,
-        now,
-        format!("receipt:{purchase_id}"),
-        person.id,
-        receipt,
-        None,
-        email,
-    )
-    .await?;
+    let receipt = NewMessage {
+        dedupe_key: format!("receipt:{purchase_id}"),
+        channel: Channel::Telegram {
+            chat_id: person.id,
+            keyboard: None,
+            fallback_email: email,
+            invoice: None,
+        },
+        text: receipt,
+        priority: Priority::Interactive,
+    };
+    super::reply::queue(&mut tx, now, &receipt).await?;
     tx.commit().await?;
-    ctx.committed();
-    // The N-th purchase settles the group, in a transaction of its own: the payment stays
-    // recorded whatever happens to the settlement, and a group left filled but open (a
-    // crash, an error) is settled by the sweep, which treats filled groups as due.
-    let mut settled = false;
-    if group.is_expired(now) {
-        // The seat this payment held kept an expired group open: the sweep may settle it now.
-        ctx.sweep_wake.notify_one();
-    }
-    if refunded.is_none() && seats.counted + 1 >= group.head_count {
-        match settle_group(ctx, group.id).await {
-            Ok(done) => settled = done,
-            Err(e) => {
-                tracing::error!(group_id = group.id, error = %e, "settling a filled group failed; the sweep will retry");
-                ctx.sweep_wake.notify_one();
-            }
-        }
-    }
+    ctx.answered();
+    let filled = refunded.is_none() && seats.counted + 1 >= group.head_count;
+    let settled = after_commit(ctx, &group, filled, now).await;
     Metrics::inc(&ctx.metrics.purchases_total);
     tracing::info!(
         purchase_id,
@@ -671,75 +497,225 @@ pub async fn record(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn ship(
-    conn: &mut Conn,
-    ctx: &Ctx,
+/// A payment being recorded, with what every step of recording it needs.
+struct Arrival<'a> {
+    ctx: &'a Ctx,
+    group: &'a GroupRow,
+    person: &'a Person,
+    pay: &'a Payment,
+    p: &'a Payload,
+    now: i64,
+}
+
+/// Whether the payment counts: a seat held since an approved pre-checkout counts however
+/// late this update is handled; otherwise the group must be open with a seat free.
+async fn judge(
+    tx: &mut Conn,
     group: &GroupRow,
-    purchase_id: i64,
-    product: &str,
-    sku: &str,
-    paid: i64,
     person: &Person,
     pay: &Payment,
-    region: Option<&RegionCode>,
+    p: &Payload,
     now: i64,
-) -> AppResult<()> {
+) -> AppResult<(Verdict, Seats)> {
+    let hold = if holds::is_unlapsed(tx, &pay.payload, now).await? {
+        Hold::Unlapsed
+    } else {
+        Hold::None
+    };
+    let (seats, payer) = seats_for(tx, group, person, &pay.payload, now).await?;
+    let points_short = p.redeem > 0
+        && p.redeem
+            > ledger::balance(tx, person.id).await?.value()
+                - ledger::held_for_others(tx, person.id, &pay.payload, now).await?;
+    let state = match group.status {
+        GroupStatus::Open => GroupState::Open {
+            expired: group.is_expired(now),
+        },
+        GroupStatus::Settled => GroupState::Settled,
+        GroupStatus::Cancelled => GroupState::Cancelled,
+    };
+    Ok((payment::judge(state, hold, &seats, &payer, points_short), seats))
+}
+
+/// Records the purchase and its money, and releases its holds. None: the charge was already
+/// recorded. Returns the purchase id and its receipt token.
+async fn book(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    counted: bool,
+    flag: Option<Flag>,
+) -> AppResult<Option<(i64, String)>> {
+    let (pay, p) = (a.pay, a.p);
+    let region = pay.address.as_ref().and_then(Address::region);
+    // Over 140 bits only the server can make; stored as its keyed hash, so the database
+    // alone opens no receipt.
+    let token = a.ctx.secrets.receipt_token(&pay.charge_id);
+    let token_hash = a.ctx.secrets.hash(crate::secrets::Purpose::Receipt, &token);
+    let new = NewPurchase {
+        group_id: a.group.id,
+        buyer_id: a.person.id,
+        sku: &p.sku,
+        price: p.price,
+        points_redeemed: p.redeem,
+        amount_paid: pay.total,
+        currency: &pay.currency,
+        charge_id: &pay.charge_id,
+        provider_charge_id: &pay.provider_charge_id,
+        counted,
+        flag,
+        region: region.as_ref().map(RegionCode::as_str),
+        receipt_token: &token_hash,
+        now: a.now,
+    };
+    let Some(purchase_id) = purchases::insert(tx, &new).await? else {
+        return Ok(None);
+    };
+    // The money, in the payment's currency: cash in, points out, the sale at what was paid
+    // plus the points (the normal price, and any delivery fee).
+    let txn = format!("purchase:{}", pay.charge_id);
+    let memo = format!("Purchase of {} in group {}", p.sku, a.group.key);
+    let refs = ledger::Refs {
+        txn: &txn,
+        currency: &pay.currency,
+        group_id: Some(a.group.id),
+        purchase_id: Some(purchase_id),
+        memo: &memo,
+        now: a.now,
+    };
+    let entries = [
+        ledger::Entry::cash(pay.total),
+        ledger::Entry::points(a.person.id, p.redeem),
+        ledger::Entry::sales(-(pay.total + p.redeem)),
+    ];
+    ledger::post(tx, &refs, &entries).await?;
+    holds::release(tx, &pay.payload).await?;
+    ledger::release_hold(tx, &pay.payload).await?;
+    Ok(Some((purchase_id, token)))
+}
+
+async fn product_name(conn: &mut Conn, sku: &str) -> AppResult<String> {
+    Ok(products::get_any(conn, sku)
+        .await?
+        .map_or_else(|| sku.to_string(), |x| x.name))
+}
+
+/// The payment counts: the member is recognised, the goods ship. Returns the receipt.
+async fn take_seat(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    purchase_id: i64,
+    token: &str,
+) -> AppResult<String> {
+    let (group, person) = (a.group, a.person);
+    holds::release_others_of(tx, group.id, person.id).await?;
+    if let Some(m) =
+        groups::member_for_user(tx, group.id, person.id, person.username.as_deref()).await?
+        && m.user_id.is_none()
+    {
+        groups::bind_member(tx, m.id, person.id).await?;
+    }
+    let product = product_name(tx, &a.p.sku).await?;
+    ship(tx, a, purchase_id, &product).await?;
+    let bought = purchases::count_counted(tx, group.id).await?;
+    Ok(receipt_message(a, &product, bought, token))
+}
+
+/// The payment cannot count: it is refunded. Returns the receipt saying so.
+async fn give_back(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    reason: RefundReason,
+    token: &str,
+) -> AppResult<String> {
+    let row = purchases::by_charge(tx, &a.pay.charge_id)
+        .await?
+        .ok_or_else(|| AppError::Other("a purchase just recorded is missing".into()))?;
+    let opened = super::refund::open(tx, a.ctx, &row, a.group, reason, a.now)
+        .await?
+        .ok_or_else(|| AppError::Other("a new charge already had a refund".into()))?;
+    let amount = super::refund::amount_text(a.ctx, &a.pay.currency, a.pay.total);
+    let product = product_name(tx, &a.p.sku).await?;
+    let mut text = crate::replies::payment_refunded(
+        &product,
+        &amount,
+        &a.group.key,
+        reason,
+        &opened.back_text,
+    );
+    let _ = write!(text, "\nReceipt: {}", esc(&a.ctx.receipt_url(&a.group.key, token)));
+    Ok(text)
+}
+
+/// After the commit: the N-th purchase settles the group in a transaction of its own (the
+/// payment stays recorded whatever happens to the settlement; a group left filled but open is
+/// settled by the sweep, which treats filled groups as due). Returns whether it settled.
+async fn after_commit(ctx: &Ctx, group: &GroupRow, filled: bool, now: i64) -> bool {
+    if group.is_expired(now) {
+        // The seat this payment held kept an expired group open: the sweep may settle it now.
+        ctx.sweep_wake.notify_one();
+    }
+    if !filled {
+        return false;
+    }
+    match settle_group(ctx, group.id).await {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::error!(group_id = group.id, error = %e, "settling a filled group failed; the sweep will retry");
+            ctx.sweep_wake.notify_one();
+            false
+        }
+    }
+}
+
+/// The shipping request: stored, and emailed to fulfilment (claim 5).
+async fn ship(conn: &mut Conn, a: &Arrival<'_>, purchase_id: i64, product: &str) -> AppResult<()> {
+    let (ctx, pay) = (a.ctx, a.pay);
+    let region = pay.address.as_ref().and_then(Address::region);
     let recipient = pay
         .recipient
         .clone()
-        .unwrap_or_else(|| person.first_name.clone());
+        .unwrap_or_else(|| a.person.first_name.clone());
     let address = pay.address.as_ref().map(Address::lines).unwrap_or_else(|| {
         "(digital product paid in Telegram Stars: no address; deliver it to the buyer in Telegram)".into()
     });
     let region_text = region
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "unknown".into());
+        .as_ref()
+        .map_or_else(|| "unknown".into(), |r| r.to_string());
     purchases::insert_shipping_request(
         conn,
         purchase_id,
         &recipient,
         &address,
-        region.map(RegionCode::as_str),
-        now,
+        region.as_ref().map(RegionCode::as_str),
+        a.now,
     )
     .await?;
     let mail = ShippingRequest {
         order: format!("GB-{purchase_id}"),
         product: product.to_string(),
-        sku: sku.to_string(),
-        paid: ctx.money(paid),
-        key: group.key.clone(),
+        sku: a.p.sku.clone(),
+        paid: super::refund::amount_text(ctx, &pay.currency, pay.total),
+        key: a.group.key.clone(),
         recipient,
         address,
         region: region_text,
     }
     .render()?;
     let to = ctx.config.fulfilment_email.clone();
-    queue_email(conn, now, format!("ship:{purchase_id}"), &to, mail).await?;
+    queue_email(conn, a.now, format!("ship:{purchase_id}"), &to, mail).await?;
     Ok(())
 }
 
-fn receipt_message(
-    ctx: &Ctx,
-    group: &GroupRow,
-    product: &str,
-    p: &Payload,
-    pay: &Payment,
-    bought: u32,
-    token: &str,
-) -> String {
+fn receipt_message(a: &Arrival<'_>, product: &str, bought: u32, token: &str) -> String {
+    let (ctx, group, p) = (a.ctx, a.group, a.p);
     let mut s = String::new();
     let _ = writeln!(s, "<b>Thank you — payment received.</b>");
     let _ = writeln!(s, "{}: {}", esc(product), ctx.money(p.price));
     if p.redeem > 0 {
         let _ = writeln!(s, "Points used: {}", p.redeem);
     }
-    let _ = writeln!(
-        s,
-        "Paid: {}",
-        super::refund::amount_text(ctx, &pay.currency, pay.total)
-    );
+    let paid = super::refund::amount_text(ctx, &a.pay.currency, a.pay.total);
+    let _ = writeln!(s, "Paid: {paid}");
     let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
     let rate = ctx.config.tiers.rate_for(group.head_count);
     let _ = writeln!(

@@ -236,7 +236,7 @@ pub async fn buyable_groups(ctx: &Ctx, person: &Person) -> AppResult<Vec<String>
     let mut keys = Vec::new();
     for g in groups::for_user(&mut conn, person.id, 20).await? {
         if super::access::ensure_open(&g, now).is_ok()
-            && super::purchase::check_can_buy(&mut conn, &g, person, now)
+            && super::seats::check_can_buy(&mut conn, &g, person, now)
                 .await
                 .is_ok()
         {

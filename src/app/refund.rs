@@ -60,98 +60,28 @@ pub async fn open(
     now: i64,
 ) -> AppResult<Option<Opened>> {
     let method = RefundMethod::for_currency(&p.currency);
-    let fresh = refunds::insert(
-        conn,
-        &NewRefund {
-            charge_id: &p.charge_id,
-            purchase_id: p.id,
-            user_id: p.buyer_id,
-            amount: p.amount_paid,
-            currency: &p.currency,
-            method,
-            reason,
-            now,
-        },
-    )
-    .await?;
-    if !fresh {
+    let refund = NewRefund {
+        charge_id: &p.charge_id,
+        purchase_id: p.id,
+        user_id: p.buyer_id,
+        amount: p.amount_paid,
+        currency: &p.currency,
+        method,
+        reason,
+        now,
+    };
+    if !refunds::insert(conn, &refund).await? {
         return Ok(None);
     }
-    let txn = format!("refund:{}", p.charge_id);
-    let memo = format!("Refund of {} in group {} ({})", p.sku, group.key, reason.as_str());
-    ledger::post(
-        conn,
-        &ledger::Refs {
-            txn: &txn,
-            currency: &p.currency,
-            group_id: Some(group.id),
-            purchase_id: Some(p.id),
-            memo: &memo,
-            now,
-        },
-        &[
-            ledger::Entry::refunds_due(-p.amount_paid),
-            ledger::Entry::points(p.buyer_id, -p.points_redeemed),
-            ledger::Entry::sales(p.amount_paid + p.points_redeemed),
-        ],
-    )
-    .await?;
+    post_refund(conn, p, group, reason, now).await?;
     let was_counted = purchases::uncount(conn, p.id).await?;
-    let mut clawed_back = 0;
-    if was_counted && group.status == GroupStatus::Settled {
-        let credit = ledger::settled_points(conn, group.id, p.id, p.buyer_id).await?;
-        let balance = ledger::balance(conn, p.buyer_id).await?;
-        clawed_back = clawback(Points::new(credit), balance).value();
-        if credit > clawed_back {
-            tracing::warn!(
-                charge = %p.charge_id, credit, clawed_back,
-                "points of a reversed purchase were already spent; the rest is written off"
-            );
-        }
-        let txn = format!("reverse:{}", p.charge_id);
-        let memo = format!("Group discount taken back: refund in group {}", group.key);
-        ledger::post(
-            conn,
-            &ledger::Refs {
-                txn: &txn,
-                currency: ctx.config.currency.code(),
-                group_id: Some(group.id),
-                purchase_id: Some(p.id),
-                memo: &memo,
-                now,
-            },
-            &[
-                ledger::Entry::points(p.buyer_id, clawed_back),
-                ledger::Entry::discounts(-clawed_back),
-            ],
-        )
-        .await?;
-    }
-    let shipped = purchases::has_shipping_request(conn, p.id).await?;
+    let clawed_back = if was_counted && group.status == GroupStatus::Settled {
+        claw_back(conn, ctx, p, group, now).await?
+    } else {
+        0
+    };
     let amount = amount_text(ctx, &p.currency, p.amount_paid);
-    if method == RefundMethod::Provider || shipped {
-        let buyer = users::get(conn, p.buyer_id)
-            .await?
-            .map(|u| match u.username {
-                Some(name) => format!("{} (@{name}, id {})", u.first_name, u.id),
-                None => format!("{} (id {})", u.first_name, u.id),
-            })
-            .unwrap_or_else(|| format!("id {}", p.buyer_id));
-        let mail = RefundDue {
-            order: format!("GB-{}", p.id),
-            charge_id: p.charge_id.clone(),
-            amount: amount.clone(),
-            buyer,
-            product: product_name(conn, &p.sku).await?,
-            key: group.key.clone(),
-            reason: replies::refund_reason(reason).to_string(),
-            to_pay_out: method == RefundMethod::Provider,
-            cancel_shipping: shipped,
-        }
-        .render()?;
-        let to = ctx.config.fulfilment_email.clone();
-        queue_email(conn, now, format!("refund-due:{}", p.charge_id), &to, mail).await?;
-    }
+    tell_fulfilment(conn, ctx, p, group, reason, &amount, now).await?;
     crate::metrics::Metrics::inc(&ctx.metrics.refunds_total);
     tracing::info!(
         charge = %p.charge_id, purchase_id = p.id, group_id = group.id, reason = reason.as_str(),
@@ -163,6 +93,109 @@ pub async fn open(
         clawed_back,
         back_text: replies::money_back(method, &amount, &p.charge_id, p.points_redeemed),
     }))
+}
+
+/// The sale is undone, in the payment's currency: the money is owed back and the points it
+/// used return to the buyer.
+async fn post_refund(
+    conn: &mut Conn,
+    p: &PurchaseRow,
+    group: &GroupRow,
+    reason: RefundReason,
+    now: i64,
+) -> AppResult<()> {
+    let txn = format!("refund:{}", p.charge_id);
+    let memo = format!("Refund of {} in group {} ({})", p.sku, group.key, reason.as_str());
+    let refs = ledger::Refs {
+        txn: &txn,
+        currency: &p.currency,
+        group_id: Some(group.id),
+        purchase_id: Some(p.id),
+        memo: &memo,
+        now,
+    };
+    let entries = [
+        ledger::Entry::refunds_due(-p.amount_paid),
+        ledger::Entry::points(p.buyer_id, -p.points_redeemed),
+        ledger::Entry::sales(p.amount_paid + p.points_redeemed),
+    ];
+    ledger::post(conn, &refs, &entries).await?;
+    Ok(())
+}
+
+/// Takes back what a settled purchase earned, up to the buyer's balance (settlement rule 7).
+/// Returns the points taken back.
+async fn claw_back(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    p: &PurchaseRow,
+    group: &GroupRow,
+    now: i64,
+) -> AppResult<i64> {
+    let credit = ledger::settled_points(conn, group.id, p.id, p.buyer_id).await?;
+    let balance = ledger::balance(conn, p.buyer_id).await?;
+    let taken = clawback(Points::new(credit), balance).value();
+    if credit > taken {
+        tracing::warn!(
+            charge = %p.charge_id, credit, taken,
+            "points of a reversed purchase were already spent; the rest is written off"
+        );
+    }
+    let txn = format!("reverse:{}", p.charge_id);
+    let memo = format!("Group discount taken back: refund in group {}", group.key);
+    let refs = ledger::Refs {
+        txn: &txn,
+        currency: ctx.config.currency.code(),
+        group_id: Some(group.id),
+        purchase_id: Some(p.id),
+        memo: &memo,
+        now,
+    };
+    let entries = [
+        ledger::Entry::points(p.buyer_id, taken),
+        ledger::Entry::discounts(-taken),
+    ];
+    ledger::post(conn, &refs, &entries).await?;
+    Ok(taken)
+}
+
+/// Fulfilment hears of a refund it must pay out (provider payments) or goods it must stop.
+async fn tell_fulfilment(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    p: &PurchaseRow,
+    group: &GroupRow,
+    reason: RefundReason,
+    amount: &str,
+    now: i64,
+) -> AppResult<()> {
+    let to_pay_out = RefundMethod::for_currency(&p.currency) == RefundMethod::Provider;
+    let shipped = purchases::has_shipping_request(conn, p.id).await?;
+    if !to_pay_out && !shipped {
+        return Ok(());
+    }
+    let buyer = users::get(conn, p.buyer_id)
+        .await?
+        .map(|u| match u.username {
+            Some(name) => format!("{} (@{name}, id {})", u.first_name, u.id),
+            None => format!("{} (id {})", u.first_name, u.id),
+        })
+        .unwrap_or_else(|| format!("id {}", p.buyer_id));
+    let mail = RefundDue {
+        order: format!("GB-{}", p.id),
+        charge_id: p.charge_id.clone(),
+        amount: amount.to_string(),
+        buyer,
+        product: product_name(conn, &p.sku).await?,
+        key: group.key.clone(),
+        reason: replies::refund_reason(reason).to_string(),
+        to_pay_out,
+        cancel_shipping: shipped,
+    }
+    .render()?;
+    let to = ctx.config.fulfilment_email.clone();
+    queue_email(conn, now, format!("refund-due:{}", p.charge_id), &to, mail).await?;
+    Ok(())
 }
 
 /// Closes a due refund inside the caller's transaction: the money went back (Telegram
@@ -221,6 +254,8 @@ pub enum Refusal {
     AlreadyRefunded { charge: String, at: Option<i64> },
     #[error("the refund of charge {0} is already due; pay it out, then `groupbuy refunds done {0}`")]
     AlreadyDue(String),
+    #[error("charge {0} still counts toward its group and is owed nothing: to refund it, run `groupbuy refund {0}`")]
+    NotRefunded(String),
     #[error("Stars refunds are made by `groupbuy serve` through refundStarPayment; charge {0} is queued for it")]
     StarsAreAutomatic(String),
     #[error("charge {charge} was {paid}, but the refund reported {reported}")]
@@ -306,10 +341,7 @@ pub async fn mark_paid(ctx: &Ctx, charge_id: &str) -> AppResult<Result<RefundRow
     let mut tx = ctx.store.write().await?;
     let Some(r) = refunds::get(&mut tx, charge_id).await? else {
         return Ok(Err(match purchases::by_charge(&mut tx, charge_id).await? {
-            Some(_) => Refusal::AlreadyRefunded {
-                charge: charge_id.to_string(),
-                at: None,
-            },
+            Some(_) => Refusal::NotRefunded(charge_id.to_string()),
             None => Refusal::UnknownCharge(charge_id.to_string()),
         }));
     };

@@ -6,7 +6,7 @@ use super::cast::{self, Person};
 use super::mailbox::{self, Mailbox};
 use crate::app::Ctx;
 use crate::clock::Clock;
-use crate::emulator::{BotApiEmulator, ChatEntry, OrderInfo};
+use bot_api_emulator::{BotApiEmulator, ChatEntry, OrderInfo};
 use crate::replies::esc;
 use axum::extract::{FromRequest, Path, Query, Request, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -235,7 +235,7 @@ async fn state_of_play(Extract(s): Extract<State>) -> Json<Value> {
     let now = s.clock.now();
     Json(json!({
         "revision": s.emulator.revision(),
-        "bot": {"username": s.ctx.bot_username, "id": crate::emulator::BOT_ID},
+        "bot": {"username": s.ctx.bot_username, "id": bot_api_emulator::BOT_ID},
         // The menu the bot registered with setMyCommands, as Telegram shows it.
         "commands": s.emulator.commands(),
         "service_url": s.service_url,
@@ -342,7 +342,7 @@ struct Pay {
 async fn pay(Extract(s): Extract<State>, Body(b): Body<Pay>) -> Result<Json<Value>, Problem> {
     let p = s.person(b.person)?;
     let field = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or("").to_string();
-    let address = crate::emulator::ShippingAddress {
+    let address = bot_api_emulator::ShippingAddress {
         country_code: field(&b.country_code).to_ascii_uppercase(),
         state: field(&b.state),
         city: field(&b.city),

@@ -1,7 +1,7 @@
 //! Who plays: the organiser and members of scenario (a) of the README, each a Telegram user
 //! with a private chat with the bot, and anyone added with "add a person".
 
-use crate::emulator::{ShippingAddress, TgUser};
+use bot_api_emulator::{ShippingAddress, TgUser};
 use serde::Serialize;
 
 /// One person at the table: a Telegram account and, for those invited by email, an address.

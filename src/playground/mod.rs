@@ -15,7 +15,7 @@ mod mailbox;
 
 use crate::clock::Clock;
 use crate::config::{Config, Secret, url_like};
-use crate::emulator::BotApiEmulator;
+use bot_api_emulator::BotApiEmulator;
 use crate::startup::App;
 use anyhow::Context;
 use std::net::SocketAddr;

@@ -90,6 +90,30 @@ pub async fn release(conn: &mut Conn, payload: &str) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
+/// A payer's payment counted: their other holds on the group (for other invoices) free their
+/// seats, and the points those invoices held are released too. A payment of one of those
+/// invoices arriving later is a repeat, and refunded.
+pub async fn release_others_of(
+    conn: &mut Conn,
+    group_id: i64,
+    buyer_id: i64,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM point_holds WHERE payload IN
+            (SELECT payload FROM seat_holds WHERE group_id = $1 AND buyer_id = $2)",
+    )
+    .bind(group_id)
+    .bind(buyer_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query("DELETE FROM seat_holds WHERE group_id = $1 AND buyer_id = $2")
+        .bind(group_id)
+        .bind(buyer_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
+
 /// Forgets holds that lapsed before `before`.
 pub async fn prune(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM seat_holds WHERE expires_at <= $1")

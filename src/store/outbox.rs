@@ -5,13 +5,40 @@ use super::{Backend, Conn, instances};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+/// Who waits for a row: a person who wrote to the bot and waits for the answer, or nobody
+/// in particular (a notice). The worker serves interactive rows first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Interactive,
+    Bulk,
+}
+
+impl Priority {
+    fn as_i64(self) -> i64 {
+        match self {
+            Priority::Interactive => 0,
+            Priority::Bulk => 1,
+        }
+    }
+
+    fn from_i64(n: i64) -> Self {
+        if n == 0 {
+            Priority::Interactive
+        } else {
+            Priority::Bulk
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
-    /// A bot message to a chat, HTML parse mode, optional inline keyboard (JSON).
+    /// A bot message to a chat, HTML parse mode, optional inline keyboard (JSON); or, when
+    /// `invoice` is set (JSON of `app::purchase::InvoiceSpec`), an invoice.
     Telegram {
         chat_id: i64,
         keyboard: Option<String>,
         fallback_email: Option<String>,
+        invoice: Option<String>,
     },
     Email {
         to: String,
@@ -26,6 +53,7 @@ pub struct NewMessage {
     pub dedupe_key: String,
     pub channel: Channel,
     pub text: String,
+    pub priority: Priority,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +65,8 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub status: String,
     pub last_error: Option<String>,
+    pub priority: Priority,
+    pub created_at: i64,
 }
 
 /// Invitations, campaigns and reminders (by their dedupe key's first word): mail a person did
@@ -49,7 +79,7 @@ pub fn is_bulk(dedupe_key: &str) -> bool {
         .any(|p| dedupe_key.starts_with(p))
 }
 
-const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error";
+const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error, priority, invoice, created_at";
 
 fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
     let channel: String = r.try_get("channel")?;
@@ -58,6 +88,7 @@ fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
             chat_id: r.try_get::<Option<i64>, _>("chat_id")?.unwrap_or_default(),
             keyboard: r.try_get("keyboard")?,
             fallback_email: r.try_get("fallback_email")?,
+            invoice: r.try_get("invoice")?,
         },
         _ => Channel::Email {
             to: r
@@ -75,6 +106,8 @@ fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
         attempts: r.try_get("attempts")?,
         status: r.try_get("status")?,
         last_error: r.try_get("last_error")?,
+        priority: Priority::from_i64(r.try_get("priority")?),
+        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -83,7 +116,7 @@ pub async fn enqueue(conn: &mut Conn, m: &NewMessage, now: i64) -> Result<bool, 
     Ok(enqueue_many(conn, std::slice::from_ref(m), now).await? == 1)
 }
 
-/// Rows per INSERT (10 parameters each); kept small for the reason in `ledger`.
+/// Rows per INSERT (12 parameters each); kept small for the reason in `ledger`.
 const ROWS_PER_STATEMENT: usize = 20;
 
 /// Queues several messages in as few statements as possible, in order (they are sent in the
@@ -97,45 +130,49 @@ pub async fn enqueue_many(
     for chunk in messages.chunks(ROWS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
+                let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
                 format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[9]
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[11]
                 )
             })
             .collect();
         let sql = format!(
             "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
-                 fallback_email, status, attempts, next_attempt_at, created_at)
+                 fallback_email, priority, invoice, status, attempts, next_attempt_at, created_at)
              VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
             values.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
-            let (channel, chat_id, keyboard, fallback, to, subject, html) = match &m.channel {
-                Channel::Telegram {
-                    chat_id,
-                    keyboard,
-                    fallback_email,
-                } => (
-                    "telegram",
-                    Some(*chat_id),
-                    keyboard.clone(),
-                    fallback_email.clone(),
-                    None,
-                    String::new(),
-                    None,
-                ),
-                Channel::Email { to, subject, html } => (
-                    "email",
-                    None,
-                    None,
-                    None,
-                    Some(to.clone()),
-                    subject.clone(),
-                    html.clone(),
-                ),
-            };
+            let (channel, chat_id, keyboard, fallback, invoice, to, subject, html) =
+                match &m.channel {
+                    Channel::Telegram {
+                        chat_id,
+                        keyboard,
+                        fallback_email,
+                        invoice,
+                    } => (
+                        "telegram",
+                        Some(*chat_id),
+                        keyboard.clone(),
+                        fallback_email.clone(),
+                        invoice.clone(),
+                        None,
+                        String::new(),
+                        None,
+                    ),
+                    Channel::Email { to, subject, html } => (
+                        "email",
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some(to.clone()),
+                        subject.clone(),
+                        html.clone(),
+                    ),
+                };
             query = query
                 .bind(m.dedupe_key.clone())
                 .bind(channel)
@@ -146,6 +183,8 @@ pub async fn enqueue_many(
                 .bind(html)
                 .bind(keyboard)
                 .bind(fallback)
+                .bind(m.priority.as_i64())
+                .bind(invoice)
                 .bind(now);
         }
         queued += query.execute(&mut *conn).await?.rows_affected();
@@ -181,7 +220,7 @@ pub async fn mark_sent(
     // The words go once delivered: they carry receipt links, invitation codes and addresses
     // that the database need not keep; the row stays as the record of the delivery.
     sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL,
-             body_text = '', body_html = NULL, keyboard = NULL WHERE id = $1")
+             body_text = '', body_html = NULL, keyboard = NULL, invoice = NULL WHERE id = $1")
         .bind(id)
         .bind(now)
         .bind(remote_id)
@@ -265,7 +304,7 @@ pub async fn mark_sending(conn: &mut Conn, id: i64, now: i64) -> Result<(), sqlx
 }
 
 /// Takes due rows for this instance (free ones, its own, and those of dead instances),
-/// oldest first; run inside a write transaction. Rows a dead instance was sending are
+/// interactive ones first, then oldest first; run inside a write transaction. Rows a dead instance was sending are
 /// noted in `last_error` and counted: they may arrive twice. Returns (rows, that count).
 pub async fn claim(
     conn: &mut Conn,
@@ -277,7 +316,7 @@ pub async fn claim(
     let sql = format!(
         "SELECT {COLUMNS}, claimed_by, sending_since FROM outbox
          WHERE status = 'pending' AND next_attempt_at <= $3 AND {claimable}
-         ORDER BY next_attempt_at, id LIMIT $4{skip}",
+         ORDER BY priority, next_attempt_at, id LIMIT $4{skip}",
         claimable = instances::CLAIMABLE,
         skip = instances::skip_locked(backend),
     );

@@ -1,4 +1,5 @@
-//! Command and message handlers: parse, call the use case, reply (errors included).
+//! Command and message handlers: parse, call the use case, queue the answer (errors
+//! included) in the outbox. Nothing here waits on Telegram's sending budget.
 
 use super::commands::Command;
 use super::{HandlerResult, person, update_id};
@@ -6,29 +7,24 @@ use crate::app::{self, AppError, Ctx, Person};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::metrics::Metrics;
 use crate::replies::{HELP, UserError, esc};
-use crate::workers::outbox::to_markup;
 use teloxide::prelude::*;
-use teloxide::types::ParseMode;
 
-/// Sends a reply now (replies to the person who wrote are not bulk messages).
+/// An answer: HTML and an optional keyboard.
+type Answer = (String, Option<Keyboard>);
+
+/// Queues the answer to this update (see `app::reply`). Fails only when the database
+/// refused it: the update then stays in the inbox and is handled again.
 pub async fn reply(
-    bot: &Bot,
+    ctx: &Ctx,
+    update_id: i64,
     chat_id: ChatId,
     html: String,
     kb: Option<Keyboard>,
 ) -> HandlerResult {
-    let mut req = bot
-        .send_message(chat_id, html)
-        .parse_mode(ParseMode::Html)
-        .link_preview_options(crate::telegram::no_link_preview());
-    if let Some(kb) = kb {
-        req = req.reply_markup(to_markup(&kb));
-    }
-    req.await?;
+    app::reply::answer(ctx, update_id, chat_id.0, html, kb).await?;
     Ok(())
 }
 
-/// Tells the person what went wrong, and the operator in the log.
 /// The operator's log line and counter for a refused or failed request.
 pub fn note_failure(ctx: &Ctx, who: &Person, what: &str, e: &AppError) {
     match e {
@@ -43,26 +39,20 @@ pub fn note_failure(ctx: &Ctx, who: &Person, what: &str, e: &AppError) {
     }
 }
 
+/// Tells the person what went wrong (queued like any answer), and the operator in the log.
 pub async fn reply_error(
-    bot: &Bot,
     ctx: &Ctx,
+    update_id: i64,
     chat_id: ChatId,
     who: &Person,
     what: &str,
     e: &AppError,
 ) -> HandlerResult {
-    let user_error = e.user_error();
     note_failure(ctx, who, what, e);
-    reply(bot, chat_id, user_error.html(), None).await
+    reply(ctx, update_id, chat_id, e.user_error().html(), None).await
 }
 
-pub async fn on_command(
-    bot: Bot,
-    msg: Message,
-    cmd: Command,
-    ctx: Ctx,
-    upd: Update,
-) -> HandlerResult {
+pub async fn on_command(msg: Message, cmd: Command, ctx: Ctx, upd: Update) -> HandlerResult {
     let Some(from) = msg.from.as_ref() else {
         return Ok(());
     };
@@ -72,11 +62,12 @@ pub async fn on_command(
     if let Err(e) = app::access::touch(&ctx, &who, private).await {
         tracing::error!(user = who.id, error = %e, "could not record the contact");
     }
-    let result = run(&bot, &ctx, &who, chat, private, &cmd, update_id(&upd)).await;
-    if let Err(e) = result {
-        reply_error(&bot, &ctx, chat, &who, command_name(&cmd), &e).await?;
+    let id = update_id(&upd);
+    match run(&ctx, &who, chat, private, &cmd, id).await {
+        Ok(Some((html, kb))) => reply(&ctx, id, chat, html, kb).await,
+        Ok(None) => Ok(()),
+        Err(e) => reply_error(&ctx, id, chat, &who, command_name(&cmd), &e).await,
     }
-    Ok(())
 }
 
 fn command_name(cmd: &Command) -> &'static str {
@@ -99,90 +90,83 @@ fn arg(s: &str) -> Option<&str> {
     Some(s.trim()).filter(|s| !s.is_empty())
 }
 
+/// Runs the command; returns the answer to queue (None when the use case queued its own).
 async fn run(
-    bot: &Bot,
     ctx: &Ctx,
     who: &Person,
     chat: ChatId,
     private: bool,
     cmd: &Command,
     update_id: i64,
-) -> Result<(), AppError> {
-    let send = |html: String, kb: Option<Keyboard>| async move {
-        reply(bot, chat, html, kb)
-            .await
-            .map_err(|e| AppError::Other(format!("sending a reply: {e}")))
+) -> Result<Option<Answer>, AppError> {
+    let card = |key: String| async move {
+        let (html, kb) = app::access::card(ctx, who, &key).await?;
+        Ok::<_, AppError>(Some((html, Some(kb))))
     };
+    let text = |html: String| Ok(Some((html, None)));
     match cmd {
         Command::Start(payload) => match arg(payload) {
             Some(p) => {
                 let (html, kb) = app::access::start(ctx, who, p).await?;
-                send(html, Some(kb)).await
+                Ok(Some((html, Some(kb))))
             }
-            None => send(format!("Hello, {}!\n\n{HELP}", esc(&who.first_name)), None).await,
+            None => text(format!("Hello, {}!\n\n{HELP}", esc(&who.first_name))),
         },
-        Command::Help => send(HELP.to_string(), None).await,
+        Command::Help => text(HELP.to_string()),
         Command::NewGroup(args) => {
             // The confirmation goes out through the outbox with the rest of the effects.
-            app::new_group::create(ctx, update_id, who, chat.0, args).await.map(|_| ())
+            app::new_group::create(ctx, update_id, who, chat.0, args).await?;
+            Ok(None)
         }
-        Command::Join(key) => {
-            let key = arg(key).ok_or(UserError::KeyUsage("join"))?;
-            let (html, kb) = app::access::card(ctx, who, key).await?;
-            send(html, Some(kb)).await
-        }
+        Command::Join(key) => card(arg(key).ok_or(UserError::KeyUsage("join"))?.to_string()).await,
         Command::Buy(key) => {
             if !private {
                 return Err(UserError::PrivateOnly.into());
             }
             match arg(key) {
-                Some(key) => {
-                    let (html, kb) = app::access::card(ctx, who, key).await?;
-                    send(html, Some(kb)).await
-                }
+                Some(key) => card(key.to_string()).await,
                 None => {
                     let open = app::queries::buyable_groups(ctx, who).await?;
                     match open.as_slice() {
                         [] => Err(UserError::NoOpenGroup.into()),
-                        [only] => {
-                            let (html, kb) = app::access::card(ctx, who, only).await?;
-                            send(html, Some(kb)).await
-                        }
+                        [only] => card(only.clone()).await,
                         many => {
                             let mut kb = Keyboard::default();
                             for key in many {
-                                kb = kb.row(vec![callback(format!("Group {key}"), Press::Buy { key: key.clone() }.encode())]);
+                                kb = kb.row(vec![callback(
+                                    format!("Group {key}"),
+                                    Press::Buy { key: key.clone() }.encode(),
+                                )]);
                             }
-                            send("Which group would you like to buy in?".into(), Some(kb)).await
+                            Ok(Some((
+                                "Which group would you like to buy in?".into(),
+                                Some(kb),
+                            )))
                         }
                     }
                 }
             }
         }
-        Command::Status(key) => send(app::queries::status(ctx, who, arg(key)).await?, None).await,
-        Command::MyGroups => send(app::queries::my_groups(ctx, who).await?, None).await,
-        Command::Points => send(app::queries::points(ctx, who).await?, None).await,
+        Command::Status(key) => text(app::queries::status(ctx, who, arg(key)).await?),
+        Command::MyGroups => text(app::queries::my_groups(ctx, who).await?),
+        Command::Points => text(app::queries::points(ctx, who).await?),
         Command::Cancel(key) => {
             let key = arg(key).ok_or(UserError::KeyUsage("cancel"))?;
-            send(app::queries::cancel(ctx, update_id, who, key).await?, None).await
+            text(app::queries::cancel(ctx, update_id, who, key).await?)
         }
         Command::ForgetMe => {
             app::forget::forget_me(ctx, who.id, update_id).await?;
-            send(crate::replies::FORGOTTEN.to_string(), None).await
+            text(crate::replies::FORGOTTEN.to_string())
         }
-        Command::PaySupport => send(
-            format!(
-                "<b>Payment support</b>\n{}\n\nEvery payment is recorded once with its Telegram charge id; your receipts are in this chat.",
-                esc(&ctx.config.support_contact)
-            ),
-            None,
-        )
-        .await,
+        Command::PaySupport => text(format!(
+            "<b>Payment support</b>\n{}\n\nEvery payment is recorded once with its Telegram charge id; your receipts are in this chat.",
+            esc(&ctx.config.support_contact)
+        )),
     }
 }
 
 /// Any other message: counts as "contact" for waiting prompts (claim 11).
-pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx) -> HandlerResult {
+pub async fn on_other_message(msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
     let Some(from) = msg.from.as_ref() else {
         return Ok(());
     };
@@ -208,7 +192,7 @@ pub async fn on_other_message(bot: Bot, msg: Message, ctx: Ctx) -> HandlerResult
                 esc(&who.first_name)
             )
         };
-        reply(&bot, msg.chat.id, hint, None).await?;
+        reply(&ctx, update_id(&upd), msg.chat.id, hint, None).await?;
     }
     Ok(())
 }

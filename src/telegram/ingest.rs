@@ -373,6 +373,7 @@ async fn shard(
         if ok || (!payment && tries >= 3) {
             failures.remove(&id);
             if !ok {
+                Metrics::inc(&ctx.metrics.updates_given_up_total);
                 tracing::error!(
                     update_id = id,
                     tries,

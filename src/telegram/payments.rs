@@ -4,41 +4,50 @@
 use super::handlers::{reply, reply_error};
 use super::{HandlerResult, person, update_id};
 use crate::app::purchase::{self, Address, InvoiceSpec, Payment, Recorded, Step};
+use crate::app::reply::{invoice, key, send};
 use crate::app::{AppError, Ctx};
 use crate::keyboard::Press;
 use crate::replies::UserError;
 use std::time::Duration;
+use teloxide::payloads::SendInvoice;
 use teloxide::prelude::*;
+use teloxide::requests::JsonRequest;
 use teloxide::types::{LabeledPrice, ShippingAddress, ShippingOption};
 
 /// Telegram wants the pre-checkout answer within 10 s; we answer "try again" at 8 s.
 const PRE_CHECKOUT_BUDGET: Duration = Duration::from_secs(8);
 
-pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx) -> HandlerResult {
+pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> HandlerResult {
     let who = person(&q.from);
     // Stop the button's spinner first; the answer itself comes as a message.
     if let Err(e) = bot.answer_callback_query(q.id.clone()).await {
         tracing::warn!(error = %e, "could not answer a callback query");
     }
     let chat = ChatId(who.id);
+    let id = update_id(&upd);
     let step = match q.data.as_deref().and_then(Press::decode) {
         Some(press) => purchase::press(&ctx, &who, &press).await,
         None => Err(UserError::StaleButton.into()),
     };
     match step {
-        Ok(Step::Message(html, kb)) => reply(&bot, chat, html, Some(kb)).await?,
+        Ok(Step::Message(html, kb)) => reply(&ctx, id, chat, html, Some(kb)).await?,
         Ok(Step::Invoice(spec)) => {
-            if let Err(e) = send_invoice(&bot, &ctx, chat, &spec).await {
-                tracing::warn!(user = who.id, error = %e, "Telegram refused an invoice");
-                reply(&bot, chat, UserError::InvoiceRefused.html(), None).await?;
-            }
+            // Sent by the outbox worker with `invoice_request`; if Telegram refuses it, the
+            // worker tells the person (UserError::InvoiceRefused).
+            send(&ctx, &invoice(key(chat.0, id), chat.0, &spec)?).await?
         }
-        Err(e) => reply_error(&bot, &ctx, chat, &who, "button", &e).await?,
+        Err(e) => reply_error(&ctx, id, chat, &who, "button", &e).await?,
     }
     Ok(())
 }
 
-async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) -> HandlerResult {
+/// The one place an invoice becomes a `sendInvoice` request (the outbox worker sends it).
+pub fn invoice_request(
+    bot: &Bot,
+    ctx: &Ctx,
+    chat: ChatId,
+    spec: &InvoiceSpec,
+) -> JsonRequest<SendInvoice> {
     let prices: Vec<LabeledPrice> = spec
         .prices
         .iter()
@@ -56,16 +65,15 @@ async fn send_invoice(bot: &Bot, ctx: &Ctx, chat: ChatId, spec: &InvoiceSpec) ->
     );
     // A forwarded copy shows a deep link into the group, not a Pay button.
     req = req.start_parameter(spec.start_parameter.clone());
-    if spec.provider {
+    // Rows queued before `provider` existed: any currency but Stars went through the provider.
+    if spec.provider || spec.currency != crate::domain::payment::STARS {
         req = req
             .provider_token(ctx.config.payment_provider_token.expose())
             .need_name(true)
             .need_shipping_address(spec.need_shipping)
             .is_flexible(spec.need_shipping);
     }
-    req.await?;
-    tracing::info!(chat = chat.0, "invoice sent");
-    Ok(())
+    req
 }
 
 pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> HandlerResult {

@@ -1,6 +1,9 @@
 //! Telegram's sending limits: about 30 messages a second for the bot, one a second per
 //! private chat (bursts of 3 allowed), 20 a minute per group chat. A 429 pauses the chat it
-//! names (`retry_after`).
+//! names (`retry_after`). With paid broadcast on, a bulk notice may also go above the free
+//! 30/s with `allow_paid_broadcast`, up to the paid rate (at most 1,000 a second counting
+//! every send); the per-chat limits hold either way. The free window counts the sends made
+//! without the flag (a paid send "ignores broadcasting limits", Bot API `sendMessage`).
 //!
 //! The bot-wide and group-chat limits are kept as what Telegram states — at most N sends in
 //! any window — over the times the last N sends were answered: a send reaches Telegram no
@@ -163,9 +166,19 @@ impl ChatLimit {
     }
 }
 
+/// How a send goes: within the free bot-wide rate, or above it with `allow_paid_broadcast`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Free,
+    Paid,
+}
+
 #[derive(Debug)]
 pub struct Limiter {
+    /// Sends without `allow_paid_broadcast`.
     global: Window,
+    /// Every send, at the paid rate; only with paid broadcast on.
+    paid: Option<Window>,
     chats: HashMap<i64, ChatLimit>,
 }
 
@@ -179,8 +192,19 @@ impl Limiter {
     pub fn with_rate(_now: u64, per_second: u32) -> Self {
         Self {
             global: Window::new(per_second, 1_000 + MARGIN_MS),
+            paid: None,
             chats: HashMap::new(),
         }
+    }
+
+    /// Paid broadcast on: bulk notices may go at up to `per_second` in all (see [`Lane`]).
+    pub fn with_paid_rate(mut self, per_second: u32) -> Self {
+        self.paid = Some(Window::new(per_second, 1_000 + MARGIN_MS));
+        self
+    }
+
+    fn paid_ready_at(&self, now: u64) -> u64 {
+        self.paid.as_ref().map_or(now, |w| w.ready_at(now))
     }
 
     fn chat(&mut self, chat_id: i64, now: u64) -> &mut ChatLimit {
@@ -194,10 +218,29 @@ impl Limiter {
         })
     }
 
-    /// When a message to this chat may go; `now` when it may go at once.
+    /// When a message to this chat may go within the free rate; `now` when it may go at once.
     pub fn ready_at(&mut self, chat_id: i64, now: u64) -> u64 {
         let chat = self.chat(chat_id, now).ready_at(now);
         chat.max(self.global.ready_at(now))
+            .max(self.paid_ready_at(now))
+    }
+
+    /// When a bulk notice to this chat may go, and how: free when the free rate allows it as
+    /// soon, otherwise paid (with paid broadcast on).
+    pub fn bulk_ready_at(&mut self, chat_id: i64, now: u64) -> (u64, Lane) {
+        let free = self.ready_at(chat_id, now);
+        if self.paid.is_none() || free <= now {
+            return (free, Lane::Free);
+        }
+        let paid = self
+            .chat(chat_id, now)
+            .ready_at(now)
+            .max(self.paid_ready_at(now));
+        if paid < free {
+            (paid, Lane::Paid)
+        } else {
+            (free, Lane::Free)
+        }
     }
 
     /// When this chat's own limit lets a message go (the bot-wide pace aside).
@@ -205,27 +248,52 @@ impl Limiter {
         self.chat(chat_id, now).ready_at(now)
     }
 
-    /// Records a send (call only when `ready_at` said now).
+    /// Records a send within the free rate (call only when `ready_at` said now).
     pub fn take(&mut self, chat_id: i64, now: u64) {
+        self.take_in(chat_id, now, Lane::Free);
+    }
+
+    /// Records a send in `lane` (call only when `bulk_ready_at` said now for it).
+    pub fn take_in(&mut self, chat_id: i64, now: u64, lane: Lane) {
         self.chat(chat_id, now).take(now);
-        self.global.take(now);
+        if lane == Lane::Free {
+            self.global.take(now);
+        }
+        if let Some(w) = self.paid.as_mut() {
+            w.take(now);
+        }
     }
 
     /// The send last taken for this chat was answered at `now` (whatever the answer): the
     /// windows count it from then, not from when it was taken. With this, what Telegram sees
     /// keeps to the limits however long a send spent between `take` and its arrival.
     pub fn completed(&mut self, chat_id: i64, now: u64) {
+        self.completed_in(chat_id, now, Lane::Free);
+    }
+
+    /// [`Limiter::completed`] for a send taken in `lane`.
+    pub fn completed_in(&mut self, chat_id: i64, now: u64, lane: Lane) {
         if let Some(c) = self.chats.get_mut(&chat_id) {
             c.completed(now);
         }
-        self.global.completed(now);
+        if lane == Lane::Free {
+            self.global.completed(now);
+        }
+        if let Some(w) = self.paid.as_mut() {
+            w.completed(now);
+        }
     }
 
     /// Telegram said 429: nothing to this chat (or to anyone, when `chat_id` is None) until then.
     pub fn pause(&mut self, chat_id: Option<i64>, until: u64) {
         match chat_id {
             Some(c) => self.chat(c, until).pause(until),
-            None => self.global.paused_until = self.global.paused_until.max(until),
+            None => {
+                self.global.paused_until = self.global.paused_until.max(until);
+                if let Some(w) = self.paid.as_mut() {
+                    w.paused_until = w.paused_until.max(until);
+                }
+            }
         }
     }
 
@@ -321,6 +389,38 @@ mod tests {
         l.take(-5, 5_000);
         l.completed(-5, 5_300);
         assert!(l.chat_ready_at(-5, 5_000) >= 5_300);
+    }
+
+    #[test]
+    fn paid_broadcast_goes_above_thirty_a_second_and_keeps_the_chat_limits() {
+        let mut l = Limiter::new(0).with_paid_rate(1_000);
+        let mut sent = Vec::new();
+        for now in 0..1_000 {
+            for chat in 1..=2_000 {
+                let (at, lane) = l.bulk_ready_at(chat, now);
+                if at <= now {
+                    l.take_in(chat, now, lane);
+                    sent.push((now, chat, lane));
+                }
+            }
+        }
+        let free = sent.iter().filter(|s| s.2 == Lane::Free).count();
+        assert!(free <= 30, "{free} free sends in the first second");
+        assert!(
+            sent.len() >= 900 && sent.len() <= 1_000,
+            "{} sends in a second",
+            sent.len()
+        );
+        // Three to one private chat at most (its burst), whatever the lane.
+        let to_one = sent.iter().filter(|s| s.1 == 1).count();
+        assert!(to_one <= 3, "{to_one}");
+        // Without paid broadcast a bulk notice waits for the free rate.
+        let mut l = Limiter::new(0);
+        for chat in 1..=30 {
+            l.take(chat, 0);
+        }
+        assert_eq!(l.bulk_ready_at(31, 0).1, Lane::Free);
+        assert!(l.bulk_ready_at(31, 0).0 >= 1_000);
     }
 
     #[test]

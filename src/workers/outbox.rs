@@ -7,17 +7,26 @@
 //! the user is marked unreachable and the message goes by email when we have one;
 //! "can't parse entities" → resent as plain text; other errors → capped exponential backoff
 //! with jitter, then a dead letter with the reason.
+//!
+//! Answers to a person's own update (replies, errors, invoices: `Priority::Interactive`) are
+//! taken first, and a pass over bulk notices ends as soon as an answer is queued, so the
+//! answer is served next. An answer keeps its place through 429s and failures for up to
+//! [`REPLY_GIVE_UP_SECS`]; after that it is given up, logged and counted
+//! (`replies_given_up_total`). With paid broadcast on, a bulk notice that the free rate
+//! cannot take at once goes with `allow_paid_broadcast` (see [`Limiter::bulk_ready_at`]).
 
-use super::limiter::Limiter;
+use super::limiter::{Lane, Limiter};
 use crate::app::Ctx;
+use crate::app::purchase::InvoiceSpec;
 use crate::keyboard::{Action, Keyboard};
 use crate::mail::Mailer;
 use crate::mail::transport::{MailError, Outgoing};
 use crate::metrics::Metrics;
-use crate::replies::strip_tags;
+use crate::replies::{UserError, strip_tags};
 use crate::shutdown::Shutdown;
-use crate::store::outbox::{self, Channel, NewMessage, OutboxRow};
+use crate::store::outbox::{self, Channel, NewMessage, OutboxRow, Priority};
 use crate::store::{mailing, users};
+use crate::telegram::payments::invoice_request;
 use rand::RngExt;
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
@@ -26,6 +35,11 @@ use teloxide::{ApiError, RequestError};
 
 /// After this many failed attempts a row becomes a dead letter.
 pub const MAX_ATTEMPTS: i64 = 12;
+/// An answer not delivered this long after it was queued is given up (logged and counted):
+/// the person has long stopped waiting, and a late answer would only confuse.
+pub const REPLY_GIVE_UP_SECS: i64 = 600;
+/// Longest backoff between attempts at an answer (bulk notices back off up to an hour).
+const REPLY_MAX_BACKOFF_SECS: i64 = 30;
 /// Longest wait for the bot-wide pace inside a pass (one gap at 30/s is 34 ms).
 const PACE_WAIT_MS: u64 = 100;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,7 +111,10 @@ pub fn backoff_secs(attempts: i64) -> i64 {
 
 impl OutboxWorker {
     pub fn new(ctx: Ctx, bot: Bot, mailer: Mailer) -> Self {
-        let limiter = Limiter::with_rate(0, ctx.config.telegram_rate_per_second);
+        let mut limiter = Limiter::with_rate(0, ctx.config.telegram_rate_per_second);
+        if ctx.config.paid_broadcast {
+            limiter = limiter.with_paid_rate(ctx.config.paid_broadcast_rate_per_second);
+        }
         Self {
             ctx,
             bot,
@@ -114,6 +131,7 @@ impl OutboxWorker {
     /// One pass over due rows. Returns how many were handled and, if some had to wait for
     /// the rate limiter, how long until the earliest may go.
     pub async fn deliver_due(&mut self) -> Result<(usize, Option<Duration>), sqlx::Error> {
+        let answers_seen = self.answers_queued();
         let rows = {
             let mut tx = self.ctx.store.write().await?;
             let (rows, interrupted) = outbox::claim(
@@ -143,9 +161,17 @@ impl OutboxWorker {
         let mut handled = self.deliver_emails(emails).await?;
         let mut wait: Option<u64> = None;
         for row in rows {
+            if row.priority == Priority::Bulk && self.answers_queued() != answers_seen {
+                // Someone is waiting for an answer queued since this pass began: serve it
+                // first (the rest of this pass stays claimed and is taken again at once).
+                wait = Some(0);
+                break;
+            }
+            let mut lane = Lane::Free;
             if let Channel::Telegram { chat_id, .. } = row.channel {
                 let mut now = self.ms();
-                let mut ready = self.limiter.ready_at(chat_id, now);
+                let mut ready;
+                (ready, lane) = self.ready_at(&row, chat_id, now);
                 if ready > now
                     && ready - now <= PACE_WAIT_MS
                     && self.limiter.chat_ready_at(chat_id, now) <= now
@@ -155,24 +181,27 @@ impl OutboxWorker {
                     // pace allowed go unused, so a fan-out ran ~10% slower than the limit.
                     tokio::time::sleep(Duration::from_millis(ready - now)).await;
                     now = self.ms();
-                    ready = self.limiter.ready_at(chat_id, now);
+                    (ready, lane) = self.ready_at(&row, chat_id, now);
                 }
                 if ready > now {
                     wait = Some(wait.map_or(ready - now, |w| w.min(ready - now)));
                     continue;
                 }
-                self.limiter.take(chat_id, now);
+                self.limiter.take_in(chat_id, now, lane);
             }
             {
                 let mut conn = self.ctx.store.writer().await?;
                 outbox::mark_sending(&mut conn, row.id, self.ctx.now()).await?;
             }
-            let outcome = self.attempt(&row).await;
+            let outcome = self.attempt(&row, lane).await;
             if let Channel::Telegram { chat_id, .. } = &row.channel {
                 // Counted from its answer: whatever delayed it on the way (the write above on
                 // a busy disk) cannot squeeze it into a window with later sends.
                 let answered = self.ms();
-                self.limiter.completed(*chat_id, answered);
+                self.limiter.completed_in(*chat_id, answered, lane);
+            }
+            if lane == Lane::Paid && matches!(outcome, Delivery::Sent(_)) {
+                Metrics::inc(&self.ctx.metrics.paid_broadcast_total);
             }
             if matches!(outcome, Delivery::Sent(_)) {
                 // Sent but not yet recorded: a crash here sends this row again after restart.
@@ -183,6 +212,23 @@ impl OutboxWorker {
         }
         self.limiter.trim(self.ms());
         Ok((handled, wait.map(Duration::from_millis)))
+    }
+
+    /// How many answers were queued so far (by this process): a change means someone waits.
+    fn answers_queued(&self) -> u64 {
+        self.ctx
+            .metrics
+            .replies_queued_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When this row may go to its chat, and in which lane: answers within the free rate,
+    /// bulk notices also above it when paid broadcast is on.
+    fn ready_at(&mut self, row: &OutboxRow, chat_id: i64, now: u64) -> (u64, Lane) {
+        match row.priority {
+            Priority::Interactive => (self.limiter.ready_at(chat_id, now), Lane::Free),
+            Priority::Bulk => self.limiter.bulk_ready_at(chat_id, now),
+        }
     }
 
     /// Email rows go out side by side, up to [`EMAIL_IN_FLIGHT`] at a time, each on a pooled
@@ -310,12 +356,17 @@ impl OutboxWorker {
         Ok(())
     }
 
-    async fn attempt(&self, row: &OutboxRow) -> Delivery {
+    async fn attempt(&self, row: &OutboxRow, lane: Lane) -> Delivery {
         match &row.channel {
+            Channel::Telegram {
+                chat_id,
+                invoice: Some(spec),
+                ..
+            } => self.send_invoice(*chat_id, spec).await,
             Channel::Telegram {
                 chat_id, keyboard, ..
             } => {
-                self.send_telegram(*chat_id, &row.text, keyboard.as_deref(), true)
+                self.send_telegram(*chat_id, &row.text, keyboard.as_deref(), true, lane)
                     .await
             }
             Channel::Email { .. } => {
@@ -331,6 +382,7 @@ impl OutboxWorker {
         text: &str,
         keyboard: Option<&str>,
         html: bool,
+        lane: Lane,
     ) -> Delivery {
         let mut req = self
             .bot
@@ -342,7 +394,34 @@ impl OutboxWorker {
         if let Some(kb) = keyboard.and_then(Keyboard::from_json) {
             req = req.reply_markup(to_markup(&kb));
         }
-        match tokio::time::timeout(SEND_TIMEOUT, req.send()).await {
+        if lane == Lane::Paid {
+            req = req.allow_paid_broadcast(true);
+        }
+        self.outcome(tokio::time::timeout(SEND_TIMEOUT, req.send()).await)
+    }
+
+    /// Sends an invoice row (its spec as queued by `app::reply::invoice`).
+    async fn send_invoice(&self, chat_id: i64, spec: &str) -> Delivery {
+        let spec: InvoiceSpec = match serde_json::from_str(spec) {
+            Ok(s) => s,
+            Err(e) => return Delivery::Dead(format!("an invoice this version cannot read: {e}")),
+        };
+        let req = invoice_request(&self.bot, &self.ctx, ChatId(chat_id), &spec);
+        let outcome = self.outcome(tokio::time::timeout(SEND_TIMEOUT, req.send()).await);
+        if matches!(outcome, Delivery::Sent(_)) {
+            tracing::info!(chat = chat_id, "invoice sent");
+        }
+        match outcome {
+            Delivery::Unparseable(e) => Delivery::Dead(e),
+            other => other,
+        }
+    }
+
+    fn outcome(
+        &self,
+        answer: Result<Result<teloxide::types::Message, RequestError>, tokio::time::error::Elapsed>,
+    ) -> Delivery {
+        match answer {
             Err(_) => {
                 // It may have arrived: the retry can show it twice.
                 Metrics::inc(&self.ctx.metrics.outbox_ambiguous_total);
@@ -355,7 +434,16 @@ impl OutboxWorker {
 
     async fn record(&mut self, row: &OutboxRow, outcome: Delivery) -> Result<(), sqlx::Error> {
         let now = self.ctx.now();
+        let outcome = give_up_late_answer(row, outcome, now);
+        let dies = match &outcome {
+            Delivery::Dead(_) => true,
+            Delivery::Retry(_) => row.attempts + 1 >= MAX_ATTEMPTS,
+            _ => false,
+        };
         let mut tx = self.ctx.store.write().await?;
+        if dies {
+            tell_invoice_refused(&mut tx, row, now).await?;
+        }
         match &outcome {
             Delivery::Sent(remote) => {
                 outbox::mark_sent(&mut tx, row.id, remote.as_deref(), now).await?
@@ -379,14 +467,11 @@ impl OutboxWorker {
                 .await?
             }
             Delivery::Retry(e) => {
-                outbox::retry_later(
-                    &mut tx,
-                    row.id,
-                    now + backoff_secs(row.attempts + 1),
-                    e,
-                    true,
-                )
-                .await?
+                let mut wait = backoff_secs(row.attempts + 1);
+                if row.priority == Priority::Interactive {
+                    wait = wait.min(REPLY_MAX_BACKOFF_SECS);
+                }
+                outbox::retry_later(&mut tx, row.id, now + wait, e, true).await?
             }
             Delivery::Dead(e) => outbox::mark_dead(&mut tx, row.id, e).await?,
             Delivery::Unreachable(e) => {
@@ -409,6 +494,7 @@ impl OutboxWorker {
                                 html: None,
                             },
                             text: strip_tags(&row.text),
+                            priority: Priority::Bulk,
                         };
                         outbox::enqueue(&mut tx, &fallback, now).await?;
                     }
@@ -425,7 +511,13 @@ impl OutboxWorker {
                     Channel::Email { .. } => return Ok(()),
                 };
                 let plain = self
-                    .send_telegram(chat_id, &strip_tags(&row.text), keyboard.as_deref(), false)
+                    .send_telegram(
+                        chat_id,
+                        &strip_tags(&row.text),
+                        keyboard.as_deref(),
+                        false,
+                        Lane::Free,
+                    )
                     .await;
                 let plain = match plain {
                     Delivery::Unparseable(e) => Delivery::Dead(e),
@@ -435,7 +527,14 @@ impl OutboxWorker {
             }
         }
         tx.commit().await?;
+        if dies && is_invoice(row) {
+            self.ctx.answered();
+        }
         let m = &self.ctx.metrics;
+        if dies && row.priority == Priority::Interactive {
+            Metrics::inc(&m.replies_given_up_total);
+            tracing::error!(outbox_id = row.id, key = %row.dedupe_key, outcome = outcome.kind(), "an answer was given up");
+        }
         Metrics::inc(match &outcome {
             Delivery::Sent(_) => &m.outbox_sent_total,
             Delivery::Throttled { .. } => &m.telegram_429_total,
@@ -500,6 +599,56 @@ impl OutboxWorker {
             None => Duration::from_secs(60),
         }
     }
+}
+
+fn is_invoice(row: &OutboxRow) -> bool {
+    matches!(
+        row.channel,
+        Channel::Telegram {
+            invoice: Some(_),
+            ..
+        }
+    )
+}
+
+/// An answer still throttled or failing [`REPLY_GIVE_UP_SECS`] after it was queued is given up.
+fn give_up_late_answer(row: &OutboxRow, outcome: Delivery, now: i64) -> Delivery {
+    let late = row.priority == Priority::Interactive && now - row.created_at >= REPLY_GIVE_UP_SECS;
+    match outcome {
+        Delivery::Throttled { .. } | Delivery::Retry(_) if late => Delivery::Dead(format!(
+            "an answer not delivered within {REPLY_GIVE_UP_SECS} s: {outcome:?}"
+        )),
+        other => other,
+    }
+}
+
+/// An invoice Telegram would not take: tell the person nothing was charged (as the handler
+/// did when it sent invoices itself).
+async fn tell_invoice_refused(
+    conn: &mut crate::store::Conn,
+    row: &OutboxRow,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let Channel::Telegram {
+        chat_id,
+        invoice: Some(_),
+        ..
+    } = &row.channel
+    else {
+        return Ok(());
+    };
+    tracing::warn!(
+        outbox_id = row.id,
+        chat = chat_id,
+        "Telegram refused an invoice"
+    );
+    let m = crate::app::reply::message(
+        format!("invoice-refused:{}", row.id),
+        *chat_id,
+        UserError::InvoiceRefused.html(),
+        None,
+    );
+    crate::app::reply::queue(conn, now, &m).await.map(|_| ())
 }
 
 /// Why a row to a suppressed address never went out (shown by `groupbuy outbox`).

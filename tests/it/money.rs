@@ -93,6 +93,33 @@ async fn wait_count(app: &TestApp, sql: &'static str, n: i64) {
     }
 }
 
+/// Alice and Dave (both started) fill a two-camera group: each holds 1,044 points (3 %).
+/// Returns the app and Dave's payment.
+async fn alice_and_dave_filled_a_camera_group() -> (TestApp, Paid) {
+    let app = app().await;
+    app.say(&alice(), "/start");
+    app.say(&dave(), "/start");
+    let key = app.new_group(&bob(), "camera 2 @alice 7003").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    let dave_paid = app.buy(&dave(), &key, "camera", tokyo()).await;
+    for who in [alice(), dave()] {
+        app.message_to(who.id, "<b>1,044 points are yours.</b>").await;
+    }
+    (app, dave_paid)
+}
+
+/// Alice's invoice for `sku` in `group` that redeems all 1,044 of her points.
+async fn invoice_using_points(app: &TestApp, group: &str, sku: &str, name: &str) -> Call {
+    app.press(&alice(), &format!("s:{group}:{sku}"));
+    let ask = app.message_to(alice().id, &format!("Use them on {name}")).await;
+    let use_points = ask
+        .callback_data()
+        .into_iter()
+        .find(|d| d.starts_with(&format!("p:{group}:1044:")))
+        .expect("use-points button");
+    app.invoice_after(&alice(), &use_points).await
+}
+
 fn provider_payment(user: &TgUser, payload: &str, charge: &str) -> serde_json::Value {
     bot_api::successful_payment(user, "JPY", 34_800, payload, charge, "prov", Some(tokyo()))
 }
@@ -310,23 +337,9 @@ async fn physical_goods_go_through_the_provider_with_a_start_parameter() {
 /// reversal or an unknown charge changes nothing.
 #[tokio::test]
 async fn an_operator_refund_releases_the_seat_and_returns_the_points() {
-    let app = app().await;
-    app.say(&alice(), "/start");
-    app.say(&dave(), "/start");
-    let first = app.new_group(&bob(), "camera 2 @alice 7003").await;
-    app.buy(&alice(), &first, "camera", tokyo()).await;
-    app.buy(&dave(), &first, "camera", tokyo()).await;
-    app.message_to(alice().id, "<b>1,044 points are yours.</b>")
-        .await;
+    let (app, _) = alice_and_dave_filled_a_camera_group().await;
     let key = app.new_group(&bob(), "memory 3").await;
-    app.press(&alice(), &format!("s:{key}:memory"));
-    let ask = app.message_to(alice().id, "Use them on Memory card").await;
-    let use_points = ask
-        .callback_data()
-        .into_iter()
-        .find(|d| d.starts_with(&format!("p:{key}:1044:")))
-        .expect("use-points button");
-    let invoice = app.invoice_after(&alice(), &use_points).await;
+    let invoice = invoice_using_points(&app, &key, "memory", "Memory card").await;
     app.pre_checkout(&alice(), "JPY", 6_780 - 1_044, &payload(&invoice), true)
         .await;
     app.fake.inject(bot_api::successful_payment(
@@ -388,14 +401,7 @@ async fn an_operator_refund_releases_the_seat_and_returns_the_points() {
 /// zero balance); the other buyers keep theirs, and the settlement stands.
 #[tokio::test]
 async fn a_refund_after_settlement_takes_back_only_that_buyers_credit() {
-    let app = app().await;
-    app.say(&alice(), "/start");
-    app.say(&dave(), "/start");
-    let key = app.new_group(&bob(), "camera 2 @alice 7003").await;
-    app.buy(&alice(), &key, "camera", tokyo()).await;
-    let dave_paid = app.buy(&dave(), &key, "camera", tokyo()).await;
-    app.message_to(dave().id, "<b>1,044 points are yours.</b>")
-        .await;
+    let (app, dave_paid) = alice_and_dave_filled_a_camera_group().await;
     let reversed = refund::reverse(&app.ctx, &dave_paid.charge_id)
         .await
         .expect("reverse")
@@ -475,29 +481,15 @@ async fn a_refunded_payment_from_telegram_reverses_the_purchase_once() {
 /// spent them) make the first payment a refund, never a negative balance.
 #[tokio::test]
 async fn points_spent_meanwhile_are_refunded_never_overdrawn() {
-    let app = app().await;
-    app.say(&alice(), "/start");
-    app.say(&dave(), "/start");
-    let first = app.new_group(&bob(), "camera 2 @alice 7003").await;
-    app.buy(&alice(), &first, "camera", tokyo()).await;
-    app.buy(&dave(), &first, "camera", tokyo()).await;
-    app.message_to(alice().id, "<b>1,044 points are yours.</b>")
-        .await;
+    let (app, _) = alice_and_dave_filled_a_camera_group().await;
     let (one, two) = (
         app.new_group(&bob(), "memory 3").await,
         app.new_group(&bob(), "scanner 3").await,
     );
-    let mut invoices = Vec::new();
-    for (group, sku, name) in [(&one, "memory", "Memory card"), (&two, "scanner", "Photo scanner")] {
-        app.press(&alice(), &format!("s:{group}:{sku}"));
-        let ask = app.message_to(alice().id, &format!("Use them on {name}")).await;
-        let use_points = ask
-            .callback_data()
-            .into_iter()
-            .find(|d| d.starts_with(&format!("p:{group}:1044:")))
-            .expect("use-points button");
-        invoices.push(app.invoice_after(&alice(), &use_points).await);
-    }
+    let invoices = [
+        invoice_using_points(&app, &one, "memory", "Memory card").await,
+        invoice_using_points(&app, &two, "scanner", "Photo scanner").await,
+    ];
     app.pre_checkout(&alice(), "JPY", 6_780 - 1_044, &payload(&invoices[0]), true)
         .await;
     app.advance(groupbuy::domain::payment::SEAT_HOLD_SECS + 1);

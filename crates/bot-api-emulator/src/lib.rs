@@ -171,12 +171,18 @@ struct FakeState {
 
 /// Telegram's sending limits as the fake enforces them (opt-in): at most 30 messages in any
 /// second for the bot, one a second per private chat with bursts of 3 (a bucket of 3 that
-/// refills at 1/s), at most 20 in any minute per group chat. A send that would break one is
-/// answered 429 with `retry_after` (whole seconds, at least 1) and not counted as sent.
+/// refills at 1/s), at most 20 in any minute per group chat. A send with
+/// `allow_paid_broadcast` ("Pass True to allow up to 1000 messages per second, ignoring
+/// broadcasting limits for a fee of 0.1 Telegram Stars per message", Bot API `sendMessage`)
+/// is not held to the 30 a second and does not count in it; every send counts in the 1,000
+/// a second. A send that would break a limit is answered 429 with `retry_after` (whole
+/// seconds, at least 1) and not counted as sent.
 #[derive(Default)]
 struct Limits {
-    /// Accepted sends of the last second, oldest first.
+    /// Accepted sends without `allow_paid_broadcast` of the last second, oldest first.
     bot: VecDeque<Instant>,
+    /// Every accepted send of the last second, oldest first.
+    all: VecDeque<Instant>,
     /// Private chats: (tokens, when last refilled).
     private: HashMap<i64, (f64, Instant)>,
     /// Group chats: accepted sends of the last minute, oldest first.
@@ -185,6 +191,7 @@ struct Limits {
 
 impl Limits {
     const BOT_PER_SEC: usize = 30;
+    const PAID_PER_SEC: usize = 1_000;
     const GROUP_PER_MIN: usize = 20;
     const PRIVATE_BURST: f64 = 3.0;
 
@@ -195,19 +202,20 @@ impl Limits {
     }
 
     /// Records the send at `at`, or returns how long to wait when it would break a limit.
-    fn admit(&mut self, chat: Option<i64>, at: Instant) -> Result<(), Duration> {
+    fn admit(&mut self, chat: Option<i64>, paid: bool, at: Instant) -> Result<(), Duration> {
         let sec = Duration::from_secs(1);
         let min = Duration::from_secs(60);
-        while self
-            .bot
-            .front()
-            .is_some_and(|t| at.duration_since(*t) >= sec)
-        {
-            self.bot.pop_front();
+        for window in [&mut self.bot, &mut self.all] {
+            while window.front().is_some_and(|t| at.duration_since(*t) >= sec) {
+                window.pop_front();
+            }
         }
         let mut wait = Duration::ZERO;
-        if self.bot.len() >= Self::BOT_PER_SEC {
+        if !paid && self.bot.len() >= Self::BOT_PER_SEC {
             wait = wait.max(sec.saturating_sub(at.duration_since(self.bot[0])));
+        }
+        if self.all.len() >= Self::PAID_PER_SEC {
+            wait = wait.max(sec.saturating_sub(at.duration_since(self.all[0])));
         }
         match chat {
             Some(c) if c > 0 => {
@@ -233,7 +241,10 @@ impl Limits {
         if !wait.is_zero() {
             return Err(wait);
         }
-        self.bot.push_back(at);
+        if !paid {
+            self.bot.push_back(at);
+        }
+        self.all.push_back(at);
         match chat {
             Some(c) if c > 0 => {
                 if let Some((tokens, _)) = self.private.get_mut(&c) {
@@ -551,19 +562,8 @@ impl BotApiEmulator {
     // ---- injection ------------------------------------------------------------------------
 
     /// Queues an update for `getUpdates`. Assigns `update_id` when absent; returns it.
-    pub fn inject(&self, mut update: Value) -> i64 {
-        let mut st = self.shared.lock();
-        let id = assign_update_id(&mut st, &mut update);
-        remember_users(&mut st, &update);
-        remember_user_message(&mut st, &update);
-        stars::remember(&mut st, &update);
-        st.pending.push(Pending {
-            id,
-            update,
-            forced: false,
-            delivered: false,
-        });
-        drop(st);
+    pub fn inject(&self, update: Value) -> i64 {
+        let id = queue_update(&mut self.shared.lock(), update);
         self.shared.updates.notify_waiters();
         id
     }
@@ -642,6 +642,22 @@ impl BotApiEmulator {
     }
 }
 
+/// Queues an update for `getUpdates` (the caller pokes `Shared::updates`): assigns its id
+/// when absent and remembers what it says about users, chats and Stars charges.
+fn queue_update(st: &mut FakeState, mut update: Value) -> i64 {
+    let id = assign_update_id(st, &mut update);
+    remember_users(st, &update);
+    remember_user_message(st, &update);
+    stars::remember(st, &update);
+    st.pending.push(Pending {
+        id,
+        update,
+        forced: false,
+        delivered: false,
+    });
+    id
+}
+
 fn assign_update_id(st: &mut FakeState, update: &mut Value) -> i64 {
     let id = match update.get("update_id").and_then(Value::as_i64) {
         Some(id) => id,
@@ -689,5 +705,28 @@ fn remember_users(st: &mut FakeState, v: &Value) {
         }
         Value::Array(a) => a.iter().for_each(|x| remember_users(st, x)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::Limits;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn paid_sends_go_above_thirty_up_to_a_thousand_a_second() {
+        let mut l = Limits::default();
+        let t0 = Instant::now();
+        for chat in 1..=30 {
+            assert!(l.admit(Some(chat), false, t0).is_ok());
+        }
+        assert!(l.admit(Some(31), false, t0).is_err(), "the 31st free send");
+        for chat in 31..=1_000 {
+            assert!(l.admit(Some(chat), true, t0).is_ok(), "paid send {chat}");
+        }
+        assert!(l.admit(Some(1_001), true, t0).is_err(), "the 1,001st send");
+        let later = t0 + Duration::from_secs(1);
+        assert!(l.admit(Some(1_001), true, later).is_ok());
+        assert!(l.admit(Some(1_002), false, later).is_ok());
     }
 }

@@ -142,7 +142,11 @@ fn over_limit(shared: &Shared, req: &Incoming) -> Option<std::time::Duration> {
     if !super::Limits::counts(&req.method) {
         return None;
     }
-    let wait = limits.admit(chat, Instant::now()).err()?;
+    let paid = req
+        .params
+        .get("allow_paid_broadcast")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"));
+    let wait = limits.admit(chat, paid, Instant::now()).err()?;
     st.too_many += 1;
     Some(wait)
 }

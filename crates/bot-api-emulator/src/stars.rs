@@ -5,7 +5,7 @@
 //! `CHARGE_ALREADY_REFUNDED`, an unknown charge (or another user's) with `CHARGE_NOT_FOUND`.
 
 use super::updates::refunded_payment;
-use super::{FakeState, Pending, Shared};
+use super::{FakeState, Shared};
 use serde_json::{Value, json};
 
 /// A Stars charge the emulator saw paid.
@@ -56,16 +56,8 @@ pub(super) fn refund(shared: &Shared, params: &Value) -> Result<Value, String> {
         return Err("Bad Request: CHARGE_ALREADY_REFUNDED".into());
     }
     paid.refunded = true;
-    let mut update = refunded_payment(&paid.user, "XTR", paid.total, &paid.payload, charge);
-    let id = st.next_update_id;
-    st.next_update_id += 1;
-    update["update_id"] = json!(id);
-    st.pending.push(Pending {
-        id,
-        update,
-        forced: false,
-        delivered: false,
-    });
+    let update = refunded_payment(&paid.user, "XTR", paid.total, &paid.payload, charge);
+    super::queue_update(&mut st, update);
     drop(st);
     shared.updates.notify_waiters();
     Ok(json!(true))
