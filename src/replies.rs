@@ -1,6 +1,8 @@
 //! Everything the bot says, in one catalogue. Each variant renders to Telegram HTML with
 //! every user-supplied string escaped; tests assert on the variant and on the text.
 
+pub mod messages;
+
 use crate::domain::member::MemberError;
 use crate::domain::payment::{RefundMethod, RefundReason};
 use crate::domain::{GroupKey, HeadCount};
@@ -300,16 +302,21 @@ pub fn strip_tags(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-pub const HELP: &str = "<b>groupbuy</b>: buy together, pay the normal price now, get the group discount back as points.\n\n\
-/newgroup PRODUCT N [MEMBERS…] [EXPIRY] — start a group purchase for N people\n\
-/join KEY — join a group with its key\n\
-/buy [KEY] — buy your seat\n\
-/status [KEY] — seats filled, time left, discount reached\n\
-/mygroups — your group purchases\n\
-/points — your points and how you earned them\n\
-/cancel KEY — cancel a group you organised (before anyone buys)\n\
-/paysupport — help with a payment\n\n\
-Members are @usernames, numeric Telegram ids or email addresses; I message each one.";
+/// `/help` (and the greeting's list): what the bot does, and its commands as the command
+/// menu lists them, `(command, description)` each — generated from the command enum, so the
+/// menu and the help never disagree.
+pub fn help(commands: &[(String, String)]) -> String {
+    let mut s = String::from(
+        "<b>groupbuy</b>: buy together, pay the normal price now, get the group discount back as points.\n\n",
+    );
+    for (command, description) in commands {
+        let _ = writeln!(s, "/{command} — {}", esc(description));
+    }
+    s.push_str(
+        "\nMembers are @usernames, numeric Telegram ids or email addresses; I message each one.",
+    );
+    s
+}
 
 /// Why a payment does not count (completes "… because …").
 pub fn refund_reason(reason: RefundReason) -> &'static str {

@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, instances, products};
-use crate::telegram::commands::Command;
 use crate::telegram::ingest;
 use crate::workers::outbox::OutboxWorker;
 use anyhow::Context;
@@ -16,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use teloxide::prelude::*;
 use teloxide::types::Me;
-use teloxide::utils::command::BotCommands;
 
 /// Opens the database, runs migrations and loads the configured catalog.
 pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store> {
@@ -45,17 +43,7 @@ pub fn make_bot(config: &Config) -> anyhow::Result<Bot> {
     Ok(bot)
 }
 
-/// The command menu. Telegram wants names without the slash (1–32 of `a-z0-9_`); teloxide's
-/// list carries the slash for `/help` texts, so strip it.
-pub fn menu() -> Vec<teloxide::types::BotCommand> {
-    Command::bot_commands()
-        .into_iter()
-        .map(|mut c| {
-            c.command = c.command.trim_start_matches('/').to_string();
-            c
-        })
-        .collect()
-}
+pub use crate::telegram::commands::menu;
 
 pub struct App {
     ctx: Ctx,

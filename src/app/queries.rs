@@ -2,11 +2,14 @@
 
 use super::access::{organiser_name, product_of};
 use super::{AppResult, Ctx, Person, queue_message};
-use crate::domain::{GroupKey, GroupStatus};
-use crate::replies::{UserError, bullet, duration, esc, when};
+use crate::domain::{GroupKey, GroupStatus as Status};
+use crate::replies::UserError;
+use crate::replies::messages::{
+    Cancelled, GroupStatus, MyGroup, MyGroupState, MyGroups, PointsChange, PointsReport,
+    StatusState,
+};
 use crate::store::groups::{self, GroupRow};
 use crate::store::{Conn, ledger, purchases, updates, users};
-use std::fmt::Write;
 
 async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
@@ -15,12 +18,8 @@ async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
         .ok_or(UserError::UnknownKey)?)
 }
 
-/// Buyers named in `/status`; 40 names of at most 40 characters stay far below Telegram's
-/// 4,096-character limit.
-const SHOWN_BUYERS: usize = 40;
-
 /// `/status [KEY]`: one group in detail, or the person's latest group.
-pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppResult<String> {
+pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppResult<GroupStatus> {
     let mut conn = ctx.store.read().await?;
     let group = match raw_key {
         Some(k) => super::access::guarded(ctx, person, group_by_typed_key(&mut conn, k)).await?,
@@ -34,135 +33,96 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
     let organiser = organiser_name(&mut conn, &group).await?;
     let bought = purchases::counted(&mut conn, group.id).await?;
     let now = ctx.now();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<b>{}</b> — group <code>{}</code>",
-        esc(&product.name),
-        esc(&group.key)
-    );
-    let _ = writeln!(s, "Organiser: {}", esc(&organiser));
-    let _ = writeln!(s, "Seats: {} of {} bought", bought.len(), group.head_count);
-    let reached = ctx.config.tiers.rate_for(bought.len() as u32);
-    let _ = writeln!(
-        s,
-        "Discount reached so far: {reached} (when full: {})",
-        ctx.config.tiers.rate_for(group.head_count)
-    );
-    match group.status {
-        GroupStatus::Open if group.is_expired(now) => {
-            let _ = writeln!(
-                s,
-                "Expired on {}; settling shortly.",
-                when(group.expires_at)
-            );
-        }
-        GroupStatus::Open => {
-            let _ = writeln!(
-                s,
-                "Open until {} ({} left).",
-                when(group.expires_at),
-                duration(group.expires_at - now)
-            );
-        }
-        GroupStatus::Settled => {
-            if let Some(st) = groups::settlement(&mut conn, group.id).await? {
-                let rate =
-                    crate::domain::Rate::from_basis_points(u32::try_from(st.rate_bp).unwrap_or(0))
-                        .unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    "Settled on {}: {rate}, {} points credited.",
-                    when(st.created_at),
-                    st.total_points
-                );
-            }
-        }
-        GroupStatus::Cancelled => {
-            let _ = writeln!(s, "Cancelled by the organiser.");
-        }
-    }
+    let state = match group.status {
+        Status::Open if group.is_expired(now) => StatusState::Expired {
+            at: group.expires_at,
+        },
+        Status::Open => StatusState::Open {
+            until: group.expires_at,
+            left_secs: group.expires_at - now,
+        },
+        Status::Settled => match groups::settlement(&mut conn, group.id).await? {
+            Some(st) => StatusState::Settled {
+                at: st.created_at,
+                rate: crate::domain::Rate::from_basis_points(u32::try_from(st.rate_bp).unwrap_or(0))
+                    .unwrap_or_default(),
+                points: st.total_points,
+            },
+            None => StatusState::SettledUnknown,
+        },
+        Status::Cancelled => StatusState::Cancelled,
+    };
     let is_insider =
         group.organiser_id == person.id || bought.iter().any(|p| p.buyer_id == person.id);
-    if is_insider && !bought.is_empty() {
-        let _ = writeln!(s, "\nBuyers:");
-        // Telegram takes at most 4,096 characters: name the first ones, count the rest.
-        for p in bought.iter().take(SHOWN_BUYERS) {
-            let name = users::get(&mut conn, p.buyer_id)
-                .await?
-                .map(|u| u.first_name)
-                .unwrap_or_default();
-            let name: String = name.chars().take(40).collect();
-            bullet(&mut s, &esc(&name));
-        }
-        if bought.len() > SHOWN_BUYERS {
-            let _ = writeln!(s, "… and {} more", bought.len() - SHOWN_BUYERS);
-        }
-    }
-    Ok(s.trim_end().to_string())
+    let buyers = if is_insider {
+        let ids: Vec<i64> = bought.iter().map(|p| p.buyer_id).collect();
+        let known = users::get_many(&mut conn, &ids).await?;
+        Some(
+            ids.iter()
+                .map(|id| known.get(id).map(|u| u.first_name.clone()).unwrap_or_default())
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(GroupStatus {
+        product: product.name,
+        key: group.key.clone(),
+        organiser,
+        bought: bought.len(),
+        head_count: group.head_count,
+        reached: ctx.config.tiers.rate_for(bought.len() as u32),
+        when_full: ctx.config.tiers.rate_for(group.head_count),
+        state,
+        buyers,
+    })
 }
 
 /// `/points`: balance and the latest changes.
-pub async fn points(ctx: &Ctx, person: &Person) -> AppResult<String> {
+pub async fn points(ctx: &Ctx, person: &Person) -> AppResult<PointsReport> {
     let mut conn = ctx.store.read().await?;
     let balance = ledger::balance(&mut conn, person.id).await?;
-    let history = ledger::history(&mut conn, person.id, 10).await?;
-    let mut s = format!(
-        "<b>Your points: {balance}</b> (1 point = 1 {}).\n",
-        ctx.config.currency.code()
-    );
-    if history.is_empty() {
-        s.push_str("No points yet: they come back to you when a group you bought in closes.");
-    } else {
-        s.push_str("\nLatest:\n");
-        for h in history {
-            bullet(
-                &mut s,
-                &format!(
-                    "{}{} — {} ({})",
-                    if h.change > 0 { "+" } else { "" },
-                    h.change,
-                    esc(&h.memo),
-                    when(h.at)
-                ),
-            );
-        }
-    }
-    Ok(s.trim_end().to_string())
+    let latest = ledger::history(&mut conn, person.id, 10)
+        .await?
+        .into_iter()
+        .map(|h| PointsChange {
+            change: h.change,
+            memo: h.memo,
+            at: h.at,
+        })
+        .collect();
+    Ok(PointsReport {
+        balance,
+        unit: ctx.config.currency.code().to_string(),
+        latest,
+    })
 }
 
 /// `/mygroups`: groups the person organised, was invited to, or bought in.
-pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<String> {
+pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
     let mut conn = ctx.store.read().await?;
-    let list = groups::for_user(&mut conn, person.id, 20).await?;
-    if list.is_empty() {
-        return Ok("You have no group purchases yet. Start one with /newgroup.".into());
-    }
     let now = ctx.now();
-    let mut s = String::from("<b>Your group purchases</b>\n");
-    for g in list {
+    let mut groups_out = Vec::new();
+    for g in groups::for_user(&mut conn, person.id, 20).await? {
         let bought = purchases::count_counted(&mut conn, g.id).await?;
         let state = match g.status {
-            GroupStatus::Open if g.is_expired(now) => "expired".to_string(),
-            GroupStatus::Open => format!("open, {} left", duration(g.expires_at - now)),
-            other => other.as_str().to_string(),
+            Status::Open if g.is_expired(now) => MyGroupState::Expired,
+            Status::Open => MyGroupState::Open {
+                left_secs: g.expires_at - now,
+            },
+            Status::Settled => MyGroupState::Settled,
+            Status::Cancelled => MyGroupState::Cancelled,
         };
-        let role = if g.organiser_id == person.id {
-            "organiser"
-        } else {
-            "member"
-        };
-        bullet(
-            &mut s,
-            &format!(
-                "<code>{}</code> {} — {bought}/{} bought, {state} ({role})",
-                esc(&g.key),
-                esc(&g.sku),
-                g.head_count
-            ),
-        );
+        groups_out.push(MyGroup {
+            organiser: g.organiser_id == person.id,
+            key: g.key,
+            product: g.sku,
+            bought,
+            head_count: g.head_count,
+            state,
+        });
     }
-    Ok(s.trim_end().to_string())
+    Ok(MyGroups { groups: groups_out })
 }
 
 /// `/cancel KEY`: the organiser withdraws a group nobody has bought in yet.
@@ -171,7 +131,7 @@ pub async fn cancel(
     update_id: i64,
     person: &Person,
     raw_key: &str,
-) -> AppResult<String> {
+) -> AppResult<Cancelled> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
     let found = super::access::guarded(ctx, person, group_by_typed_key(&mut tx, raw_key)).await?;
@@ -195,19 +155,19 @@ pub async fn cancel(
         .into());
     }
     if !updates::claim(&mut tx, update_id, now).await?
-        || !groups::close(&mut tx, group.id, GroupStatus::Cancelled, now).await?
+        || !groups::close(&mut tx, group.id, Status::Cancelled, now).await?
     {
-        return Ok(format!(
-            "Group <code>{}</code> is cancelled.",
-            esc(&group.key)
-        ));
+        return Ok(Cancelled::ToOrganiser {
+            key: group.key.clone(),
+            again: true,
+        });
     }
     for m in groups::members_of(&mut tx, group.id).await? {
         if let (Some(uid), Some(_)) = (m.user_id, m.prompted_at) {
-            let text = format!(
-                "The group purchase <code>{}</code> you were invited to was cancelled by its organiser.",
-                esc(&group.key)
-            );
+            let text = Cancelled::ToMember {
+                key: group.key.clone(),
+            }
+            .html();
             queue_message(
                 &mut tx,
                 now,
@@ -223,10 +183,10 @@ pub async fn cancel(
     tx.commit().await?;
     ctx.committed();
     tracing::info!(group_id = group.id, "group cancelled by its organiser");
-    Ok(format!(
-        "Group <code>{}</code> is cancelled. Invited members who were told about it get a note.",
-        esc(&group.key)
-    ))
+    Ok(Cancelled::ToOrganiser {
+        key: group.key.clone(),
+        again: false,
+    })
 }
 
 /// Keys of the open groups this person may buy a seat in now, newest first.

@@ -10,12 +10,11 @@ use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
 use crate::domain::{GroupStatus, HeadCount, Money, RegionCode};
 use crate::mail::render::DiscountNotice;
-use crate::replies::esc;
+use crate::replies::messages::SettledSummary;
 use crate::store::groups::{self, GroupRow, SettlementRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::{Conn, ledger, outbox, purchases, users};
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// Settles one due group in its own transaction. False if it was not due or already settled.
 #[tracing::instrument(skip(ctx))]
@@ -125,60 +124,14 @@ struct Closing {
 /// notices written in one each. Returns how many it settled.
 pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
     let now = ctx.now();
-    let groups = groups::lock_many(conn, ctx.store.backend(), ids).await?;
-    let open: Vec<i64> = groups
-        .iter()
-        .filter(|g| g.status == GroupStatus::Open)
-        .map(|g| g.id)
-        .collect();
-    if open.is_empty() {
-        return Ok(0);
-    }
-    let mut bought = purchases::counted_many(conn, &open).await?;
-    // A seat held for a payment under way may still count: wait for it (or its lapse).
-    let held = groups::with_unlapsed_holds(conn, &open, now).await?;
-    let mut due = Vec::new();
-    for group in groups {
-        if group.status != GroupStatus::Open {
-            continue;
-        }
-        let mine = bought.remove(&group.id).unwrap_or_default();
-        let filled = mine.len() as u32 >= group.head_count;
-        if !filled && (now < group.expires_at || held.contains(&group.id)) {
-            continue;
-        }
-        let outcome = outcome_of(ctx, &group, &mine)?;
-        due.push(Closing {
-            group,
-            bought: mine,
-            outcome,
-        });
-    }
+    let mut due = closing(conn, ctx, ids, now).await?;
     let wanted: Vec<i64> = due.iter().map(|c| c.group.id).collect();
     let closed = groups::close_many(conn, &wanted, GroupStatus::Settled, now).await?;
     due.retain(|c| closed.contains(&c.group.id));
     if due.is_empty() {
         return Ok(0);
     }
-    let rows: Vec<SettlementRow> = due
-        .iter()
-        .map(|c| SettlementRow {
-            group_id: c.group.id,
-            buyers: i64::from(c.outcome.buyers),
-            filled: c.outcome.filled,
-            rate_bp: i64::from(c.outcome.rate.basis_points()),
-            total_points: c.outcome.total.value(),
-            created_at: now,
-        })
-        .collect();
-    let inserted = groups::insert_settlements(conn, &rows).await?;
-    if inserted != rows.len() as u64 {
-        return Err(AppError::Other(format!(
-            "{} of {} groups being settled already had a settlement row",
-            rows.len() as u64 - inserted,
-            rows.len()
-        )));
-    }
+    record_settlements(conn, &due, now).await?;
     // Balances before these credits: each notice then shows the balance after its own credit,
     // as when the groups are settled one by one.
     let mut buyer_ids: Vec<i64> = due
@@ -199,6 +152,62 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
         );
     }
     Ok(due.len())
+}
+
+/// Those of `ids` that are open and due now — filled, or expired with no seat held for a
+/// payment under way (it may still count) — locked, with their counted purchases and what
+/// each buyer gets.
+async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[i64], now: i64) -> AppResult<Vec<Closing>> {
+    let groups = groups::lock_many(conn, ctx.store.backend(), ids).await?;
+    let open: Vec<i64> = groups
+        .iter()
+        .filter(|g| g.status == GroupStatus::Open)
+        .map(|g| g.id)
+        .collect();
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut bought = purchases::counted_many(conn, &open).await?;
+    let held = groups::with_unlapsed_holds(conn, &open, now).await?;
+    let mut due = Vec::new();
+    for group in groups.into_iter().filter(|g| g.status == GroupStatus::Open) {
+        let mine = bought.remove(&group.id).unwrap_or_default();
+        let filled = mine.len() as u32 >= group.head_count;
+        if !filled && (now < group.expires_at || held.contains(&group.id)) {
+            continue;
+        }
+        let outcome = outcome_of(ctx, &group, &mine)?;
+        due.push(Closing {
+            group,
+            bought: mine,
+            outcome,
+        });
+    }
+    Ok(due)
+}
+
+/// One settlement row per group; the primary key refuses a second.
+async fn record_settlements(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<()> {
+    let rows: Vec<SettlementRow> = due
+        .iter()
+        .map(|c| SettlementRow {
+            group_id: c.group.id,
+            buyers: i64::from(c.outcome.buyers),
+            filled: c.outcome.filled,
+            rate_bp: i64::from(c.outcome.rate.basis_points()),
+            total_points: c.outcome.total.value(),
+            created_at: now,
+        })
+        .collect();
+    let inserted = groups::insert_settlements(conn, &rows).await?;
+    if inserted != rows.len() as u64 {
+        return Err(AppError::Other(format!(
+            "{} of {} groups being settled already had a settlement row",
+            rows.len() as u64 - inserted,
+            rows.len()
+        )));
+    }
+    Ok(())
 }
 
 fn outcome_of(
@@ -313,47 +322,20 @@ async fn queue_notices(
         let (group, outcome) = (&c.group, &c.outcome);
         let product = product_name(conn, &mut catalog, &group.sku)
             .await?
-            .ok_or_else(|| AppError::Other(format!("product {} left the catalog", group.sku)))?;
-        let reason = match (outcome.filled, group.policy) {
-            (true, _) => String::new(),
-            (false, crate::domain::Policy::AllOrNothing) => format!(
-                "The group did not fill before it expired ({} of {} bought), so under its all-or-nothing rule there is no discount.",
-                outcome.buyers, group.head_count
-            ),
-            (false, crate::domain::Policy::Partial) => format!(
-                "The group did not fill before it expired ({} of {} bought), and that many buyers reach no discount tier.",
-                outcome.buyers, group.head_count
-            ),
-        };
+            .ok_or_else(|| AppError::Other(format!("product {} is not in the catalog", group.sku)))?;
         for (credit, purchase) in outcome.credits.iter().zip(&c.bought) {
-            let points = credit.points.value();
             let name = product_name(conn, &mut catalog, &purchase.sku)
                 .await?
                 .unwrap_or_else(|| product.clone());
             let balance = balances
                 .entry(credit.buyer_id)
                 .or_insert(crate::domain::Points::new(0));
-            *balance = crate::domain::Points::new(balance.value() + points);
-            let notice = DiscountNotice {
-                key: group.key.clone(),
-                product: name,
-                buyers: outcome.buyers,
-                head_count: group.head_count,
-                rate: outcome.rate.to_string(),
-                points,
-                points_text: crate::domain::Points::new(points).to_string(),
-                bonus: credit.region_bonus.minor(),
-                bonus_text: ctx.money(credit.region_bonus.minor()),
-                unit: ctx.config.currency.code().to_string(),
-                reason: reason.clone(),
-                balance_text: balance.to_string(),
-                receipt_url: ctx
-                    .receipt_url(&group.key, &ctx.secrets.receipt_token(&purchase.charge_id)),
-            };
+            *balance = crate::domain::Points::new(balance.value() + credit.points.value());
+            let notice = notice_of(ctx, c, credit, purchase, name, *balance);
             notices.push(telegram_message(
                 format!("notice:{}:{}:tg", group.id, purchase.id),
                 credit.buyer_id,
-                notice_message(&notice),
+                crate::replies::messages::discount_notice(&notice),
             ));
             if let Some(to) = buyers.get(&credit.buyer_id).and_then(|u| u.email.clone()) {
                 notices.push(email_message(
@@ -363,14 +345,55 @@ async fn queue_notices(
                 ));
             }
         }
-        notices.push(telegram_message(
-            format!("summary:{}", group.id),
-            group.chat_id,
-            summary_message(ctx, group, &product, outcome),
-        ));
+        let summary = SettledSummary {
+            key: group.key.clone(),
+            product: product.clone(),
+            buyers: outcome.buyers,
+            head_count: group.head_count,
+            filled: outcome.filled,
+            rate: outcome.rate,
+            total: outcome.total,
+            total_money: ctx.money(outcome.total.value()),
+        };
+        let key = format!("summary:{}", group.id);
+        notices.push(telegram_message(key, group.chat_id, summary.html()));
     }
     outbox::enqueue_many(conn, &notices, now).await?;
     Ok(())
+}
+
+/// One buyer's discount notice, with their balance after this credit.
+fn notice_of(
+    ctx: &Ctx,
+    c: &Closing,
+    credit: &settlement::Credit,
+    purchase: &PurchaseRow,
+    product: String,
+    balance: crate::domain::Points,
+) -> DiscountNotice {
+    let (group, outcome) = (&c.group, &c.outcome);
+    let points = credit.points.value();
+    DiscountNotice {
+        key: group.key.clone(),
+        product,
+        buyers: outcome.buyers,
+        head_count: group.head_count,
+        rate: outcome.rate.to_string(),
+        points,
+        points_text: credit.points.to_string(),
+        bonus: credit.region_bonus.minor(),
+        bonus_text: ctx.money(credit.region_bonus.minor()),
+        unit: ctx.config.currency.code().to_string(),
+        reason: crate::replies::messages::no_discount_reason(
+            outcome.filled,
+            group.policy == crate::domain::Policy::Partial,
+            outcome.buyers,
+            group.head_count,
+        ),
+        balance_text: balance.to_string(),
+        // Receipt tokens are stored hashed; the link's token is derived from the charge again.
+        receipt_url: ctx.receipt_url(&group.key, &ctx.secrets.receipt_token(&purchase.charge_id)),
+    }
 }
 
 /// The catalog name of `sku`, remembered in `catalog` for the rest of the batch.
@@ -389,66 +412,4 @@ async fn product_name(
         .map(|p| p.name);
     catalog.insert(sku.to_string(), name.clone());
     Ok(name)
-}
-
-fn notice_message(n: &DiscountNotice) -> String {
-    let mut s = String::new();
-    if n.points > 0 {
-        let _ = writeln!(s, "<b>{} points are yours.</b>", n.points_text);
-        let _ = writeln!(
-            s,
-            "Group <code>{}</code> for {} closed with {} of {} buyers and reached a {} discount.",
-            esc(&n.key),
-            esc(&n.product),
-            n.buyers,
-            n.head_count,
-            n.rate
-        );
-        if n.bonus > 0 {
-            let _ = writeln!(s, "Shared-region bonus included: {}.", n.bonus_text);
-        }
-    } else {
-        let _ = writeln!(s, "<b>Your group purchase has closed.</b>");
-        let _ = writeln!(
-            s,
-            "Group <code>{}</code> for {} closed with {} of {} buyers. {}",
-            esc(&n.key),
-            esc(&n.product),
-            n.buyers,
-            n.head_count,
-            esc(&n.reason)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "Your points balance: {} (1 point = 1 {}). Spend them on your next purchase.",
-        n.balance_text, n.unit
-    );
-    let _ = write!(s, "Receipt: {}", esc(&n.receipt_url));
-    s
-}
-
-fn summary_message(ctx: &Ctx, g: &GroupRow, product: &str, o: &settlement::Outcome) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", esc(&g.key));
-    let _ = writeln!(
-        s,
-        "{}: {} of {} bought{}.",
-        esc(product),
-        o.buyers,
-        g.head_count,
-        if o.filled { " — full" } else { "" }
-    );
-    let _ = writeln!(
-        s,
-        "Discount: {} — {} points credited to the buyers ({}).",
-        o.rate,
-        o.total,
-        ctx.money(o.total.value())
-    );
-    let _ = write!(
-        s,
-        "The key is no longer valid. Start another round with /newgroup."
-    );
-    s
 }

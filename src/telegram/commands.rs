@@ -28,3 +28,41 @@ pub enum Command {
     #[command(description = "erase your name, username, email and addresses")]
     ForgetMe,
 }
+
+/// The command menu. Telegram wants names without the slash (1–32 of `a-z0-9_`); teloxide's
+/// list carries the slash for `/help` texts, so strip it.
+pub fn menu() -> Vec<teloxide::types::BotCommand> {
+    Command::bot_commands()
+        .into_iter()
+        .map(|mut c| {
+            c.command = c.command.trim_start_matches('/').to_string();
+            c
+        })
+        .collect()
+}
+
+/// `/help`, from the same list as the menu (without /start and /help themselves).
+pub fn help() -> String {
+    let listed: Vec<(String, String)> = menu()
+        .into_iter()
+        .filter(|c| c.command != "start" && c.command != "help")
+        .map(|c| (c.command, c.description))
+        .collect();
+    crate::replies::help(&listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_command_of_the_menu() {
+        let help = help();
+        for c in menu() {
+            if c.command != "start" && c.command != "help" {
+                assert!(help.contains(&format!("/{} — ", c.command)), "{} in {help}", c.command);
+            }
+        }
+        assert!(help.contains("/newgroup — start a group purchase: PRODUCT N [MEMBERS…] [EXPIRY]"));
+    }
+}

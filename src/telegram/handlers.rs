@@ -6,7 +6,8 @@ use super::{HandlerResult, person, update_id};
 use crate::app::{self, AppError, Ctx, Person};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::metrics::Metrics;
-use crate::replies::{HELP, UserError, esc};
+use crate::replies::{UserError, esc};
+use crate::telegram::commands::help;
 use teloxide::prelude::*;
 
 /// An answer: HTML and an optional keyboard.
@@ -110,9 +111,9 @@ async fn run(
                 let (html, kb) = app::access::start(ctx, who, p).await?;
                 Ok(Some((html, Some(kb))))
             }
-            None => text(format!("Hello, {}!\n\n{HELP}", esc(&who.first_name))),
+            None => text(format!("Hello, {}!\n\n{}", esc(&who.first_name), help())),
         },
-        Command::Help => text(HELP.to_string()),
+        Command::Help => text(help()),
         Command::NewGroup(args) => {
             // The confirmation goes out through the outbox with the rest of the effects.
             app::new_group::create(ctx, update_id, who, chat.0, args).await?;
@@ -147,12 +148,12 @@ async fn run(
                 }
             }
         }
-        Command::Status(key) => text(app::queries::status(ctx, who, arg(key)).await?),
-        Command::MyGroups => text(app::queries::my_groups(ctx, who).await?),
-        Command::Points => text(app::queries::points(ctx, who).await?),
+        Command::Status(key) => text(app::queries::status(ctx, who, arg(key)).await?.html()),
+        Command::MyGroups => text(app::queries::my_groups(ctx, who).await?.html()),
+        Command::Points => text(app::queries::points(ctx, who).await?.html()),
         Command::Cancel(key) => {
             let key = arg(key).ok_or(UserError::KeyUsage("cancel"))?;
-            text(app::queries::cancel(ctx, update_id, who, key).await?)
+            text(app::queries::cancel(ctx, update_id, who, key).await?.html())
         }
         Command::ForgetMe => {
             app::forget::forget_me(ctx, who.id, update_id).await?;
@@ -183,13 +184,15 @@ pub async fn on_other_message(msg: Message, ctx: Ctx, upd: Update) -> HandlerRes
         let text = msg.text().unwrap_or_default();
         let hint = if text.starts_with('/') {
             format!(
-                "I don't know the command {}.\n\n{HELP}",
-                esc(text.split_whitespace().next().unwrap_or(text))
+                "I don't know the command {}.\n\n{}",
+                esc(text.split_whitespace().next().unwrap_or(text)),
+                help()
             )
         } else {
             format!(
-                "Hello, {}! Here is what I can do.\n\n{HELP}",
-                esc(&who.first_name)
+                "Hello, {}! Here is what I can do.\n\n{}",
+                esc(&who.first_name),
+                help()
             )
         };
         reply(&ctx, update_id(&upd), msg.chat.id, hint, None).await?;

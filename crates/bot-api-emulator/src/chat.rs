@@ -155,6 +155,8 @@ impl BotApiEmulator {
         result
     }
 
+    /// Telegram's payment exchange for one invoice: the form, the shipping query (flexible
+    /// invoices), the pre-checkout query, then the successful payment.
     async fn pay_invoice(
         &self,
         user: &TgUser,
@@ -162,105 +164,71 @@ impl BotApiEmulator {
         order: OrderInfo,
         timeout: Duration,
     ) -> Result<Payment, PayError> {
-        let flag = |name: &str| invoice.get(name).and_then(Value::as_bool) == Some(true);
-        let payload = invoice["payload"].as_str().unwrap_or_default().to_string();
-        let currency = invoice["currency"].as_str().unwrap_or_default().to_string();
-        let mut total: i64 = sum_prices(&invoice["prices"]);
-        let needs_address = flag("need_shipping_address") || flag("is_flexible");
-        // What the payment form insists on before it lets the person pay.
-        let filled = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-        if needs_address && !order.shipping_address.as_ref().is_some_and(complete) {
-            return Err(PayError::Missing(
-                "a shipping address (country, city, street and post code)",
-            ));
-        }
-        if flag("need_name") && !filled(&order.name) {
-            return Err(PayError::Missing("a name"));
-        }
-        if flag("need_phone_number") && !filled(&order.phone_number) {
-            return Err(PayError::Missing("a phone number"));
-        }
-        if flag("need_email") && !filled(&order.email) {
-            return Err(PayError::Missing("an email address"));
-        }
-        // Telegram passes on only what the invoice asked for.
-        let asked = OrderInfo {
-            name: order.name.clone().filter(|_| flag("need_name")),
-            phone_number: order
-                .phone_number
-                .clone()
-                .filter(|_| flag("need_phone_number")),
-            email: order.email.clone().filter(|_| flag("need_email")),
-            shipping_address: order.shipping_address.clone().filter(|_| needs_address),
-        };
+        let form = Form::new(invoice);
+        let asked = form.fill(&order)?;
         let order_info = (asked != OrderInfo::default()).then(|| asked.json());
         let n = NEXT_PAYMENT.fetch_add(1, Ordering::Relaxed);
-
-        let mut shipping_option = None;
-        if flag("is_flexible")
-            && let Some(addr) = &asked.shipping_address
-        {
-            let qid = format!("{}{:08}", user.id, n);
-            self.inject(shipping_query(user, &qid, &payload, addr.clone()));
-            let answer = self
-                .answer_to("answerShippingQuery", "shipping_query_id", &qid, timeout)
-                .await
-                .ok_or(PayError::NoAnswer("shipping query"))?;
-            if answer.params["ok"] != json!(true) {
-                return Err(PayError::ShippingRefused(error_message(&answer)));
+        let mut total = sum_prices(&invoice["prices"]);
+        let shipping_option = match &asked.shipping_address {
+            Some(addr) if form.flag("is_flexible") => {
+                let option = self.ship_to(user, &form.payload, addr, n, timeout).await?;
+                total += sum_prices(&option["prices"]);
+                Some(option).filter(|o| !o.is_null())
             }
-            // The form preselects the first option the bot offers.
-            let option = answer.params["shipping_options"]
-                .get(0)
-                .cloned()
-                .unwrap_or(Value::Null);
-            total += sum_prices(&option["prices"]);
-            shipping_option = Some(option).filter(|o| !o.is_null());
-        }
+            _ => None,
+        };
         let option_id = shipping_option
             .as_ref()
             .and_then(|o| o["id"].as_str())
             .map(str::to_string);
-
         let qid = format!("{}{:08}9", user.id, n);
-        let mut query = pre_checkout_query(user, &qid, &currency, total, &payload, None);
+        let mut query = pre_checkout_query(user, &qid, &form.currency, total, &form.payload, None);
         attach(&mut query["pre_checkout_query"], &order_info, &option_id);
         self.inject(query);
         let answer = self
-            .answer_to(
-                "answerPreCheckoutQuery",
-                "pre_checkout_query_id",
-                &qid,
-                timeout,
-            )
+            .answer_to("answerPreCheckoutQuery", "pre_checkout_query_id", &qid, timeout)
             .await
             .ok_or(PayError::NoAnswer("pre-checkout query"))?;
         if answer.params["ok"] != json!(true) {
             return Err(PayError::CheckoutRefused(error_message(&answer)));
         }
-
         let charge = format!("emu-charge-{}-{n}", user.id);
-        let mut paid = successful_payment(
-            user,
-            &currency,
-            total,
-            &payload,
-            &charge,
-            &format!("emu-provider-{n}"),
-            None,
-        );
-        attach(
-            &mut paid["message"]["successful_payment"],
-            &order_info,
-            &option_id,
-        );
+        let provider = format!("emu-provider-{n}");
+        let (currency, payload) = (&form.currency, &form.payload);
+        let mut paid = successful_payment(user, currency, total, payload, &charge, &provider, None);
+        attach(&mut paid["message"]["successful_payment"], &order_info, &option_id);
         self.inject(paid);
         Ok(Payment {
             telegram_payment_charge_id: charge,
-            currency,
+            currency: form.currency,
             total_amount: total,
             shipping_option,
         })
+    }
+
+    /// The shipping query of a flexible invoice: the bot's first option, as the form
+    /// preselects it (`Value::Null` when it offers none).
+    async fn ship_to(
+        &self,
+        user: &TgUser,
+        payload: &str,
+        addr: &super::ShippingAddress,
+        n: u64,
+        timeout: Duration,
+    ) -> Result<Value, PayError> {
+        let qid = format!("{}{:08}", user.id, n);
+        self.inject(shipping_query(user, &qid, payload, addr.clone()));
+        let answer = self
+            .answer_to("answerShippingQuery", "shipping_query_id", &qid, timeout)
+            .await
+            .ok_or(PayError::NoAnswer("shipping query"))?;
+        if answer.params["ok"] != json!(true) {
+            return Err(PayError::ShippingRefused(error_message(&answer)));
+        }
+        Ok(answer.params["shipping_options"]
+            .get(0)
+            .cloned()
+            .unwrap_or(Value::Null))
     }
 
     /// The bot's successful call of `method` whose `field` is `id`.
@@ -278,6 +246,57 @@ impl BotApiEmulator {
             timeout,
         )
         .await
+    }
+}
+
+/// Telegram's payment form for an invoice: what it asks for and insists on.
+struct Form<'a> {
+    invoice: &'a Value,
+    payload: String,
+    currency: String,
+}
+
+impl<'a> Form<'a> {
+    fn new(invoice: &'a Value) -> Self {
+        Self {
+            invoice,
+            payload: invoice["payload"].as_str().unwrap_or_default().to_string(),
+            currency: invoice["currency"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.invoice.get(name).and_then(Value::as_bool) == Some(true)
+    }
+
+    /// What the form passes on of `order`: only what the invoice asked for, and only once
+    /// every field it insists on is filled in.
+    fn fill(&self, order: &OrderInfo) -> Result<OrderInfo, PayError> {
+        let needs_address = self.flag("need_shipping_address") || self.flag("is_flexible");
+        let filled = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if needs_address && !order.shipping_address.as_ref().is_some_and(complete) {
+            return Err(PayError::Missing(
+                "a shipping address (country, city, street and post code)",
+            ));
+        }
+        for (flag, value, what) in [
+            ("need_name", &order.name, "a name"),
+            ("need_phone_number", &order.phone_number, "a phone number"),
+            ("need_email", &order.email, "an email address"),
+        ] {
+            if self.flag(flag) && !filled(value) {
+                return Err(PayError::Missing(what));
+            }
+        }
+        Ok(OrderInfo {
+            name: order.name.clone().filter(|_| self.flag("need_name")),
+            phone_number: order
+                .phone_number
+                .clone()
+                .filter(|_| self.flag("need_phone_number")),
+            email: order.email.clone().filter(|_| self.flag("need_email")),
+            shipping_address: order.shipping_address.clone().filter(|_| needs_address),
+        })
     }
 }
 

@@ -1,0 +1,338 @@
+//! What the bot says when a request succeeds or a group moves on, as typed values: the use
+//! cases build one, and it is rendered to Telegram HTML here, with every user-supplied string
+//! escaped here and nowhere else. (Refusals are [`super::UserError`].)
+
+use super::{bullet, duration, esc, when};
+use crate::domain::{Points, Rate};
+use std::fmt::Write;
+
+/// Buyers named in `/status`; 40 names of at most 40 characters stay far below Telegram's
+/// 4,096-character limit.
+const SHOWN_BUYERS: usize = 40;
+
+/// `/status`: one group in detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub product: String,
+    pub key: String,
+    pub organiser: String,
+    pub bought: usize,
+    pub head_count: u32,
+    /// The tier the buyers so far reach, and the one a full group reaches.
+    pub reached: Rate,
+    pub when_full: Rate,
+    pub state: StatusState,
+    /// The buyers' first names, shown to the organiser and the buyers only.
+    pub buyers: Option<Vec<String>>,
+}
+
+/// Where a group stands, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusState {
+    Open { until: i64, left_secs: i64 },
+    Expired { at: i64 },
+    Settled { at: i64, rate: Rate, points: i64 },
+    /// Settled, but its settlement row could not be read.
+    SettledUnknown,
+    Cancelled,
+}
+
+impl GroupStatus {
+    pub fn html(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "<b>{}</b> — group <code>{}</code>",
+            esc(&self.product),
+            esc(&self.key)
+        );
+        let _ = writeln!(s, "Organiser: {}", esc(&self.organiser));
+        let _ = writeln!(s, "Seats: {} of {} bought", self.bought, self.head_count);
+        let _ = writeln!(
+            s,
+            "Discount reached so far: {} (when full: {})",
+            self.reached, self.when_full
+        );
+        match &self.state {
+            StatusState::Expired { at } => {
+                let _ = writeln!(s, "Expired on {}; settling shortly.", when(*at));
+            }
+            StatusState::Open { until, left_secs } => {
+                let _ = writeln!(s, "Open until {} ({} left).", when(*until), duration(*left_secs));
+            }
+            StatusState::Settled { at, rate, points } => {
+                let _ = writeln!(s, "Settled on {}: {rate}, {points} points credited.", when(*at));
+            }
+            StatusState::SettledUnknown => {}
+            StatusState::Cancelled => {
+                let _ = writeln!(s, "Cancelled by the organiser.");
+            }
+        }
+        if let Some(buyers) = self.buyers.as_ref().filter(|b| !b.is_empty()) {
+            let _ = writeln!(s, "\nBuyers:");
+            // Telegram takes at most 4,096 characters: name the first ones, count the rest.
+            for name in buyers.iter().take(SHOWN_BUYERS) {
+                let name: String = name.chars().take(40).collect();
+                bullet(&mut s, &esc(&name));
+            }
+            if buyers.len() > SHOWN_BUYERS {
+                let _ = writeln!(s, "… and {} more", buyers.len() - SHOWN_BUYERS);
+            }
+        }
+        s.trim_end().to_string()
+    }
+}
+
+/// `/points`: the balance and the latest changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsReport {
+    pub balance: Points,
+    /// The currency one point is worth one minor unit of.
+    pub unit: String,
+    pub latest: Vec<PointsChange>,
+}
+
+/// One change to a person's points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsChange {
+    pub change: i64,
+    pub memo: String,
+    pub at: i64,
+}
+
+impl PointsReport {
+    pub fn html(&self) -> String {
+        let mut s = format!(
+            "<b>Your points: {}</b> (1 point = 1 {}).\n",
+            self.balance, self.unit
+        );
+        if self.latest.is_empty() {
+            s.push_str("No points yet: they come back to you when a group you bought in closes.");
+        } else {
+            s.push_str("\nLatest:\n");
+            for h in &self.latest {
+                let sign = if h.change > 0 { "+" } else { "" };
+                bullet(
+                    &mut s,
+                    &format!("{sign}{} — {} ({})", h.change, esc(&h.memo), when(h.at)),
+                );
+            }
+        }
+        s.trim_end().to_string()
+    }
+}
+
+/// `/mygroups`: groups the person organised, was invited to, or bought in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyGroups {
+    pub groups: Vec<MyGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyGroup {
+    pub key: String,
+    pub product: String,
+    pub bought: u32,
+    pub head_count: u32,
+    pub state: MyGroupState,
+    pub organiser: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MyGroupState {
+    Open { left_secs: i64 },
+    Expired,
+    Settled,
+    Cancelled,
+}
+
+impl MyGroups {
+    pub fn html(&self) -> String {
+        if self.groups.is_empty() {
+            return "You have no group purchases yet. Start one with /newgroup.".into();
+        }
+        let mut s = String::from("<b>Your group purchases</b>\n");
+        for g in &self.groups {
+            let state = match g.state {
+                MyGroupState::Open { left_secs } => format!("open, {} left", duration(left_secs)),
+                MyGroupState::Expired => "expired".into(),
+                MyGroupState::Settled => "settled".into(),
+                MyGroupState::Cancelled => "cancelled".into(),
+            };
+            let role = if g.organiser { "organiser" } else { "member" };
+            bullet(
+                &mut s,
+                &format!(
+                    "<code>{}</code> {} — {}/{} bought, {state} ({role})",
+                    esc(&g.key),
+                    esc(&g.product),
+                    g.bought,
+                    g.head_count
+                ),
+            );
+        }
+        s.trim_end().to_string()
+    }
+}
+
+/// `/cancel`: what the organiser and the invited members are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// To the organiser; `again` when the group was already cancelled by this request.
+    ToOrganiser { key: String, again: bool },
+    /// To a member who had been told about the group.
+    ToMember { key: String },
+}
+
+impl Cancelled {
+    pub fn html(&self) -> String {
+        match self {
+            Cancelled::ToOrganiser { key, again: true } => {
+                format!("Group <code>{}</code> is cancelled.", esc(key))
+            }
+            Cancelled::ToOrganiser { key, again: false } => format!(
+                "Group <code>{}</code> is cancelled. Invited members who were told about it get a note.",
+                esc(key)
+            ),
+            Cancelled::ToMember { key } => format!(
+                "The group purchase <code>{}</code> you were invited to was cancelled by its organiser.",
+                esc(key)
+            ),
+        }
+    }
+}
+
+/// A buyer's notice when their group settles (sent by bot; the email renders the same values).
+pub fn discount_notice(n: &crate::mail::render::DiscountNotice) -> String {
+    let mut s = String::new();
+    if n.points > 0 {
+        let _ = writeln!(s, "<b>{} points are yours.</b>", n.points_text);
+        let _ = writeln!(
+            s,
+            "Group <code>{}</code> for {} closed with {} of {} buyers and reached a {} discount.",
+            esc(&n.key),
+            esc(&n.product),
+            n.buyers,
+            n.head_count,
+            n.rate
+        );
+        if n.bonus > 0 {
+            let _ = writeln!(s, "Shared-region bonus included: {}.", n.bonus_text);
+        }
+    } else {
+        let _ = writeln!(s, "<b>Your group purchase has closed.</b>");
+        let _ = writeln!(
+            s,
+            "Group <code>{}</code> for {} closed with {} of {} buyers. {}",
+            esc(&n.key),
+            esc(&n.product),
+            n.buyers,
+            n.head_count,
+            esc(&n.reason)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Your points balance: {} (1 point = 1 {}). Spend them on your next purchase.",
+        n.balance_text, n.unit
+    );
+    let _ = write!(s, "Receipt: {}", esc(&n.receipt_url));
+    s
+}
+
+/// Why an unfilled group's buyers get no discount (empty when it filled).
+pub fn no_discount_reason(filled: bool, partial: bool, buyers: u32, head_count: u32) -> String {
+    match (filled, partial) {
+        (true, _) => String::new(),
+        (false, false) => format!(
+            "The group did not fill before it expired ({buyers} of {head_count} bought), so under its all-or-nothing rule there is no discount."
+        ),
+        (false, true) => format!(
+            "The group did not fill before it expired ({buyers} of {head_count} bought), and that many buyers reach no discount tier."
+        ),
+    }
+}
+
+/// The organiser's summary when their group settles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettledSummary {
+    pub key: String,
+    pub product: String,
+    pub buyers: u32,
+    pub head_count: u32,
+    pub filled: bool,
+    pub rate: Rate,
+    pub total: Points,
+    /// The total in money, for people ("4,970 JPY").
+    pub total_money: String,
+}
+
+impl SettledSummary {
+    pub fn html(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", esc(&self.key));
+        let _ = writeln!(
+            s,
+            "{}: {} of {} bought{}.",
+            esc(&self.product),
+            self.buyers,
+            self.head_count,
+            if self.filled { " — full" } else { "" }
+        );
+        let _ = writeln!(
+            s,
+            "Discount: {} — {} points credited to the buyers ({}).",
+            self.rate, self.total, self.total_money
+        );
+        let _ = write!(
+            s,
+            "The key is no longer valid. Start another round with /newgroup."
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_at_most_forty_buyers_and_escapes_them() {
+        let status = GroupStatus {
+            product: "Camera <b>".into(),
+            key: "K".into(),
+            organiser: "Bob & co".into(),
+            bought: 45,
+            head_count: 50,
+            reached: Rate::ZERO,
+            when_full: Rate::ZERO,
+            state: StatusState::Cancelled,
+            buyers: Some((0..45).map(|i| format!("<i>{i}")).collect()),
+        };
+        let html = status.html();
+        assert!(html.contains("Camera &lt;b&gt;") && html.contains("Bob &amp; co"));
+        assert_eq!(html.matches("• &lt;i&gt;").count(), 40);
+        assert!(html.ends_with("… and 5 more"));
+        let hidden = GroupStatus {
+            buyers: None,
+            ..status
+        };
+        assert!(!hidden.html().contains("Buyers:"));
+    }
+
+    #[test]
+    fn points_report_signs_credits() {
+        let r = PointsReport {
+            balance: Points::new(1_740),
+            unit: "JPY".into(),
+            latest: vec![PointsChange {
+                change: 1_740,
+                memo: "Group discount <x>".into(),
+                at: 0,
+            }],
+        };
+        let html = r.html();
+        assert!(html.starts_with("<b>Your points: 1,740</b> (1 point = 1 JPY)."), "{html}");
+        assert!(html.contains("+1740 — Group discount &lt;x&gt;"), "{html}");
+    }
+}
