@@ -1,6 +1,6 @@
 //! The `groupbuy` command line: `playground`, `serve`, `migrate`, `catalog import FILE`,
 //! `catalog remove SKU`, `refunds`, `refunds done CHARGE_ID`, `refund CHARGE_ID`,
-//! `settle`, `outbox`.
+//! `settle`, `outbox`, `forget USER_ID|EMAIL`.
 
 use crate::clock::Clock;
 use crate::config::{CatalogFile, Config, parse_products};
@@ -70,6 +70,13 @@ pub enum Cmd {
     Refund {
         /// The Telegram payment charge id (shown in receipts and by `groupbuy refunds --all`).
         charge_id: String,
+    },
+    /// Erase a person: name, username, email and addresses everywhere (users, invitations,
+    /// shipping requests, outbox, inbox); amounts stay against the bare user id. An email
+    /// address is also never mailed again.
+    Forget {
+        /// A numeric Telegram user id, or an email address.
+        who: String,
     },
 }
 
@@ -150,7 +157,11 @@ pub async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = load_config(cli.config.as_ref())?;
+    let mut config = load_config(cli.config.as_ref())?;
+    if !matches!(cli.command, Cmd::Playground { .. }) {
+        // The playground keeps its data (and so its secret) in a folder of its own.
+        config = crate::secrets::resolve(config)?;
+    }
     let clock = Clock::system();
     match cli.command {
         Cmd::Playground { addr, data } => {
@@ -211,6 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Refund { charge_id } => reverse(&library(config, clock).await?, &charge_id).await,
+        Cmd::Forget { who } => forget(&library(config, clock).await?, &who).await,
         Cmd::Outbox { action } => {
             let store = open_store(&config, &clock).await?;
             let mut conn = store.read().await?;
@@ -269,6 +281,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The use cases on the configured database, for a command that runs one and exits.
+/// `groupbuy forget USER_ID|EMAIL`.
+async fn forget(ctx: &crate::app::Ctx, who: &str) -> anyhow::Result<()> {
+    let Some(whom) = crate::app::forget::Whom::parse(who) else {
+        anyhow::bail!("{who:?} is neither a Telegram user id (a positive number) nor an email address");
+    };
+    let e = crate::app::forget::forget(ctx, &whom).await?;
+    println!(
+        "forgotten: {} user record(s), {} invitation(s), {} shipping request(s), {} queued and {} sent message(s), {} raw update(s)",
+        e.users, e.members, e.shipping_requests, e.outbox_deleted, e.outbox_scrubbed, e.inbox_deleted
+    );
+    Ok(())
+}
+
 async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx> {
     let store = open_store(&config, &clock).await?;
     Ok(crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, ""))

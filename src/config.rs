@@ -35,6 +35,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the DKIM key is and what it signs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    pub private_key_file: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub telegram_token: Option<Secret>,
@@ -46,6 +54,8 @@ pub struct Config {
     pub fulfilment_email: String,
     pub public_url: String,
     pub http_addr: SocketAddr,
+    /// Where `/healthz` and `/metrics` answer: apart from the pages, loopback by default.
+    pub admin_addr: SocketAddr,
     pub payment_provider_token: Secret,
     pub webhook_secret: Option<Secret>,
     pub support_contact: String,
@@ -66,6 +76,18 @@ pub struct Config {
     /// Unknown or malformed keys a client may try per minute before being told to slow down.
     pub key_attempts_per_minute: u32,
     pub products: Vec<Product>,
+    /// Where files the service makes for itself live (the generated server secret).
+    pub data_dir: String,
+    /// The key of keyed hashes (see `secrets`); `None` until [`crate::secrets::resolve`].
+    pub server_secret: Option<Secret>,
+    /// DKIM signing of every email: selector, domain and the private key file, all or none.
+    pub dkim: Option<DkimSettings>,
+    /// Reverse proxies whose `X-Forwarded-For` names the visitor (no one else's is read).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Invitation emails one organiser may have sent for one group.
+    pub email_invites_per_group: u32,
+    /// Invitation emails one organiser may have sent in any 24 hours.
+    pub email_invites_per_day: u32,
 }
 
 /// A plain URL string checked for a scheme and host (we avoid another dependency for it).
@@ -114,6 +136,7 @@ struct FileConfig {
     fulfilment_email: Option<String>,
     public_url: Option<String>,
     http_addr: Option<String>,
+    admin_addr: Option<String>,
     payment_provider_token: Option<String>,
     webhook_secret: Option<String>,
     support_contact: Option<String>,
@@ -127,6 +150,14 @@ struct FileConfig {
     paid_broadcast: Option<bool>,
     paid_broadcast_rate_per_second: Option<i64>,
     key_attempts_per_minute: Option<i64>,
+    data_dir: Option<String>,
+    server_secret: Option<String>,
+    trusted_proxies: Option<String>,
+    dkim_selector: Option<String>,
+    dkim_domain: Option<String>,
+    dkim_private_key_file: Option<String>,
+    email_invites_per_group: Option<i64>,
+    email_invites_per_day: Option<i64>,
     #[serde(default)]
     tiers: Vec<FileTier>,
     region_bonus: Option<FileRegionBonus>,
@@ -315,6 +346,20 @@ impl Config {
                 format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
+        let admin_addr_raw =
+            pick("admin_addr", file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into());
+        let admin_addr: SocketAddr = admin_addr_raw.parse().map_err(|_| {
+            invalid(
+                "admin_addr",
+                format!("{admin_addr_raw:?} is not an address like {DEFAULT_ADMIN_ADDR}"),
+            )
+        })?;
+        if admin_addr == http_addr && admin_addr.port() != 0 {
+            return Err(invalid(
+                "admin_addr",
+                "it must differ from http_addr: metrics and health are kept off the public pages",
+            ));
+        }
         let telegram_api_url = match pick("telegram_api_url", file.telegram_api_url) {
             Some(u) => Some(url_like::Url::parse(&u).ok_or_else(|| {
                 invalid("telegram_api_url", format!("{u:?} is not an http(s) URL"))
@@ -372,16 +417,7 @@ impl Config {
         }
         let webhook_secret = pick("webhook_secret", file.webhook_secret).map(Secret::new);
         if let Some(s) = &webhook_secret {
-            let ok = s.0.len() <= 256
-                && s.0
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                return Err(invalid(
-                    "webhook_secret",
-                    "Telegram allows 1-256 characters of A-Z, a-z, 0-9, _ and -",
-                ));
-            }
+            check_webhook_secret(s.expose())?;
         }
 
         let currency_raw = pick("currency", file.currency).unwrap_or_else(|| "JPY".into());
@@ -443,6 +479,79 @@ impl Config {
             .filter(|n| (1..=100_000).contains(n))
             .ok_or_else(|| invalid("key_attempts_per_minute", "it must be between 1 and 100000"))?;
 
+        let server_secret = pick("server_secret", file.server_secret).map(Secret::new);
+        if server_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            return Err(invalid(
+                "server_secret",
+                "it must be at least 32 characters (or unset: one is generated into data_dir)",
+            ));
+        }
+        let per_group = int("email_invites_per_group", file.email_invites_per_group)?
+            .unwrap_or(DEFAULT_EMAIL_INVITES_PER_GROUP);
+        let email_invites_per_group = u32::try_from(per_group)
+            .ok()
+            .filter(|n| *n <= 100_000)
+            .ok_or_else(|| invalid("email_invites_per_group", "it must be between 0 and 100000"))?;
+        let per_day = int("email_invites_per_day", file.email_invites_per_day)?
+            .unwrap_or(DEFAULT_EMAIL_INVITES_PER_DAY);
+        let email_invites_per_day = u32::try_from(per_day)
+            .ok()
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| invalid("email_invites_per_day", "it must be between 0 and 1000000"))?;
+
+        let dkim = match (
+            pick("dkim_selector", file.dkim_selector),
+            pick("dkim_domain", file.dkim_domain),
+            pick("dkim_private_key_file", file.dkim_private_key_file),
+        ) {
+            (None, None, None) => None,
+            (Some(selector), Some(domain), Some(private_key_file)) => {
+                let label_ok = |s: &str| {
+                    !s.is_empty()
+                        && s.split('.').all(|l| {
+                            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        })
+                };
+                if !label_ok(&selector) {
+                    return Err(invalid("dkim_selector", "it must be a DNS name such as mail2026"));
+                }
+                if !label_ok(&domain) || !domain.contains('.') {
+                    return Err(invalid("dkim_domain", "it must be a domain such as example.com"));
+                }
+                Some(DkimSettings {
+                    selector,
+                    domain,
+                    private_key_file,
+                })
+            }
+            (selector, domain, _) => {
+                let missing = if selector.is_none() {
+                    "dkim_selector"
+                } else if domain.is_none() {
+                    "dkim_domain"
+                } else {
+                    "dkim_private_key_file"
+                };
+                return Err(invalid(
+                    missing,
+                    "DKIM needs dkim_selector, dkim_domain and dkim_private_key_file together",
+                ));
+            }
+        };
+        let mut trusted_proxies = Vec::new();
+        for word in pick("trusted_proxies", file.trusted_proxies)
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|w| !w.is_empty())
+        {
+            trusted_proxies.push(word.parse().map_err(|_| {
+                invalid(
+                    "trusted_proxies",
+                    format!("{word:?} is not an IP address (list them, comma-separated)"),
+                )
+            })?);
+        }
+
         let tiers = if file.tiers.is_empty() {
             default_tiers()
         } else {
@@ -496,6 +605,7 @@ impl Config {
             fulfilment_email,
             public_url,
             http_addr,
+            admin_addr,
             payment_provider_token: Secret::new(
                 pick("payment_provider_token", file.payment_provider_token).unwrap_or_default(),
             ),
@@ -516,6 +626,12 @@ impl Config {
             paid_broadcast_rate_per_second,
             key_attempts_per_minute,
             products,
+            data_dir: pick("data_dir", file.data_dir).unwrap_or_else(|| ".".into()),
+            server_secret,
+            dkim,
+            trusted_proxies,
+            email_invites_per_group,
+            email_invites_per_day,
         })
     }
 
@@ -548,6 +664,32 @@ impl Config {
         (physical && !self.has_provider()).then_some(
             "no GROUPBUY_PAYMENT_PROVIDER_TOKEN is set, so physical products cannot be sold (Telegram allows Stars only for digital goods); buyers are told so instead of getting an invoice",
         )
+    }
+}
+
+/// Invitation emails per organiser and group: a large real group is a few dozen people, and
+/// the organiser can still share the link or the key with anyone beyond it.
+pub const DEFAULT_EMAIL_INVITES_PER_GROUP: i64 = 20;
+/// Invitation emails per organiser in any 24 hours: two or three full groups a day, while a
+/// throwaway Telegram account cannot turn the service into a mailer of more than this.
+pub const DEFAULT_EMAIL_INVITES_PER_DAY: i64 = 50;
+
+/// `/healthz` and `/metrics` listen here unless `admin_addr` says otherwise.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:8081";
+
+/// Telegram's own rule for a webhook secret is 1–256 of `A-Za-z0-9_-`; we also want it
+/// long enough not to be guessed (16 characters of 64 symbols = 96 bits).
+fn check_webhook_secret(s: &str) -> Result<(), ConfigError> {
+    let allowed = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if (16..=256).contains(&s.len()) && allowed {
+        Ok(())
+    } else {
+        Err(invalid(
+            "webhook_secret",
+            "it must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -",
+        ))
     }
 }
 
@@ -681,6 +823,79 @@ mod tests {
     }
 
     #[test]
+    fn admin_addr_is_loopback_apart_from_the_pages() {
+        let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
+        assert_eq!(
+            parse(&[]).map(|c| c.admin_addr.to_string()),
+            Ok("127.0.0.1:8081".into())
+        );
+        assert!(parse(&[]).is_ok_and(|c| c.admin_addr.ip().is_loopback()));
+        assert_eq!(
+            parse(&[("GROUPBUY_ADMIN_ADDR", "127.0.0.1:9100")]).map(|c| c.admin_addr.port()),
+            Ok(9100)
+        );
+        for bad in [
+            &[("GROUPBUY_ADMIN_ADDR", "metrics")][..],
+            &[
+                ("GROUPBUY_ADMIN_ADDR", "127.0.0.1:8080"),
+                ("GROUPBUY_HTTP_ADDR", "127.0.0.1:8080"),
+            ][..],
+        ] {
+            let e = parse(bad).expect_err("refused").to_string();
+            assert!(e.contains("`admin_addr` (environment GROUPBUY_ADMIN_ADDR)"), "{e}");
+        }
+    }
+
+    #[test]
+    fn webhook_secret_is_16_to_256_of_telegrams_characters() {
+        let parse = |v: &str| Config::from_sources(None, &env(&[("GROUPBUY_WEBHOOK_SECRET", v)]));
+        for good in ["a".repeat(16), "A-z_0".repeat(40), "x".repeat(256)] {
+            assert!(parse(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a".to_string(),
+            "a".repeat(15),
+            "x".repeat(257),
+            "sixteen chars ok".into(),
+            "sixteen+chars+ok".into(),
+            "ééééééééééééééééé".into(),
+        ] {
+            let e = parse(&bad).expect_err("refused").to_string();
+            assert_eq!(
+                e,
+                "setting `webhook_secret` (environment GROUPBUY_WEBHOOK_SECRET) is invalid: it must be 16 to 256 characters of A-Z, a-z, 0-9, _ and -",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn invitation_limits_and_server_secret() {
+        let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
+        let c = parse(&[]).expect("defaults");
+        assert_eq!((c.email_invites_per_group, c.email_invites_per_day), (20, 50));
+        assert_eq!(c.data_dir, ".");
+        assert!(c.server_secret.is_none());
+        let c = parse(&[
+            ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "3"),
+            ("GROUPBUY_EMAIL_INVITES_PER_DAY", "0"),
+            ("GROUPBUY_SERVER_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .expect("valid");
+        assert_eq!((c.email_invites_per_group, c.email_invites_per_day), (3, 0));
+        assert_eq!(format!("{:?}", c.server_secret), "Some(\"***\")");
+        for (k, v) in [
+            ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "-1"),
+            ("GROUPBUY_EMAIL_INVITES_PER_DAY", "lots"),
+            ("GROUPBUY_SERVER_SECRET", "short"),
+        ] {
+            let e = parse(&[(k, v)]).expect_err("refused").to_string();
+            assert!(e.contains(&format!("(environment {k})")), "{e}");
+            assert!(!e.contains("short\""), "the secret is not repeated: {e}");
+        }
+    }
+
+    #[test]
     fn paid_broadcast_is_off_by_default_and_set_by_file_or_env() {
         let parse = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e));
         let c = parse("", &[]).expect("valid");
@@ -711,6 +926,41 @@ mod tests {
             let e = parse("", &[(k, bad)]).expect_err("invalid").to_string();
             assert!(e.contains("`paid_broadcast"), "{k}={bad}: {e}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_addresses() {
+        let parse = |v: &str| Config::from_sources(None, &env(&[("GROUPBUY_TRUSTED_PROXIES", v)]));
+        assert_eq!(parse("").map(|c| c.trusted_proxies.len()), Ok(0));
+        let c = parse("10.0.0.1, ::1").expect("valid");
+        assert_eq!(c.trusted_proxies.len(), 2);
+        let e = parse("10.0.0.0/8").expect_err("refused").to_string();
+        assert!(e.contains("`trusted_proxies`"), "{e}");
+    }
+
+    #[test]
+    fn dkim_settings_come_together() {
+        let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
+        assert_eq!(parse(&[]).map(|c| c.dkim), Ok(None));
+        let c = parse(&[
+            ("GROUPBUY_DKIM_SELECTOR", "gb2026"),
+            ("GROUPBUY_DKIM_DOMAIN", "shop.example.com"),
+            ("GROUPBUY_DKIM_PRIVATE_KEY_FILE", "/etc/groupbuy/dkim.key"),
+        ])
+        .expect("valid");
+        assert_eq!(c.dkim.map(|d| d.selector), Some("gb2026".into()));
+        let e = parse(&[("GROUPBUY_DKIM_SELECTOR", "gb2026")])
+            .expect_err("incomplete")
+            .to_string();
+        assert!(e.contains("`dkim_domain` (environment GROUPBUY_DKIM_DOMAIN)"), "{e}");
+        let e = parse(&[
+            ("GROUPBUY_DKIM_SELECTOR", "bad selector"),
+            ("GROUPBUY_DKIM_DOMAIN", "shop.example.com"),
+            ("GROUPBUY_DKIM_PRIVATE_KEY_FILE", "k"),
+        ])
+        .expect_err("bad")
+        .to_string();
+        assert!(e.contains("`dkim_selector`"), "{e}");
     }
 
     #[test]

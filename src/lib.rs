@@ -15,6 +15,7 @@
 //! - [`workers`]: outbox delivery within Telegram's limits, the settlement sweep.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`failpoint`]: named crash points for fault-injection tests.
+//! - [`secrets`]: the server secret and keyed hashes of tokens at rest.
 //! - [`startup`], [`shutdown`], [`cli`], [`telemetry`]: running it.
 
 pub mod app;
@@ -23,11 +24,14 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod failpoint;
+#[cfg(test)]
+mod fuzz;
 pub mod keyboard;
 pub mod mail;
 pub mod metrics;
 pub mod playground;
 pub mod replies;
+pub mod secrets;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

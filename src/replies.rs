@@ -387,6 +387,41 @@ pub fn key_code(key: &GroupKey) -> String {
     format!("<code>{}</code>", esc(key.as_str()))
 }
 
+/// Addresses `/newgroup` did not mail because they asked never to get invitations.
+pub fn not_mailed_refused() -> &'static str {
+    "\nNot emailed: these addresses asked not to get invitations from us, so they will not be mailed (share the link with them yourself if they want it):"
+}
+
+/// Addresses `/newgroup` did not mail because the organiser's invitation budget ran out.
+pub fn not_mailed_over_limit(per_group: u32, per_day: u32) -> String {
+    format!(
+        "\nNot emailed: you may have {per_group} invitation emails sent per group and {per_day} a day, and these were over it (send them the invitation link yourself):"
+    )
+}
+
+/// The organiser's name as invitations show it: the words someone chose in Telegram, in
+/// quotes and marked as such, never as a sender: no quotes or control characters of its
+/// own, whitespace collapsed, at most 32 characters.
+pub fn quoted_name(raw: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '\u{201c}' | '\u{201d}' | '<' | '>' | '@'))
+        .collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    let mut name: String = words.join(" ").chars().take(32).collect();
+    if name.is_empty() {
+        name = "someone".into();
+    }
+    format!("\u{201c}{name}\u{201d}")
+}
+
+/// The one-click unsubscribe page: what it offers, and what it says once done.
+pub const UNSUBSCRIBE_OFFER: &str = "Don't want invitations from groupbuy? Press the button and this address will not get invitations, campaigns or reminders from us again.";
+pub const UNSUBSCRIBE_DONE: &str = "Done: this address will not get invitations, campaigns or reminders from us again.";
+
+/// The answer to `/forgetme`.
+pub const FORGOTTEN: &str = "<b>Done: I have forgotten you.</b>\nYour name, username, email address and shipping addresses are erased everywhere I kept them, and your email address will not be mailed again. What remains is anonymous: the amounts of your purchases and points, against your numeric Telegram id. If you write to me again, I will know your name from that message on.";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,9 @@ pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store>
     if !config.products.is_empty() {
         products::upsert(&mut tx, &config.products, clock.now()).await?;
     }
+    // Receipt tokens and invite codes written before they were hashed are hashed now.
+    let keyed = crate::secrets::Keyed::from_config(config);
+    crate::store::tokens::hash_plain(&mut tx, &keyed).await?;
     // Entries written before entries carried a currency are in the catalog currency.
     crate::store::ledger::backfill_currency(&mut tx, config.currency.code()).await?;
     tx.commit().await?;
@@ -49,6 +52,8 @@ pub struct App {
     mailer: Mailer,
     /// Bound at build time so a port of 0 (tests) is known before `run`.
     http: tokio::net::TcpListener,
+    /// `/healthz` and `/metrics`, apart from the pages.
+    admin: tokio::net::TcpListener,
 }
 
 impl App {
@@ -59,6 +64,9 @@ impl App {
             tracing::warn!("{warning}");
         }
         let mailer = Mailer::from_config(&config)?;
+        if !mailer.signs() {
+            tracing::warn!("emails go out without a DKIM signature: set GROUPBUY_DKIM_SELECTOR, GROUPBUY_DKIM_DOMAIN and GROUPBUY_DKIM_PRIVATE_KEY_FILE to sign them");
+        }
         let store = open_store(&config, &clock).await?;
         let me = bot.get_me().await.context(
             "cannot reach the Telegram Bot API with this token (check GROUPBUY_TELEGRAM_TOKEN and GROUPBUY_TELEGRAM_API_URL)",
@@ -88,6 +96,14 @@ impl App {
         let http = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on GROUPBUY_HTTP_ADDR {}", config.http_addr))?;
+        let admin = tokio::net::TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| {
+                format!("cannot listen on GROUPBUY_ADMIN_ADDR {}", config.admin_addr)
+            })?;
+        if !config.admin_addr.ip().is_loopback() {
+            tracing::warn!(addr = %config.admin_addr, "metrics and health answer beyond this machine (GROUPBUY_ADMIN_ADDR)");
+        }
         let username = me.username.clone().unwrap_or_default();
         tracing::info!(bot = %username, database = %store_kind(&config), "groupbuy is starting");
         let ctx = Ctx::new(store, Arc::new(config), clock, username);
@@ -97,6 +113,7 @@ impl App {
             me,
             mailer,
             http,
+            admin,
         })
     }
 
@@ -107,6 +124,11 @@ impl App {
     /// Where the web side listens (the real port when the configured one was 0).
     pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
         self.http.local_addr()
+    }
+
+    /// Where `/healthz` and `/metrics` answer.
+    pub fn admin_addr(&self) -> std::io::Result<SocketAddr> {
+        self.admin.local_addr()
     }
 
     /// Runs everything until `shutdown` fires, then lets each part finish the work in hand.
@@ -149,6 +171,14 @@ impl App {
                 shutdown.clone(),
             ))),
         }
+        let mut admin_stop = shutdown.clone();
+        let admin = axum::serve(self.admin, crate::web::admin_router(ctx.clone()))
+            .with_graceful_shutdown(async move { admin_stop.wait().await });
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = admin.await {
+                tracing::error!(error = %e, "the admin server stopped with an error");
+            }
+        }));
         let mut web_stop = shutdown.clone();
         let web = axum::serve(
             self.http,

@@ -215,6 +215,7 @@ async fn send_one(mailer: &Mailer, i: usize, r: &groupbuy::mail::Rendered, tag: 
             text: &r.text,
             html: Some(&r.html),
             message_id: format!("<gb.{i}.{tag}@example.com>"),
+            unsubscribe: None,
         })
         .await
         .expect("sent");

@@ -167,7 +167,8 @@ async fn serve_idle(
     };
     let log = db.dir.path().join(format!("serve-{tag}.log"));
     let mut cmd = groupbuy(&["serve"], fake, smtp, &db.url, &log);
-    cmd.env("GROUPBUY_HTTP_ADDR", format!("127.0.0.1:{port}"));
+    cmd.env("GROUPBUY_HTTP_ADDR", "127.0.0.1:0");
+    cmd.env("GROUPBUY_ADMIN_ADDR", format!("127.0.0.1:{port}"));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

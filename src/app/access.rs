@@ -9,12 +9,13 @@ use crate::domain::group_key::StartPayload;
 use crate::domain::{GroupKey, GroupStatus, MemberRef, Product, Sku};
 use crate::keyboard::Keyboard;
 use crate::replies::{UserError, esc};
+use crate::secrets::Purpose;
 use crate::store::groups::{self, GroupRow};
 use crate::store::{Conn, products, purchases, users};
 
 /// Records the contact and queues the prompts of every open group that named this person
 /// and could not reach them before. Returns how many prompts were queued.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
@@ -152,7 +153,7 @@ async fn render_card(
 }
 
 /// `/start PAYLOAD` from a deep link: a group key, or a key plus an email invitee's code.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn start(ctx: &Ctx, person: &Person, payload: &str) -> AppResult<(String, Keyboard)> {
     guarded(ctx, person, unguarded_start(ctx, person, payload)).await
 }
@@ -174,9 +175,15 @@ async fn unguarded_start(
     };
     let mut tx = ctx.store.write().await?;
     let group = open_group(&mut tx, key.as_str(), now).await?;
-    let member = groups::member_by_invite(&mut tx, code.as_str())
+    let code_hash = ctx.secrets.hash(Purpose::Invite, code.as_str());
+    let member = groups::member_by_invite(&mut tx, &code_hash)
         .await?
-        .filter(|m| m.group_id == group.id)
+        .filter(|m| {
+            m.group_id == group.id
+                && m.invite_code
+                    .as_deref()
+                    .is_some_and(|stored| ctx.secrets.verify(Purpose::Invite, code.as_str(), stored))
+        })
         .ok_or(UserError::UnknownKey)?;
     match member.user_id {
         Some(other) if other != person.id => return Err(UserError::InvitationTaken.into()),

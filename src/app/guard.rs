@@ -1,11 +1,17 @@
-//! The key guard: slows down anyone guessing group keys (or receipt tokens).
+//! The key guard: slows down anyone guessing group keys (or receipt tokens), and only them.
 //!
 //! Keys carry 90 random bits, so guessing cannot succeed; the guard keeps it from costing us
 //! database reads and log noise. It counts *misses* (unknown or malformed keys) per client
-//! in a sliding one-minute window. A client with `limit` misses in the window is refused
-//! (429 on the web, "slow down" in the bot) before any lookup, so a refusal says nothing
-//! about whether the key it carried exists. Refusals are not counted: a client that keeps
-//! guessing gets at most `limit` answers a minute.
+//! in a sliding one-minute window. A client is a Telegram user, a web visitor's address (the
+//! peer, or the forwarded-for address when the peer is a configured proxy), or, when the web
+//! side cannot tell the address, the first two symbols of the key asked for: someone else's
+//! guessing never uses up your allowance.
+//!
+//! In the bot ([`KeyGuard::check`]) a user with `limit` misses in the window is refused
+//! ("slow down") before any lookup. On the web ([`KeyGuard::slowed`]) a client over its
+//! limit is slowed, not refused: its requests are answered one at a time, each after a
+//! pause, so a valid key still opens its page and a guesser gets about one answer per pause;
+//! only when more than [`MAX_WAITING`] of its requests are already waiting does it get 429.
 //!
 //! In memory and per process: a restart forgets, which only gives a guesser one more
 //! window. Pure: the caller passes the time (the service's clock, movable in tests).
@@ -13,7 +19,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The sliding window, in seconds.
 pub const WINDOW_SECS: i64 = 60;
@@ -29,8 +37,11 @@ pub enum Client {
     Ip(IpAddr),
     /// A Telegram user id.
     User(i64),
-    /// The web side could not tell the peer's address: every such request shares one bucket.
+    /// The web side could not tell the peer's address (see [`Client::or_key_prefix`]).
     Unknown,
+    /// No known address: bucketed by the first two symbols of the key it asked for, so an
+    /// anonymous guesser slows only keys that start like its guesses.
+    KeyPrefix([u8; 2]),
 }
 
 impl Client {
@@ -46,6 +57,21 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `Unknown` becomes the bucket of the key's prefix (letters folded to upper case, as
+    /// keys are read); every other client stays as it is.
+    pub fn or_key_prefix(self, key: &str) -> Self {
+        if self != Client::Unknown {
+            return self;
+        }
+        let mut prefix = [b'_'; 2];
+        for (slot, b) in prefix.iter_mut().zip(key.bytes().filter(u8::is_ascii_alphanumeric)) {
+            *slot = b.to_ascii_uppercase();
+        }
+        Client::KeyPrefix(prefix)
+    }
+}
+
 impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -53,6 +79,12 @@ impl fmt::Display for Client {
             Client::Ip(a) => write!(f, "{a}"),
             Client::User(id) => write!(f, "user {id}"),
             Client::Unknown => f.write_str("an unknown address"),
+            Client::KeyPrefix(p) => write!(
+                f,
+                "unknown addresses asking for keys {}{}…",
+                char::from(p[0]),
+                char::from(p[1])
+            ),
         }
     }
 }
@@ -82,21 +114,91 @@ impl Window {
     }
 }
 
+/// Requests of one over-limit client waiting for their turn (more get 429 at once, so a
+/// flood cannot hold connections open without bound).
+pub const MAX_WAITING: usize = 4;
+
+/// The longest pause before an over-limit client's next answer.
+const MAX_PAUSE_SECS: u64 = 3;
+
+/// One over-limit client's queue: one request at a time, each after a pause.
+#[derive(Debug, Default)]
+struct Gate {
+    turn: tokio::sync::Mutex<()>,
+    waiting: AtomicUsize,
+}
+
 /// Misses per client in the last minute.
 #[derive(Debug)]
 pub struct KeyGuard {
     limit: u32,
     /// Held only for a few map operations, never across an await.
     windows: Mutex<HashMap<Client, Window>>,
+    /// Over-limit clients' queues; held only to find or drop a gate, never across an await.
+    gates: Mutex<HashMap<Client, Arc<Gate>>>,
+    /// How long an over-limit client waits per answer: a minute shared by `limit`, 1–3 s.
+    pause: Duration,
 }
 
 impl KeyGuard {
     /// At most `limit` misses a minute per client are answered.
     pub fn new(limit: u32) -> Self {
+        let limit = limit.max(1);
         Self {
-            limit: limit.max(1),
+            limit,
             windows: Mutex::default(),
+            gates: Mutex::default(),
+            pause: Duration::from_secs((60 / u64::from(limit)).clamp(1, MAX_PAUSE_SECS)),
         }
+    }
+
+    /// The same guard with another pause (tests).
+    pub fn with_pause(mut self, pause: Duration) -> Self {
+        self.pause = pause;
+        self
+    }
+
+    /// Runs `lookup` for a web `client`. Under its limit: at once. Over it: after the
+    /// client's earlier requests and a pause, so the client is slowed but a valid key is
+    /// still answered; Err only when [`MAX_WAITING`] of its requests already wait. A miss
+    /// (`is_miss`) counts against the client either way. `now` is read after any wait.
+    pub async fn slowed<T, E>(
+        &self,
+        client: Client,
+        now: impl Fn() -> i64,
+        lookup: impl Future<Output = Result<T, E>>,
+        is_miss: impl FnOnce(&E) -> bool,
+    ) -> Result<Result<T, E>, SlowDown> {
+        if let Err(slow) = self.admit(client, now()) {
+            let gate = self.gate(client);
+            if gate.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+                gate.waiting.fetch_sub(1, Ordering::SeqCst);
+                return Err(slow);
+            }
+            let turn = gate.turn.lock().await;
+            tokio::time::sleep(self.pause).await;
+            gate.waiting.fetch_sub(1, Ordering::SeqCst);
+            let result = lookup.await;
+            drop(turn);
+            if result.as_ref().is_err_and(is_miss) {
+                self.miss(client, now());
+            }
+            return Ok(result);
+        }
+        let result = lookup.await;
+        if result.as_ref().is_err_and(is_miss) {
+            self.miss(client, now());
+        }
+        Ok(result)
+    }
+
+    /// The queue of `client`, made on first use; idle queues are dropped as others are made.
+    fn gate(&self, client: Client) -> Arc<Gate> {
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        if gates.len() >= MAX_CLIENTS && !gates.contains_key(&client) {
+            gates.retain(|_, g| Arc::strong_count(g) > 1);
+        }
+        gates.entry(client).or_default().clone()
     }
 
     /// Err when `client` used up its misses for this window; logs the first refusal of a run.
@@ -236,6 +338,59 @@ mod tests {
             refused.await,
             Err::<Result<i32, &str>, _>(SlowDown { retry_after: 59 })
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_the_limit_a_client_is_slowed_not_refused_and_others_are_not_slowed() {
+        let g = KeyGuard::new(2);
+        let miss = || async { Err::<&str, &str>("unknown") };
+        for _ in 0..2 {
+            let r = g.slowed(ALICE, || 0, miss(), |_| true).await;
+            assert_eq!(r, Ok(Err("unknown")));
+        }
+        // Alice is over her limit: her valid key is still answered, after a pause.
+        let t0 = tokio::time::Instant::now();
+        let hit = g.slowed(ALICE, || 0, async { Ok::<_, &str>("page") }, |_| true).await;
+        assert_eq!(hit, Ok(Ok("page")));
+        assert_eq!(t0.elapsed(), Duration::from_secs(3), "60 s / 2 misses, capped at 3 s");
+        // Bob, and an anonymous visitor, are answered at once.
+        let t1 = tokio::time::Instant::now();
+        let bob = g.slowed(BOB, || 0, async { Ok::<_, &str>("page") }, |_| true).await;
+        assert_eq!(bob, Ok(Ok("page")));
+        let anon = Client::Unknown.or_key_prefix("AB23456789");
+        let a = g.slowed(anon, || 0, async { Ok::<_, &str>("page") }, |_| true).await;
+        assert_eq!(a, Ok(Ok("page")));
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_from_one_client_gets_429_beyond_the_queue() {
+        let g = Arc::new(KeyGuard::new(1).with_pause(Duration::from_secs(1)));
+        g.miss(ALICE, 0);
+        let mut waiting = Vec::new();
+        for _ in 0..MAX_WAITING {
+            let g = g.clone();
+            waiting.push(tokio::spawn(async move {
+                g.slowed(ALICE, || 0, async { Ok::<_, ()>(()) }, |_| true).await
+            }));
+        }
+        tokio::task::yield_now().await;
+        let over = g.slowed(ALICE, || 0, async { Ok::<_, ()>(()) }, |_| true).await;
+        assert!(over.is_err(), "the fifth waiting request is refused at once");
+        for w in waiting {
+            assert_eq!(w.await.expect("joined"), Ok(Ok(())));
+        }
+    }
+
+    #[test]
+    fn unknown_addresses_are_bucketed_by_key_prefix() {
+        let g = KeyGuard::new(1);
+        let guesser = Client::Unknown.or_key_prefix("zz3456789");
+        g.miss(guesser, 0);
+        assert!(g.admit(Client::Unknown.or_key_prefix("ZZ999"), 1).is_err());
+        assert!(g.admit(Client::Unknown.or_key_prefix("AB3456789"), 1).is_ok());
+        assert_eq!(ALICE.or_key_prefix("ZZ"), ALICE);
+        assert_eq!(Client::Unknown.or_key_prefix(""), Client::KeyPrefix(*b"__"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! adapters (telegram, web, workers) call these and deliver what they return.
 
 pub mod access;
+pub mod forget;
 pub mod guard;
 pub mod new_group;
 pub mod purchase;
@@ -52,6 +53,8 @@ pub struct Ctx {
     pub inbox_wake: Arc<Notify>,
     /// Wakes the refund worker after a commit.
     pub refund_wake: Arc<Notify>,
+    /// The server secret's keyed hashes (tokens at rest, unsubscribe links).
+    pub secrets: Arc<crate::secrets::Keyed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,7 @@ impl Ctx {
         bot_username: impl Into<Arc<str>>,
     ) -> Self {
         let key_guard = Arc::new(guard::KeyGuard::new(config.key_attempts_per_minute));
+        let secrets = Arc::new(crate::secrets::Keyed::from_config(&config));
         Self {
             store,
             config,
@@ -116,6 +120,7 @@ impl Ctx {
             key_guard,
             inbox_wake: Arc::new(Notify::new()),
             refund_wake: Arc::new(Notify::new()),
+            secrets,
             instance: crate::domain::group_key::random_token(12)
                 .unwrap_or_else(|_| format!("pid{}", std::process::id()))
                 .into(),
@@ -140,6 +145,15 @@ impl Ctx {
 
     pub fn receipt_url(&self, key: &str, token: &str) -> String {
         format!("{}/g/{key}/receipt/{token}", self.config.public_url)
+    }
+
+    /// The "don't email me again" page of an address (its POST is RFC 8058's one-click
+    /// unsubscribe); the token is the address's keyed hash, so the link names no address.
+    pub fn unsubscribe_url(&self, email: &str) -> String {
+        let token = self
+            .secrets
+            .hash(crate::secrets::Purpose::Unsubscribe, &email.to_lowercase());
+        format!("{}/unsubscribe/{token}", self.config.public_url)
     }
 
     /// Signals the workers after a commit.

@@ -9,7 +9,8 @@ use crate::domain::{GroupKey, HeadCount, InviteCode, MemberRef, Product};
 use crate::mail::render::Invitation;
 use crate::replies::{UserError, bullet, esc, when};
 use crate::store::groups::{self, GroupRow, NewGroup};
-use crate::store::{Conn, is_unique_violation, products, updates, users};
+use crate::secrets::Purpose;
+use crate::store::{Conn, is_unique_violation, mailing, products, updates, users};
 use std::collections::HashSet;
 use std::fmt::Write;
 
@@ -121,7 +122,7 @@ pub struct Created {
 
 /// Creates the group and queues the organiser's confirmation, each reachable member's
 /// prompt and each email member's invitation. `update_id` makes a redelivered command a no-op.
-#[tracing::instrument(skip(ctx, args), fields(organiser = organiser.id, chat_id))]
+#[tracing::instrument(skip_all, fields(organiser = organiser.id, chat_id, update_id))]
 pub async fn create(
     ctx: &Ctx,
     update_id: i64,
@@ -174,21 +175,59 @@ pub async fn create(
 
     let mut reached = Vec::new();
     let mut waiting = Vec::new();
+    let mut not_mailed = NotMailed::default();
+    let mut budget = email_budget(&mut tx, ctx, organiser.id, group_id, now).await?;
     for m in &members {
+        if let MemberRef::Email(email) = m {
+            let hash = ctx.secrets.hash(Purpose::Unsubscribe, email.as_str());
+            if mailing::is_suppressed(&mut tx, &hash).await? {
+                not_mailed.refused.push(m.to_string());
+                continue;
+            }
+            if budget == 0 {
+                not_mailed.over_limit.push(m.to_string());
+                continue;
+            }
+            budget -= 1;
+        }
         match invite(&mut tx, ctx, &group, &product, organiser, m, now).await? {
             Invited::Prompted => reached.push(m.to_string()),
             Invited::Emailed => reached.push(format!("{m} (by email)")),
             Invited::Waiting => waiting.push(m.to_string()),
         }
     }
-    let html = created_message(ctx, &group, &product, &reached, &waiting);
+    let html = created_message(ctx, &group, &product, &reached, &waiting, &not_mailed);
     // The organiser waits for this one: an answer, served before the invitations.
     let confirmation = super::reply::message(format!("created:{group_id}"), chat_id, html, None);
     super::reply::queue(&mut tx, now, &confirmation).await?;
     tx.commit().await?;
     ctx.answered();
-    tracing::info!(group_id, key = %key, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
+    tracing::info!(group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
+}
+
+/// Email members `/newgroup` left out, and why; their seats stay open to anyone with the link.
+#[derive(Debug, Default)]
+struct NotMailed {
+    /// On the suppression list: they asked never to get invitations.
+    refused: Vec<String>,
+    /// Over the organiser's `email_invites_per_group` or `email_invites_per_day`.
+    over_limit: Vec<String>,
+}
+
+/// How many more invitation emails `organiser` may have sent for this group now.
+async fn email_budget(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    organiser: i64,
+    group_id: i64,
+    now: i64,
+) -> AppResult<u32> {
+    let (group, day) = mailing::invites_sent(conn, organiser, group_id, now - 86_400).await?;
+    let c = &ctx.config;
+    Ok(c.email_invites_per_group
+        .saturating_sub(group)
+        .min(c.email_invites_per_day.saturating_sub(day)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -244,14 +283,17 @@ async fn invite(
     match member {
         MemberRef::Email(email) => {
             let code = InviteCode::generate()?;
+            // Stored as its keyed hash: the database alone recognises no invitee.
+            let code_hash = ctx.secrets.hash(Purpose::Invite, code.as_str());
             let member_id =
-                groups::insert_member(conn, group.id, member, Some(code.as_str()), None).await?;
+                groups::insert_member(conn, group.id, member, Some(&code_hash), None).await?;
             let payload = StartPayload::Invitation(
                 GroupKey::parse(&group.key).map_err(|_| UserError::UnknownKey)?,
                 code,
             );
+            mailing::count_invite(conn, organiser.id, group.id, now).await?;
             let mail = Invitation {
-                organiser: organiser.first_name.clone(),
+                organiser: crate::replies::quoted_name(&organiser.first_name),
                 product: product.name.clone(),
                 price: ctx.money(product.price.minor()),
                 head_count: group.head_count,
@@ -260,6 +302,7 @@ async fn invite(
                 deep_link: ctx.deep_link(&payload.encode()),
                 page_url: ctx.page_url(&group.key),
                 key: group.key.clone(),
+                unsubscribe_url: ctx.unsubscribe_url(email.as_str()),
             }
             .render()?;
             queue_email(
@@ -363,6 +406,7 @@ fn created_message(
     product: &Product,
     reached: &[String],
     waiting: &[String],
+    not_mailed: &NotMailed,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "<b>Your group purchase is open.</b>");
@@ -388,6 +432,19 @@ fn created_message(
             "\nWill be asked as soon as they message me (bots cannot start chats) — send them the invitation link:"
         );
         bullets(&mut s, waiting);
+    }
+    if !not_mailed.refused.is_empty() {
+        let _ = writeln!(s, "{}", crate::replies::not_mailed_refused());
+        bullets(&mut s, &not_mailed.refused);
+    }
+    if !not_mailed.over_limit.is_empty() {
+        let c = &ctx.config;
+        let _ = writeln!(
+            s,
+            "{}",
+            crate::replies::not_mailed_over_limit(c.email_invites_per_group, c.email_invites_per_day)
+        );
+        bullets(&mut s, &not_mailed.over_limit);
     }
     let open = g.head_count as usize - reached.len() - waiting.len();
     if open > 0 {

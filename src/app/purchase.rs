@@ -92,7 +92,7 @@ fn sellable(ctx: &Ctx, product: &Product) -> Result<Charge, UserError> {
 }
 
 /// Handles a buy-flow button.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step> {
     let now = ctx.now();
     let mut conn = ctx.store.read().await?;
@@ -262,7 +262,7 @@ fn truncate(s: &str, max_chars: usize) -> String {
 /// buyer allowed, a seat neither counted nor held, price and total unchanged, points still
 /// there. Approving holds the seat (and the points) for this invoice for
 /// [`SEAT_HOLD_SECS`], in the same transaction as the decision.
-#[tracing::instrument(skip(ctx), fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = person.id))]
 pub async fn pre_checkout(
     ctx: &Ctx,
     person: &Person,
@@ -416,7 +416,7 @@ fn flag_of(reason: RefundReason) -> Option<Flag> {
 /// Records a payment exactly once (keyed by Telegram's charge id) — one transaction: a
 /// payment that counts takes its seat, ships the goods and may settle the group; one that
 /// cannot count is recorded and refunded. Either way the buyer gets a receipt saying which.
-#[tracing::instrument(skip(ctx, pay), fields(user = person.id, charge = %pay.charge_id))]
+#[tracing::instrument(skip_all, fields(user = person.id, update_id, charge = %pay.charge_id))]
 pub async fn record(
     ctx: &Ctx,
     update_id: i64,
@@ -547,8 +547,10 @@ async fn book(
 ) -> AppResult<Option<(i64, String)>> {
     let (pay, p) = (a.pay, a.p);
     let region = pay.address.as_ref().and_then(Address::region);
-    // 20 symbols: 100 bits, unguessable.
-    let token = crate::domain::group_key::random_token(20)?;
+    // Over 140 bits only the server can make; stored as its keyed hash, so the database
+    // alone opens no receipt.
+    let token = a.ctx.secrets.receipt_token(&pay.charge_id);
+    let token_hash = a.ctx.secrets.hash(crate::secrets::Purpose::Receipt, &token);
     let new = NewPurchase {
         group_id: a.group.id,
         buyer_id: a.person.id,
@@ -562,7 +564,7 @@ async fn book(
         counted,
         flag,
         region: region.as_ref().map(RegionCode::as_str),
-        receipt_token: &token,
+        receipt_token: &token_hash,
         now: a.now,
     };
     let Some(purchase_id) = purchases::insert(tx, &new).await? else {

@@ -391,7 +391,8 @@ fn notice_of(
             group.head_count,
         ),
         balance_text: balance.to_string(),
-        receipt_url: ctx.receipt_url(&group.key, &purchase.receipt_token),
+        // Receipt tokens are stored hashed; the link's token is derived from the charge again.
+        receipt_url: ctx.receipt_url(&group.key, &ctx.secrets.receipt_token(&purchase.charge_id)),
     }
 }
 

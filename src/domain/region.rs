@@ -38,9 +38,12 @@ impl RegionCode {
 
 /// Letters and digits of any script, upper-cased (`東京都` stays a region of its own).
 fn clean(s: &str) -> String {
+    // Filtered after upper-casing too: some letters upper-case to a letter plus combining
+    // marks (ΐ → Ϊ́), which are not letters (found by src/fuzz.rs).
     s.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_uppercase)
+        .filter(|c| c.is_alphanumeric())
         .collect()
 }
 

@@ -21,6 +21,8 @@ pub struct Invitation {
     pub deep_link: String,
     pub page_url: String,
     pub key: String,
+    /// The recipient's "don't email me again" page (its POST is the one-click unsubscribe).
+    pub unsubscribe_url: String,
 }
 
 #[derive(Template)]
@@ -35,6 +37,7 @@ struct InvitationText<'a> {
     deep_link: &'a str,
     page_url: &'a str,
     key: &'a str,
+    unsubscribe_url: &'a str,
 }
 
 #[derive(Template)]
@@ -49,6 +52,7 @@ struct InvitationHtml<'a> {
     deep_link: &'a str,
     page_url: &'a str,
     key: &'a str,
+    unsubscribe_url: &'a str,
 }
 
 impl Invitation {
@@ -65,12 +69,15 @@ impl Invitation {
                     deep_link: &self.deep_link,
                     page_url: &self.page_url,
                     key: &self.key,
+                    unsubscribe_url: &self.unsubscribe_url,
                 }
             };
         }
         Ok(Rendered {
+            // `organiser` is a quoted name (replies::quoted_name): the words a Telegram user
+            // chose, never presented as the sender.
             subject: format!(
-                "{} invites you to buy {} together",
+                "Telegram user {} invites you to buy {} together",
                 self.organiser, self.product
             ),
             text: fill!(InvitationText).render()?,
@@ -283,8 +290,11 @@ mod tests {
             deep_link: "https://t.me/bot?start=K-I".into(),
             page_url: "http://x/g/K".into(),
             key: "K".into(),
+            unsubscribe_url: "http://x/unsubscribe/T".into(),
         };
         let r = inv.render().expect("renders");
+        assert!(r.text.contains("Don't email me again: http://x/unsubscribe/T"));
+        assert!(r.html.contains("href=\"http://x/unsubscribe/T\""));
         assert!(
             r.html.contains("Bob &#60;script&#62;") || r.html.contains("Bob &lt;script&gt;"),
             "{}",

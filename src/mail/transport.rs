@@ -3,6 +3,13 @@
 //! connection (lettre#1027).
 
 use crate::config::Config;
+use crate::config::DkimSettings;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
+use lettre::message::header::{HeaderName, HeaderValue};
+use std::sync::Arc;
 use lettre::message::{Mailbox, MultiPart, header};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
@@ -19,11 +26,64 @@ pub enum Mailer {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        dkim: Option<Arc<DkimConfig>>,
     },
     Files {
         dir: PathBuf,
         from: Mailbox,
+        dkim: Option<Arc<DkimConfig>>,
     },
+}
+
+/// The headers each signature covers. A listed header a message lacks (the
+/// List-Unsubscribe pair on a receipt) is signed as absent, so it cannot be added later.
+/// Not Content-Type: lettre writes a multipart message's Content-Type with the body, after
+/// signing the headers, so a verifier would hash a header lettre did not.
+const DKIM_HEADERS: [&str; 8] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+/// Reads the DKIM key: an RSA key in PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), or an
+/// Ed25519 key as the base64 of its 32 bytes.
+pub fn dkim_config(settings: &DkimSettings) -> anyhow::Result<DkimConfig> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(&settings.private_key_file).with_context(|| {
+        format!(
+            "cannot read the DKIM key GROUPBUY_DKIM_PRIVATE_KEY_FILE {}",
+            settings.private_key_file
+        )
+    })?;
+    let algorithm = if text.contains("BEGIN RSA PRIVATE KEY") {
+        DkimSigningAlgorithm::Rsa
+    } else {
+        DkimSigningAlgorithm::Ed25519
+    };
+    let key = DkimSigningKey::new(text.trim(), algorithm).map_err(|e| {
+        anyhow::anyhow!(
+            "GROUPBUY_DKIM_PRIVATE_KEY_FILE {} is not an RSA key in PKCS#1 PEM nor a base64 Ed25519 key: {e}",
+            settings.private_key_file
+        )
+    })?;
+    Ok(DkimConfig::new(
+        settings.selector.clone(),
+        settings.domain.clone(),
+        key,
+        DKIM_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect(),
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +103,13 @@ pub struct Outgoing<'a> {
     pub html: Option<&'a str>,
     /// Stable per outbox row, so a retried send is recognisable as the same message.
     pub message_id: String,
+    /// The one-click unsubscribe URL (https in production): adds `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+    pub unsubscribe: Option<String>,
 }
+
+const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
 impl Mailer {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
@@ -52,6 +118,10 @@ impl Mailer {
             .mail_from
             .parse()
             .context("GROUPBUY_MAIL_FROM is not an email address")?;
+        let dkim = match &config.dkim {
+            Some(settings) => Some(Arc::new(dkim_config(settings)?)),
+            None => None,
+        };
         Ok(match &config.smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
@@ -61,11 +131,16 @@ impl Mailer {
                         lettre::transport::smtp::PoolConfig::new().max_size(IN_FLIGHT as u32),
                     )
                     .build();
-                Mailer::Smtp { transport, from }
+                Mailer::Smtp {
+                    transport,
+                    from,
+                    dkim,
+                }
             }
             None => Mailer::Files {
                 dir: PathBuf::from(&config.mail_dir),
                 from,
+                dkim,
             },
         })
     }
@@ -78,6 +153,14 @@ impl Mailer {
         from.email.domain().to_string()
     }
 
+    /// Whether every email is DKIM-signed.
+    pub fn signs(&self) -> bool {
+        matches!(
+            self,
+            Mailer::Smtp { dkim: Some(_), .. } | Mailer::Files { dkim: Some(_), .. }
+        )
+    }
+
     fn build(&self, m: &Outgoing<'_>) -> Result<Message, MailError> {
         let from = match self {
             Mailer::Smtp { from, .. } | Mailer::Files { from, .. } => from.clone(),
@@ -85,11 +168,23 @@ impl Mailer {
         let to: Mailbox =
             m.to.parse()
                 .map_err(|e| MailError::Permanent(format!("bad recipient {:?}: {e}", m.to)))?;
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(from)
             .to(to)
             .subject(m.subject)
             .message_id(Some(m.message_id.clone()));
+        if let Some(url) = &m.unsubscribe {
+            // Our own URL: ASCII, no spaces, no angle brackets (a token of hex digits).
+            if url.contains(|c: char| !c.is_ascii_graphic() || c == '<' || c == '>') {
+                return Err(MailError::Permanent("bad unsubscribe URL".into()));
+            }
+            builder = builder
+                .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, format!("<{url}>")))
+                .raw_header(HeaderValue::new(
+                    LIST_UNSUBSCRIBE_POST,
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
         let built = match m.html {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(
                 m.text.to_string(),
@@ -99,7 +194,12 @@ impl Mailer {
                 .header(header::ContentType::TEXT_PLAIN)
                 .body(m.text.to_string()),
         };
-        built.map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))
+        let mut message =
+            built.map_err(|e| MailError::Permanent(format!("cannot build the message: {e}")))?;
+        if let Mailer::Smtp { dkim: Some(d), .. } | Mailer::Files { dkim: Some(d), .. } = self {
+            message.sign(d);
+        }
+        Ok(message)
     }
 
     pub async fn send(&self, m: &Outgoing<'_>) -> Result<(), MailError> {
@@ -141,6 +241,7 @@ mod tests {
         let mailer = Mailer::Files {
             dir: dir.path().join("mail"),
             from: "shop <shop@example.com>".parse().expect("mailbox"),
+            dkim: None,
         };
         let out = Outgoing {
             to: "carol@example.com",
@@ -148,6 +249,7 @@ mod tests {
             text: "plain words",
             html: Some("<p>html words</p>"),
             message_id: "<gb.1.invite.1@example.com>".into(),
+            unsubscribe: Some("https://shop.example.com/unsubscribe/abc".into()),
         };
         mailer.send(&out).await.expect("written");
         let path = dir.path().join("mail").join("gb.1.invite.1example.com.eml");
@@ -158,6 +260,8 @@ mod tests {
         );
         assert!(raw.contains("To: carol@example.com"));
         assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("List-Unsubscribe: <https://shop.example.com/unsubscribe/abc>\r\n"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
         assert_eq!(mailer.domain(), "example.com");
         let bad = Outgoing {
             to: "not an address",

@@ -116,8 +116,12 @@ impl Playground {
         config.smtp_url = None;
         config.mail_dir = mail_dir.display().to_string();
         config.http_addr = service_addr;
+        config.admin_addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0);
         config.public_url = url.trim_end_matches('/').to_string();
         config.webhook_secret = None;
+        config.data_dir = data_dir.display().to_string();
+        config.server_secret = None;
+        let mut config = crate::secrets::resolve(config)?;
         // Invoices in the shop's currency with a shipping address, as with a real provider.
         // A test provider token in BotFather's form: physical goods are sold as in production.
         config.payment_provider_token = Secret::new("284685063:TEST:playground-emulated-provider");

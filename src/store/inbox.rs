@@ -58,8 +58,11 @@ pub async fn claim(
     Ok(out)
 }
 
+/// Marks an update handled and empties its raw body: the names, shipping addresses, deep-link
+/// payloads and invoice payloads in it are not needed any more; the id stays (a week) to
+/// recognise a redelivery.
 pub async fn mark_handled(conn: &mut Conn, update_id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE inbox SET handled_at = $2 WHERE update_id = $1")
+    sqlx::query("UPDATE inbox SET handled_at = $2, body = '' WHERE update_id = $1")
         .bind(update_id)
         .bind(now)
         .execute(&mut *conn)

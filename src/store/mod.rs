@@ -6,16 +6,19 @@
 //! `BEGIN IMMEDIATE`: a deferred transaction that later wants to write fails with "database is
 //! locked" without waiting for the busy timeout (RELIABILITY.md §4.2).
 
+pub mod forget;
 pub mod groups;
 pub mod holds;
 pub mod inbox;
 pub mod instances;
 pub mod ledger;
 pub mod locks;
+pub mod mailing;
 pub mod outbox;
 pub mod products;
 pub mod purchases;
 pub mod refunds;
+pub mod tokens;
 pub mod updates;
 pub mod users;
 
@@ -99,6 +102,9 @@ impl Store {
                             conn.execute("PRAGMA synchronous = FULL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 30000").await?;
+                            // Deleted and overwritten content is zeroed, so an emptied message
+                            // body or an erased person does not linger in free space.
+                            conn.execute("PRAGMA secure_delete = ON").await?;
                         }
                         Ok(())
                     })

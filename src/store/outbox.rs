@@ -69,6 +69,16 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+/// Invitations, campaigns and reminders (by their dedupe key's first word): mail a person did
+/// not cause by their own action. They carry `List-Unsubscribe` (RFC 8058 one-click) and are
+/// never sent to an address on the suppression list. Receipts, notices and the operator's
+/// mail are not bulk.
+pub fn is_bulk(dedupe_key: &str) -> bool {
+    ["invite:", "campaign:", "reminder:"]
+        .iter()
+        .any(|p| dedupe_key.starts_with(p))
+}
+
 const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error, priority, invoice, created_at";
 
 fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
@@ -207,7 +217,10 @@ pub async fn mark_sent(
     remote_id: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL WHERE id = $1")
+    // The words go once delivered: they carry receipt links, invitation codes and addresses
+    // that the database need not keep; the row stays as the record of the delivery.
+    sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL,
+             body_text = '', body_html = NULL, keyboard = NULL, invoice = NULL WHERE id = $1")
         .bind(id)
         .bind(now)
         .bind(remote_id)

@@ -142,6 +142,17 @@ pub async fn by_receipt(conn: &mut Conn, token: &str) -> Result<Option<PurchaseR
     row.as_ref().map(from_row).transpose()
 }
 
+/// Every purchase of a group, counted or not.
+pub async fn of_group(conn: &mut Conn, group_id: i64) -> Result<Vec<PurchaseRow>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM purchases WHERE group_id = $1 ORDER BY id"
+    )))
+    .bind(group_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// The object users of a group: its counted purchases in the order they were made.
 pub async fn counted(conn: &mut Conn, group_id: i64) -> Result<Vec<PurchaseRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -25,6 +25,8 @@ pub enum Command {
     Cancel(String),
     #[command(description = "help with a payment")]
     PaySupport,
+    #[command(description = "erase your name, username, email and addresses")]
+    ForgetMe,
 }
 
 /// The command menu. Telegram wants names without the slash (1–32 of `a-z0-9_`); teloxide's

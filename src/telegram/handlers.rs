@@ -83,6 +83,7 @@ fn command_name(cmd: &Command) -> &'static str {
         Command::Points => "points",
         Command::Cancel(_) => "cancel",
         Command::PaySupport => "paysupport",
+        Command::ForgetMe => "forgetme",
     }
 }
 
@@ -153,6 +154,10 @@ async fn run(
         Command::Cancel(key) => {
             let key = arg(key).ok_or(UserError::KeyUsage("cancel"))?;
             text(app::queries::cancel(ctx, update_id, who, key).await?.html())
+        }
+        Command::ForgetMe => {
+            app::forget::forget_me(ctx, who.id, update_id).await?;
+            text(crate::replies::FORGOTTEN.to_string())
         }
         Command::PaySupport => text(format!(
             "<b>Payment support</b>\n{}\n\nEvery payment is recorded once with its Telegram charge id; your receipts are in this chat.",

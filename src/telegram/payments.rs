@@ -93,7 +93,7 @@ pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> Handler
     match &verdict {
         Ok(()) => {
             bot.answer_pre_checkout_query(q.id.clone(), true).await?;
-            tracing::info!(user = who.id, payload = %q.invoice_payload, "pre-checkout approved");
+            tracing::info!(user = who.id, "pre-checkout approved");
         }
         Err(e) => {
             super::handlers::note_failure(&ctx, &who, "pre-checkout", e);

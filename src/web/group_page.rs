@@ -27,7 +27,7 @@ async fn page(
     ClientAddr(client): ClientAddr,
     Path(key): Path<String>,
 ) -> Result<Html<String>, WebError> {
-    let page = guarded(&ctx, client, load(&ctx, &key)).await?;
+    let page = guarded(&ctx, client, &key, load(&ctx, &key)).await?;
     Ok(Html(page.render()?))
 }
 

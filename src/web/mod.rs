@@ -1,11 +1,13 @@
-//! The web side (axum): group pages, receipts, health and metrics. Each page module owns its
-//! routes; [`router`] merges them. The Telegram webhook route is mounted by `startup`.
+//! The web side (axum): group pages and receipts ([`router`]; each page module owns its
+//! routes), and health and metrics on the operator's own address ([`admin_router`]). The
+//! Telegram webhook route is mounted by `startup`.
 
-mod client;
+pub mod client;
 pub mod error;
 mod group_page;
 mod qr;
 mod receipt;
+mod unsubscribe;
 mod view;
 pub mod webhook;
 
@@ -20,13 +22,19 @@ pub fn router(ctx: Ctx) -> Router {
     let pages = Router::new()
         .merge(group_page::router())
         .merge(receipt::router())
+        .merge(unsubscribe::router())
         .route("/static/style.css", get(stylesheet))
         .fallback(|| async { error::WebError::NotFound })
         .layer(axum::middleware::map_response(page_headers));
+    Router::new().merge(pages).with_state(ctx)
+}
+
+/// The operator's side: `/healthz` and `/metrics`, served on `admin_addr` (loopback by
+/// default), never beside the public pages, so counters and health are not the world's.
+pub fn admin_router(ctx: Ctx) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .merge(pages)
         .with_state(ctx)
 }
 
@@ -47,8 +55,13 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' dat
 /// to the sites they link to; seat counts are live, so nothing is cached.
 async fn page_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
+    }
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {

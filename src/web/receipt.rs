@@ -12,6 +12,7 @@ use crate::replies::when;
 use crate::store::groups::GroupRow;
 use crate::domain::payment::RefundMethod;
 use crate::store::purchases::PurchaseRow;
+use crate::secrets::Purpose;
 use crate::store::{Conn, ledger, products, purchases, refunds};
 use askama::Template;
 use axum::Router;
@@ -28,7 +29,7 @@ async fn page(
     ClientAddr(client): ClientAddr,
     Path((key, token)): Path<(String, String)>,
 ) -> Result<Html<String>, WebError> {
-    let page = guarded(&ctx, client, load(&ctx, &key, &token)).await?;
+    let page = guarded(&ctx, client, &key, load(&ctx, &key, &token)).await?;
     Ok(Html(page.render()?))
 }
 
@@ -55,10 +56,7 @@ struct ReceiptPage {
 async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebError> {
     let mut conn = ctx.store.read().await?;
     let group = view::group_by_key(&mut conn, raw_key).await?;
-    let purchase = purchases::by_receipt(&mut conn, token)
-        .await?
-        .filter(|p| p.group_id == group.id)
-        .ok_or(WebError::NotFound)?;
+    let purchase = find(ctx, &mut conn, group.id, token).await?;
     let filled = purchases::count_counted(&mut conn, group.id).await?;
     let phase = view::phase(ctx, &mut conn, &group, filled).await?;
     let (points_label, points, points_note) = points(ctx, &mut conn, &group, &purchase).await?;
@@ -84,6 +82,32 @@ async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebE
         page_url: ctx.page_url(&group.key),
         bot_url: format!("https://t.me/{}", ctx.bot_username),
     })
+}
+
+/// The purchase of `group_id` whose receipt token `token` is. Tokens are stored as keyed
+/// hashes: looked up by the hash, then checked in constant time; a token from before they
+/// were hashed, or one made again for a notice, is the charge's derived token.
+async fn find(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    group_id: i64,
+    token: &str,
+) -> Result<PurchaseRow, WebError> {
+    if token.is_empty() || token.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let hash = ctx.secrets.hash(Purpose::Receipt, token);
+    if let Some(p) = purchases::by_receipt(conn, &hash).await?
+        && p.group_id == group_id
+        && ctx.secrets.verify(Purpose::Receipt, token, &p.receipt_token)
+    {
+        return Ok(p);
+    }
+    purchases::of_group(conn, group_id)
+        .await?
+        .into_iter()
+        .find(|p| ctx.secrets.is_receipt_token(&p.charge_id, token))
+        .ok_or(WebError::NotFound)
 }
 
 async fn product_name(conn: &mut Conn, sku: &str) -> Result<String, WebError> {

@@ -51,7 +51,8 @@ async fn receive(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> S
     match hook.intake.take_raw(text).await {
         Ok(_) => StatusCode::OK,
         Err(IngestError::NotAnUpdate(e)) => {
-            tracing::warn!(error = %e, "webhook body is not an update");
+            // Only where and what kind: serde's message may quote the body's values.
+            tracing::warn!(kind = ?e.classify(), line = e.line(), column = e.column(), "webhook body is not an update");
             StatusCode::BAD_REQUEST
         }
         Err(IngestError::Db(e)) => {

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::replies::{UserError, strip_tags};
 use crate::shutdown::Shutdown;
 use crate::store::outbox::{self, Channel, NewMessage, OutboxRow, Priority};
-use crate::store::users;
+use crate::store::{mailing, users};
 use crate::telegram::payments::invoice_request;
 use rand::RngExt;
 use std::time::{Duration, Instant};
@@ -69,6 +69,20 @@ pub enum Delivery {
     Unreachable(String),
     /// Telegram could not parse our HTML: send the same words as plain text.
     Unparseable(String),
+}
+
+impl Delivery {
+    /// The outcome's name, without the details (which may carry an address).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Delivery::Sent(_) => "sent",
+            Delivery::Throttled { .. } => "throttled",
+            Delivery::Retry(_) => "retry",
+            Delivery::Dead(_) => "dead",
+            Delivery::Unreachable(_) => "unreachable",
+            Delivery::Unparseable(_) => "unparseable",
+        }
+    }
 }
 
 pub fn to_markup(kb: &Keyboard) -> InlineKeyboardMarkup {
@@ -228,6 +242,12 @@ impl OutboxWorker {
         if rows.is_empty() {
             return Ok(0);
         }
+        let suppressed_before = rows.len();
+        let rows = self.drop_suppressed(rows).await?;
+        let mut handled = suppressed_before - rows.len();
+        if rows.is_empty() {
+            return Ok(handled);
+        }
         {
             let now = self.ctx.now();
             let mut tx = self.ctx.store.write().await?;
@@ -239,12 +259,13 @@ impl OutboxWorker {
         let mut waiting = rows.into_iter();
         let mut sends = tokio::task::JoinSet::new();
         let mut in_flight = std::collections::HashMap::new();
-        let mut handled = 0;
         loop {
             while sends.len() < EMAIL_IN_FLIGHT {
                 let Some(row) = waiting.next() else { break };
+                let unsubscribe = self.unsubscribe_url(&row);
                 let (mailer, mine) = (self.mailer.clone(), row.clone());
-                let task = sends.spawn(async move { send_email(&mailer, &mine).await });
+                let task =
+                    sends.spawn(async move { send_email(&mailer, &mine, unsubscribe).await });
                 in_flight.insert(task.id(), row);
             }
             let Some(first) = sends.join_next_with_id().await else {
@@ -278,6 +299,45 @@ impl OutboxWorker {
         Ok(handled)
     }
 
+    /// The one-click unsubscribe URL of an invitation, campaign or reminder; None for the
+    /// mail a person's own action caused (receipts, notices) and the operator's.
+    fn unsubscribe_url(&self, row: &OutboxRow) -> Option<String> {
+        match &row.channel {
+            Channel::Email { to, .. } if outbox::is_bulk(&row.dedupe_key) => {
+                Some(self.ctx.unsubscribe_url(to))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets aside invitations, campaigns and reminders to addresses on the suppression list
+    /// (checked again at sending: the address may have unsubscribed since it was queued);
+    /// they go out never, and `groupbuy outbox` says why.
+    async fn drop_suppressed(&self, rows: Vec<OutboxRow>) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let mut keep = Vec::with_capacity(rows.len());
+        let mut tx = self.ctx.store.write().await?;
+        for row in rows {
+            let hash = match &row.channel {
+                Channel::Email { to, .. } if outbox::is_bulk(&row.dedupe_key) => self
+                    .ctx
+                    .secrets
+                    .hash(crate::secrets::Purpose::Unsubscribe, &to.to_lowercase()),
+                _ => {
+                    keep.push(row);
+                    continue;
+                }
+            };
+            if mailing::is_suppressed(&mut tx, &hash).await? {
+                outbox::mark_dead(&mut tx, row.id, SUPPRESSED).await?;
+                tracing::info!(outbox_id = row.id, "not emailed: the address unsubscribed");
+            } else {
+                keep.push(row);
+            }
+        }
+        tx.commit().await?;
+        Ok(keep)
+    }
+
     /// Records emails as sent, in one transaction.
     async fn record_sent(&self, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
@@ -309,7 +369,10 @@ impl OutboxWorker {
                 self.send_telegram(*chat_id, &row.text, keyboard.as_deref(), true, lane)
                     .await
             }
-            Channel::Email { .. } => send_email(&self.mailer, row).await,
+            Channel::Email { .. } => {
+                let unsubscribe = self.unsubscribe_url(row);
+                send_email(&self.mailer, row, unsubscribe).await
+            }
         }
     }
 
@@ -346,7 +409,7 @@ impl OutboxWorker {
         let req = invoice_request(&self.bot, &self.ctx, ChatId(chat_id), &spec);
         let outcome = self.outcome(tokio::time::timeout(SEND_TIMEOUT, req.send()).await);
         if matches!(outcome, Delivery::Sent(_)) {
-            tracing::info!(chat = chat_id, payload = %spec.payload, "invoice sent");
+            tracing::info!(chat = chat_id, "invoice sent");
         }
         match outcome {
             Delivery::Unparseable(e) => Delivery::Dead(e),
@@ -470,7 +533,7 @@ impl OutboxWorker {
         let m = &self.ctx.metrics;
         if dies && row.priority == Priority::Interactive {
             Metrics::inc(&m.replies_given_up_total);
-            tracing::error!(outbox_id = row.id, key = %row.dedupe_key, outcome = ?outcome, "an answer was given up");
+            tracing::error!(outbox_id = row.id, key = %row.dedupe_key, outcome = outcome.kind(), "an answer was given up");
         }
         Metrics::inc(match &outcome {
             Delivery::Sent(_) => &m.outbox_sent_total,
@@ -486,7 +549,9 @@ impl OutboxWorker {
                 tracing::warn!(outbox_id = row.id, secs, "Telegram asked us to slow down")
             }
             other => {
-                tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = ?other, "not delivered")
+                // The reason text (an SMTP reply may quote the address) stays on the row,
+                // where `groupbuy outbox` shows it; the log names only its kind.
+                tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = other.kind(), "not delivered")
             }
         }
         Ok(())
@@ -586,8 +651,11 @@ async fn tell_invoice_refused(
     crate::app::reply::queue(conn, now, &m).await.map(|_| ())
 }
 
-/// Sends one email row.
-async fn send_email(mailer: &Mailer, row: &OutboxRow) -> Delivery {
+/// Why a row to a suppressed address never went out (shown by `groupbuy outbox`).
+pub const SUPPRESSED: &str = "not sent: the address asked not to get these emails (unsubscribed)";
+
+/// Sends one email row; `unsubscribe` adds RFC 8058's one-click headers.
+async fn send_email(mailer: &Mailer, row: &OutboxRow, unsubscribe: Option<String>) -> Delivery {
     let Channel::Email { to, subject, html } = &row.channel else {
         return Delivery::Dead("not an email row".into());
     };
@@ -597,6 +665,7 @@ async fn send_email(mailer: &Mailer, row: &OutboxRow) -> Delivery {
         text: &row.text,
         html: html.as_deref(),
         message_id: message_id(row, &mailer.domain()),
+        unsubscribe,
     };
     match mailer.send(&out).await {
         Ok(()) => Delivery::Sent(None),

@@ -45,15 +45,20 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
 
 /// Handled updates (and the update ids use cases claimed) are kept a week, long enough to
 /// recognise any redelivery and short enough that ids Telegram starts afresh after a week
-/// of silence cannot collide; lapsed seat and point holds go too.
+/// of silence cannot collide; their raw bodies (names, shipping addresses, payloads) are
+/// emptied when handled, and any a crash left behind a day later. Lapsed seat and point
+/// holds go too.
 async fn prune_inbox(ctx: &Ctx) {
     const WEEK: i64 = 7 * 86_400;
+    const BODY_RETENTION: i64 = 86_400;
 
     let now = ctx.now();
     let result = match ctx.store.read().await {
         Ok(mut conn) => {
             async {
                 crate::store::inbox::prune(&mut conn, now - WEEK).await?;
+                crate::store::forget::blank_handled_updates(&mut conn, now - BODY_RETENTION)
+                    .await?;
                 crate::store::updates::prune(&mut conn, now - WEEK).await?;
                 crate::store::ledger::prune_holds(&mut conn, now).await?;
                 crate::store::holds::prune(&mut conn, now).await

@@ -10,6 +10,7 @@ fn groupbuy(db: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_groupbuy"));
     cmd.args(args)
         .env("GROUPBUY_DATABASE_URL", db)
+        .env("GROUPBUY_SERVER_SECRET", crate::helpers::TEST_SECRET)
         .env("RUST_LOG", "warn");
     for (k, v) in env {
         cmd.env(k, v);
@@ -89,9 +90,15 @@ async fn migrate_import_and_settle_from_the_command_line() {
     // A group that expired with one buyer of three: `settle` settles it, once.
     let config = groupbuy::config::Config::from_sources(
         Some(crate::helpers::EXAMPLE_TOML),
-        &[("GROUPBUY_DATABASE_URL".to_string(), db.clone())]
-            .into_iter()
-            .collect(),
+        &[
+            ("GROUPBUY_DATABASE_URL".to_string(), db.clone()),
+            (
+                "GROUPBUY_SERVER_SECRET".to_string(),
+                crate::helpers::TEST_SECRET.to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
     )
     .expect("config");
     let clock = groupbuy::clock::Clock::system();

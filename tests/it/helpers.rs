@@ -16,6 +16,10 @@ use tokio::task::JoinHandle;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The server secret every test service and CLI run shares (so tokens one makes, another
+/// recognises).
+pub const TEST_SECRET: &str = "test-server-secret-0123456789-abcdefghijkl";
+
 /// Logs at `warn` (or `RUST_LOG`) into the test's captured output: shown only when a test
 /// fails, which is when the operator's view of what happened is wanted.
 pub fn init_logs() {
@@ -37,6 +41,8 @@ pub struct TestApp {
     pub db_url: String,
     /// Where the web side listens.
     pub http: std::net::SocketAddr,
+    /// Where `/healthz` and `/metrics` answer.
+    pub admin: std::net::SocketAddr,
     trigger: Option<Trigger>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -86,6 +92,8 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
         ),
         ("GROUPBUY_POLICY", opts.policy.to_string()),
         ("GROUPBUY_HTTP_ADDR", "127.0.0.1:0".to_string()),
+        ("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0".to_string()),
+        ("GROUPBUY_SERVER_SECRET", TEST_SECRET.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -119,6 +127,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let app = App::build(config, clock.clone()).await.expect("app builds");
     let ctx = app.ctx().clone();
     let http = app.http_addr().expect("bound");
+    let admin = app.admin_addr().expect("bound");
     let (trigger, shutdown) = shutdown::channel();
     let handle = tokio::spawn(app.run(shutdown));
     TestApp {
@@ -128,6 +137,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         clock,
         db_url,
         http,
+        admin,
         trigger: Some(trigger),
         handle: Some(handle),
         _dir: dir,
@@ -177,6 +187,8 @@ pub fn serve_command(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str) -> std::p
         .env("GROUPBUY_PUBLIC_URL", "https://shop.example.com")
         .env("GROUPBUY_PAYMENT_PROVIDER_TOKEN", "TEST-PROVIDER-TOKEN")
         .env("GROUPBUY_HTTP_ADDR", "127.0.0.1:0")
+        .env("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0")
+        .env("GROUPBUY_SERVER_SECRET", TEST_SECRET)
         .env("RUST_LOG", "warn")
         .env_remove("GROUPBUY_FAILPOINT")
         .env_remove("GROUPBUY_WEBHOOK_SECRET")
@@ -245,6 +257,7 @@ impl TestApp {
             .expect("app builds again");
         self.ctx = app.ctx().clone();
         self.http = app.http_addr().expect("bound");
+        self.admin = app.admin_addr().expect("bound");
         let (trigger, shutdown) = shutdown::channel();
         self.handle = Some(tokio::spawn(app.run(shutdown)));
         self.trigger = Some(trigger);

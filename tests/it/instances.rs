@@ -21,10 +21,11 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-fn start(fake: &FakeBotApi, smtp: &SmtpSink, db: &str, port: u16) -> Child {
+fn start(fake: &FakeBotApi, smtp: &SmtpSink, db: &str, port: u16, admin: u16) -> Child {
     crate::helpers::serve_command(fake, smtp, db)
         .env("GROUPBUY_WEBHOOK_SECRET", SECRET)
         .env("GROUPBUY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("GROUPBUY_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .spawn()
         .expect("groupbuy serve starts")
 }
@@ -97,15 +98,17 @@ async fn three_instances_on_one_database_settle_every_group_once() {
     }
 
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let admins: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut children: Vec<Option<Child>> = ports
         .iter()
-        .map(|p| Some(start(&fake, &smtp, &db, *p)))
+        .zip(&admins)
+        .map(|(p, a)| Some(start(&fake, &smtp, &db, *p, *a)))
         .collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    for p in &ports {
+    for p in &admins {
         let deadline = Instant::now() + Duration::from_secs(60);
         while client
             .get(format!("http://127.0.0.1:{p}/healthz"))

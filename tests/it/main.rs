@@ -13,6 +13,7 @@ mod money;
 mod playground;
 mod reliability;
 mod scenarios;
+mod security;
 mod schema_parity;
 mod support;
 mod support_selftest;

@@ -71,7 +71,7 @@ async fn known_with_email(ctx: &Ctx, p: &Person) {
 #[tokio::test]
 async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     let app = spawn_app_with(Options {
-        extra_env: vec![("GROUPBUY_WEBHOOK_SECRET", "s3cret-Token_1".into())],
+        extra_env: vec![("GROUPBUY_WEBHOOK_SECRET", "s3cret-Token_1-16".into())],
         ..Default::default()
     })
     .await;
@@ -81,12 +81,12 @@ async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
         set[0].params["url"],
         json!("https://shop.example.com/telegram/webhook")
     );
-    assert_eq!(set[0].params["secret_token"], json!("s3cret-Token_1"));
+    assert_eq!(set[0].params["secret_token"], json!("s3cret-Token_1-16"));
     let url = format!("http://{}/telegram/webhook", app.http);
     let alice = TgUser::new(3002, "Alice").with_username("alice");
 
     let update = bot_api::text_message(&alice, "/help");
-    for secret in [None, Some("wrong"), Some(""), Some("S3CRET-TOKEN_1")] {
+    for secret in [None, Some("wrong"), Some(""), Some("S3CRET-TOKEN_1-16")] {
         let status = app
             .fake
             .post_to_webhook(&url, secret, update.clone())
@@ -105,7 +105,7 @@ async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     let started = Instant::now();
     assert_eq!(
         app.fake
-            .post_to_webhook(&url, Some("s3cret-Token_1"), with_id.clone())
+            .post_to_webhook(&url, Some("s3cret-Token_1-16"), with_id.clone())
             .await
             .expect("post"),
         200
@@ -117,7 +117,7 @@ async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     app.message_to(alice.id, "<b>groupbuy</b>").await;
     assert_eq!(
         app.fake
-            .post_to_webhook(&url, Some("s3cret-Token_1"), with_id)
+            .post_to_webhook(&url, Some("s3cret-Token_1-16"), with_id)
             .await
             .expect("post"),
         200
@@ -126,7 +126,7 @@ async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     let client = reqwest::Client::new();
     let bad = client
         .post(&url)
-        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-Token_1")
+        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-Token_1-16")
         .body("{not json")
         .send()
         .await
@@ -134,7 +134,7 @@ async fn webhook_mode_checks_the_secret_and_ignores_redeliveries() {
     assert_eq!(bad.status(), 400);
     let huge = client
         .post(&url)
-        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-Token_1")
+        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret-Token_1-16")
         .body(vec![b' '; 2 << 20])
         .send()
         .await

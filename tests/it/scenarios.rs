@@ -6,16 +6,16 @@ use crate::support::TgUser;
 use groupbuy::store::{ledger, purchases};
 use serde_json::json;
 
-fn bob() -> TgUser {
+pub fn bob() -> TgUser {
     TgUser::new(1001, "Bob").with_username("bob_organiser")
 }
-fn alice() -> TgUser {
+pub fn alice() -> TgUser {
     TgUser::new(1002, "Alice").with_username("alice")
 }
-fn dave() -> TgUser {
+pub fn dave() -> TgUser {
     TgUser::new(1_234_567, "Dave")
 }
-fn carol() -> TgUser {
+pub fn carol() -> TgUser {
     TgUser::new(1004, "Carol")
 }
 
@@ -41,6 +41,12 @@ async fn assert_ledger_balances(app: &TestApp) {
 #[tokio::test]
 async fn scenario_a_three_members_fill_the_group_and_get_the_tier_back() {
     let app = spawn_app().await;
+    play_scenario_a(&app).await;
+}
+
+/// Scenario (a)'s steps and checks on a running app; returns the group key (the log test
+/// replays it under `trace` logging).
+pub async fn play_scenario_a(app: &TestApp) -> String {
     // Alice has started the bot before; 1234567 (Dave) has not; Carol is known only by email.
     app.say(&alice(), "/start");
     app.message_to(alice().id, "Hello, Alice").await;
@@ -132,9 +138,9 @@ async fn scenario_a_three_members_fill_the_group_and_get_the_tier_back() {
     assert!(summary.text().is_some_and(|t| t.contains("3 of 3 bought")
         && t.contains("5%")
         && t.contains("4,970 points")));
-    assert_eq!(balance(&app, alice().id).await, 1_740);
-    assert_eq!(balance(&app, dave().id).await, 1_490);
-    assert_eq!(balance(&app, carol().id).await, 1_740);
+    assert_eq!(balance(app, alice().id).await, 1_740);
+    assert_eq!(balance(app, dave().id).await, 1_490);
+    assert_eq!(balance(app, carol().id).await, 1_740);
 
     // Carol also gets the notice by email; fulfilment got three shipping requests.
     assert!(
@@ -171,9 +177,10 @@ async fn scenario_a_three_members_fill_the_group_and_get_the_tier_back() {
     app.say(&alice(), "/points");
     app.message_to(alice().id, "<b>Your points: 1,740</b>")
         .await;
-    assert_ledger_balances(&app).await;
+    assert_ledger_balances(app).await;
     app.outbox_drained().await;
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, 1);
+    key
 }
 
 /// Scenario (b): two of three buy before expiry; the sweep settles by policy.
@@ -443,13 +450,19 @@ async fn status_and_my_groups_show_progress() {
         .await;
 }
 
-/// The operator's endpoints answer on the web side.
+/// The operator's endpoints answer on the admin address, not beside the pages.
 #[tokio::test]
 async fn health_and_metrics_answer() {
     let app = spawn_app().await;
     app.say(&alice(), "/start");
     app.message_to(alice().id, "Hello, Alice").await;
-    let base = format!("http://{}", app.http);
+    for path in ["/healthz", "/metrics"] {
+        let public = reqwest::get(format!("http://{}{path}", app.http))
+            .await
+            .expect("public side");
+        assert_eq!(public.status(), 404, "{path} is not on the public side");
+    }
+    let base = format!("http://{}", app.admin);
     let health = reqwest::get(format!("{base}/healthz"))
         .await
         .expect("healthz");
@@ -470,7 +483,15 @@ async fn health_and_metrics_answer() {
 /// A large group's messages stay within Telegram's 4,096 characters.
 #[tokio::test]
 async fn long_member_lists_are_shortened() {
-    let app = spawn_app().await;
+    // Above the default invitation limits (20 a group, 50 a day), so all 60 are mailed.
+    let app = spawn_app_with(Options {
+        extra_env: vec![
+            ("GROUPBUY_EMAIL_INVITES_PER_GROUP", "100".into()),
+            ("GROUPBUY_EMAIL_INVITES_PER_DAY", "100".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
     let members: Vec<String> = (0..60).map(|i| format!("member{i}@example.com")).collect();
     let key = app
         .new_group(&bob(), &format!("camera 100 {}", members.join(" ")))

@@ -307,38 +307,60 @@ async fn the_receipt_page_shows_the_purchase_and_the_points_expected_then_credit
 }
 
 #[tokio::test]
-async fn web_key_guessing_is_slowed_with_429() {
+async fn web_key_guessing_is_slowed_then_refused_when_flooding() {
+    // 30 misses a minute: over it, one answer per 2 s (a minute shared by 30, at most 3 s).
     let app = spawn_app_with(Options {
-        extra_env: vec![("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", "3".into())],
+        extra_env: vec![("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", "30".into())],
         ..Default::default()
     })
     .await;
     let key = app.new_group(&org(), "camera 2").await;
     assert_eq!(get(&app, &format!("/g/{key}")).await.status, StatusCode::OK);
-    for guess in ["23456789ABCDEFGHJK", "nonsense", "23456789ABCDEFGHJM"] {
+    for i in 0..30 {
+        let guess = if i % 2 == 0 { "23456789ABCDEFGHJK" } else { "nonsense" };
         assert_eq!(
             get(&app, &format!("/g/{guess}")).await.status,
             StatusCode::NOT_FOUND
         );
     }
-    // Over the limit: refused before any lookup, so even a real key says nothing.
-    for path in [format!("/g/{key}"), "/g/23456789ABCDEFGHJN".into()] {
-        let page = get(&app, &path).await;
-        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
-        assert!(page.body.contains("Please slow down"));
-        let wait: i64 = page.headers["retry-after"]
-            .to_str()
-            .expect("ascii")
-            .parse()
-            .expect("seconds");
-        assert!((1..=60).contains(&wait), "{wait}");
-    }
-    // Health, metrics and the stylesheet are not keyed pages.
-    assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
-    assert_eq!(get(&app, "/metrics").await.status, StatusCode::OK);
-    // A minute later the window has moved on.
-    app.clock.advance(61);
+    // Over the limit: slowed, not refused, so a real key still opens its page.
+    let t0 = std::time::Instant::now();
     assert_eq!(get(&app, &format!("/g/{key}")).await.status, StatusCode::OK);
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(1_900), "{:?}", t0.elapsed());
+    // A flood beyond the few requests allowed to wait gets 429 at once.
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("http://{}/g/23456789ABCDEFGHJN", app.http);
+            tokio::spawn(async move { reqwest::get(url).await.expect("answer") })
+        })
+        .collect();
+    let mut refused = 0;
+    for f in flood {
+        let r = f.await.expect("joined");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+            let wait: i64 = r.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
+            assert!((1..=60).contains(&wait), "{wait}");
+            assert!(r.text().await.expect("body").contains("Please slow down"));
+        } else {
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        }
+    }
+    assert!((1..8).contains(&refused), "{refused} of 8 refused");
+    // Health and metrics are not keyed pages (and live on the admin address).
+    for path in ["/healthz", "/metrics"] {
+        let r = reqwest::get(format!("http://{}{path}", app.admin)).await.expect("admin");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    // A minute later the window has moved on: answered at once.
+    app.clock.advance(61);
+    let t1 = std::time::Instant::now();
+    assert_eq!(get(&app, &format!("/g/{key}")).await.status, StatusCode::OK);
+    assert!(t1.elapsed() < std::time::Duration::from_millis(1_500));
 }
 
 #[tokio::test]
