@@ -284,19 +284,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// `groupbuy forget USER_ID|EMAIL`.
 async fn forget(ctx: &crate::app::Ctx, who: &str) -> anyhow::Result<()> {
     let Some(whom) = crate::app::forget::Whom::parse(who) else {
-        anyhow::bail!("{who:?} is neither a Telegram user id (a positive number) nor an email address");
+        anyhow::bail!(
+            "{who:?} is neither a Telegram user id (a positive number) nor an email address"
+        );
     };
     let e = crate::app::forget::forget(ctx, &whom).await?;
     println!(
         "forgotten: {} user record(s), {} invitation(s), {} shipping request(s), {} queued and {} sent message(s), {} raw update(s)",
-        e.users, e.members, e.shipping_requests, e.outbox_deleted, e.outbox_scrubbed, e.inbox_deleted
+        e.users,
+        e.members,
+        e.shipping_requests,
+        e.outbox_deleted,
+        e.outbox_scrubbed,
+        e.inbox_deleted
     );
     Ok(())
 }
 
 async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx> {
     let store = open_store(&config, &clock).await?;
-    Ok(crate::app::Ctx::new(store, std::sync::Arc::new(config), clock, ""))
+    Ok(crate::app::Ctx::new(
+        store,
+        std::sync::Arc::new(config),
+        clock,
+        "",
+    ))
 }
 
 async fn catalog_remove(config: &Config, clock: &Clock, sku: &str) -> anyhow::Result<()> {
@@ -329,7 +341,10 @@ async fn reverse(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
         ),
     }
     if r.clawed_back > 0 {
-        println!("{} points of its settled discount were taken back", r.clawed_back);
+        println!(
+            "{} points of its settled discount were taken back",
+            r.clawed_back
+        );
     }
     Ok(())
 }
@@ -351,19 +366,34 @@ async fn print_refunds(ctx: &crate::app::Ctx, all: bool) -> anyhow::Result<()> {
     let mut conn = ctx.store.read().await?;
     let rows = crate::store::refunds::list(&mut conn, all, 10_000).await?;
     if rows.is_empty() {
-        println!("{}", if all { "no refunds" } else { "no refunds are owed" });
+        println!(
+            "{}",
+            if all {
+                "no refunds"
+            } else {
+                "no refunds are owed"
+            }
+        );
     }
     for r in rows {
         let status = if r.done { "done" } else { "due" };
         let how = match (r.done, r.method) {
-            (true, _) => format!("refunded {}", r.done_at.map(crate::replies::when).unwrap_or_default()),
+            (true, _) => format!(
+                "refunded {}",
+                r.done_at.map(crate::replies::when).unwrap_or_default()
+            ),
             (false, crate::domain::payment::RefundMethod::Stars) => format!(
                 "refundStarPayment, attempts={}{}",
                 r.attempts,
-                r.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default()
+                r.last_error
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
             ),
             (false, crate::domain::payment::RefundMethod::Provider) => {
-                format!("refund through the provider, then `groupbuy refunds done {}`", r.charge_id)
+                format!(
+                    "refund through the provider, then `groupbuy refunds done {}`",
+                    r.charge_id
+                )
             }
         };
         println!(

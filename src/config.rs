@@ -275,19 +275,26 @@ pub fn parse_products(raw: &[FileProduct]) -> Result<Vec<Product>, ConfigError> 
                     .ok()
                     .filter(|n| (1..=100_000).contains(n))
                     .ok_or_else(|| {
-                        invalid("products", format!("{sku}: stars is a whole number from 1 to 100000"))
+                        invalid(
+                            "products",
+                            format!("{sku}: stars is a whole number from 1 to 100000"),
+                        )
                     })?,
             ),
             (ProductKind::Digital, None) => {
                 return Err(invalid(
                     "products",
-                    format!("{sku}: a digital product is sold in Telegram Stars: give its price as stars = N"),
+                    format!(
+                        "{sku}: a digital product is sold in Telegram Stars: give its price as stars = N"
+                    ),
                 ));
             }
             (ProductKind::Physical, Some(_)) => {
                 return Err(invalid(
                     "products",
-                    format!("{sku}: Telegram allows Stars only for digital goods: drop stars, or set kind = \"digital\""),
+                    format!(
+                        "{sku}: Telegram allows Stars only for digital goods: drop stars, or set kind = \"digital\""
+                    ),
                 ));
             }
             (ProductKind::Physical, None) => None,
@@ -480,7 +487,10 @@ impl Config {
             .ok_or_else(|| invalid("key_attempts_per_minute", "it must be between 1 and 100000"))?;
 
         let server_secret = pick("server_secret", file.server_secret).map(Secret::new);
-        if server_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+        if server_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
             return Err(invalid(
                 "server_secret",
                 "it must be at least 32 characters (or unset: one is generated into data_dir)",
@@ -509,14 +519,21 @@ impl Config {
                 let label_ok = |s: &str| {
                     !s.is_empty()
                         && s.split('.').all(|l| {
-                            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            !l.is_empty()
+                                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                         })
                 };
                 if !label_ok(&selector) {
-                    return Err(invalid("dkim_selector", "it must be a DNS name such as mail2026"));
+                    return Err(invalid(
+                        "dkim_selector",
+                        "it must be a DNS name such as mail2026",
+                    ));
                 }
                 if !label_ok(&domain) || !domain.contains('.') {
-                    return Err(invalid("dkim_domain", "it must be a domain such as example.com"));
+                    return Err(invalid(
+                        "dkim_domain",
+                        "it must be a domain such as example.com",
+                    ));
                 }
                 Some(DkimSettings {
                     selector,
@@ -787,7 +804,11 @@ mod tests {
         let digital = product("kind = \"digital\"\nstars = 120").expect("valid");
         assert_eq!(digital.products[0].kind, ProductKind::Digital);
         assert_eq!(digital.products[0].stars, Some(120));
-        assert_eq!(digital.sales_warning(), None, "digital goods need no provider");
+        assert_eq!(
+            digital.sales_warning(),
+            None,
+            "digital goods need no provider"
+        );
         let physical = product("").expect("valid");
         assert_eq!(physical.products[0].kind, ProductKind::Physical);
         assert!(physical.sales_warning().is_some());
@@ -842,7 +863,10 @@ mod tests {
             ][..],
         ] {
             let e = parse(bad).expect_err("refused").to_string();
-            assert!(e.contains("`admin_addr` (environment GROUPBUY_ADMIN_ADDR)"), "{e}");
+            assert!(
+                e.contains("`admin_addr` (environment GROUPBUY_ADMIN_ADDR)"),
+                "{e}"
+            );
         }
     }
 
@@ -873,7 +897,10 @@ mod tests {
     fn invitation_limits_and_server_secret() {
         let parse = |e: &[(&str, &str)]| Config::from_sources(None, &env(e));
         let c = parse(&[]).expect("defaults");
-        assert_eq!((c.email_invites_per_group, c.email_invites_per_day), (20, 50));
+        assert_eq!(
+            (c.email_invites_per_group, c.email_invites_per_day),
+            (20, 50)
+        );
         assert_eq!(c.data_dir, ".");
         assert!(c.server_secret.is_none());
         let c = parse(&[
@@ -952,7 +979,10 @@ mod tests {
         let e = parse(&[("GROUPBUY_DKIM_SELECTOR", "gb2026")])
             .expect_err("incomplete")
             .to_string();
-        assert!(e.contains("`dkim_domain` (environment GROUPBUY_DKIM_DOMAIN)"), "{e}");
+        assert!(
+            e.contains("`dkim_domain` (environment GROUPBUY_DKIM_DOMAIN)"),
+            "{e}"
+        );
         let e = parse(&[
             ("GROUPBUY_DKIM_SELECTOR", "bad selector"),
             ("GROUPBUY_DKIM_DOMAIN", "shop.example.com"),

@@ -69,16 +69,21 @@ macro_rules! fuzz {
     };
 }
 
-fuzz!(newgroup_words, newgroup_words_deep, prop::collection::vec(text(), 0..8), |words: Vec<String>| {
-    let line = words.join(" ");
-    if let Ok(req) = parse_words(&line) {
-        let _ = HeadCount::parse(&req.head_count, 1_000)
-            .map(|n| parse_members(&req.members, n));
-        if let Some(e) = &req.expiry {
-            let _ = parse_expiry(e);
+fuzz!(
+    newgroup_words,
+    newgroup_words_deep,
+    prop::collection::vec(text(), 0..8),
+    |words: Vec<String>| {
+        let line = words.join(" ");
+        if let Ok(req) = parse_words(&line) {
+            let _ =
+                HeadCount::parse(&req.head_count, 1_000).map(|n| parse_members(&req.members, n));
+            if let Some(e) = &req.expiry {
+                let _ = parse_expiry(e);
+            }
         }
     }
-});
+);
 
 fuzz!(member_refs, member_refs_deep, text(), |s: String| {
     if let Ok(m) = MemberRef::parse(&s) {
@@ -95,23 +100,36 @@ fuzz!(expiries, expiries_deep, text(), |s: String| {
 
 fuzz!(keys_and_codes, keys_and_codes_deep, text(), |s: String| {
     if let Ok(k) = GroupKey::parse(&s) {
-        assert_eq!(GroupKey::parse(k.as_str()).as_ref().map(GroupKey::as_str), Ok(k.as_str()));
+        assert_eq!(
+            GroupKey::parse(k.as_str()).as_ref().map(GroupKey::as_str),
+            Ok(k.as_str())
+        );
     }
     let _ = InviteCode::parse(&s);
     let _ = HeadCount::parse(&s, 100_000);
 });
 
-fuzz!(deep_link_payloads, deep_link_payloads_deep, text(), |s: String| {
-    if let Ok(p) = StartPayload::parse(&s) {
-        assert!(StartPayload::parse(&p.encode()).is_ok());
+fuzz!(
+    deep_link_payloads,
+    deep_link_payloads_deep,
+    text(),
+    |s: String| {
+        if let Ok(p) = StartPayload::parse(&s) {
+            assert!(StartPayload::parse(&p.encode()).is_ok());
+        }
     }
-});
+);
 
-fuzz!(invoice_payloads, invoice_payloads_deep, text(), |s: String| {
-    if let Some(p) = Payload::decode(&s) {
-        assert_eq!(Payload::decode(&p.encode()), Some(p));
+fuzz!(
+    invoice_payloads,
+    invoice_payloads_deep,
+    text(),
+    |s: String| {
+        if let Some(p) = Payload::decode(&s) {
+            assert_eq!(Payload::decode(&p.encode()), Some(p));
+        }
     }
-});
+);
 
 fuzz!(button_data, button_data_deep, text(), |s: String| {
     if let Some(p) = Press::decode(&s) {
@@ -119,24 +137,42 @@ fuzz!(button_data, button_data_deep, text(), |s: String| {
     }
 });
 
-fuzz!(email_addresses, email_addresses_deep, text(), |s: String| {
-    if let Ok(e) = EmailAddress::parse(&s) {
-        let e = e.as_str();
-        assert!(e.len() <= 254 && !e.contains(['\r', '\n', ' ', '<', '>', '"']));
-        assert!(e.parse::<lettre::message::Mailbox>().is_ok(), "{e:?} reaches SMTP intact");
+fuzz!(
+    email_addresses,
+    email_addresses_deep,
+    text(),
+    |s: String| {
+        if let Ok(e) = EmailAddress::parse(&s) {
+            let e = e.as_str();
+            assert!(e.len() <= 254 && !e.contains(['\r', '\n', ' ', '<', '>', '"']));
+            assert!(
+                e.parse::<lettre::message::Mailbox>().is_ok(),
+                "{e:?} reaches SMTP intact"
+            );
+        }
+        let _ = Whom::parse(&s);
     }
-    let _ = Whom::parse(&s);
-});
+);
 
 fuzz!(
     shipping_addresses,
     shipping_addresses_deep,
     (text(), text(), text(), text(), text(), text()),
     |(country_code, state, city, street_line1, street_line2, post_code)| {
-        let a = Address { country_code, state, city, street_line1, street_line2, post_code };
+        let a = Address {
+            country_code,
+            state,
+            city,
+            street_line1,
+            street_line2,
+            post_code,
+        };
         if let Some(r) = a.region() {
             // Letters and digits of any script (東京都 is a region), and the one dash.
-            assert!(r.as_str().chars().all(|c| c.is_alphanumeric() || c == '-'), "{r}");
+            assert!(
+                r.as_str().chars().all(|c| c.is_alphanumeric() || c == '-'),
+                "{r}"
+            );
             assert_eq!(r.as_str().matches('-').count(), 1, "{r}");
         }
         let _ = a.lines();
@@ -155,12 +191,34 @@ fuzz!(forwarded_for, forwarded_for_deep, text(), |s: String| {
 /// TOML lines over the real settings, with values of every type and none.
 fn toml_text() -> BoxedStrategy<String> {
     const KEYS: &[&str] = &[
-        "telegram_token", "telegram_api_url", "database_url", "smtp_url", "mail_dir", "mail_from",
-        "fulfilment_email", "public_url", "http_addr", "admin_addr", "payment_provider_token",
-        "webhook_secret", "support_contact", "currency", "policy", "key_lifetime_hours",
-        "max_head_count", "shipping_fee", "sweep_interval_secs", "telegram_rate_per_second",
-        "key_attempts_per_minute", "data_dir", "server_secret", "trusted_proxies",
-        "dkim_selector", "dkim_domain", "dkim_private_key_file", "email_invites_per_group",
+        "telegram_token",
+        "telegram_api_url",
+        "database_url",
+        "smtp_url",
+        "mail_dir",
+        "mail_from",
+        "fulfilment_email",
+        "public_url",
+        "http_addr",
+        "admin_addr",
+        "payment_provider_token",
+        "webhook_secret",
+        "support_contact",
+        "currency",
+        "policy",
+        "key_lifetime_hours",
+        "max_head_count",
+        "shipping_fee",
+        "sweep_interval_secs",
+        "telegram_rate_per_second",
+        "key_attempts_per_minute",
+        "data_dir",
+        "server_secret",
+        "trusted_proxies",
+        "dkim_selector",
+        "dkim_domain",
+        "dkim_private_key_file",
+        "email_invites_per_group",
         "email_invites_per_day",
     ];
     let value = prop_oneof![
@@ -184,8 +242,15 @@ fn toml_text() -> BoxedStrategy<String> {
     ];
     prop_oneof![
         any::<String>(),
-        (prop::collection::vec(line, 0..8), prop::collection::vec(table, 0..4))
-            .prop_map(|(lines, tables)| format!("{}\n{}", lines.join("\n"), tables.join("\n"))),
+        (
+            prop::collection::vec(line, 0..8),
+            prop::collection::vec(table, 0..4)
+        )
+            .prop_map(|(lines, tables)| format!(
+                "{}\n{}",
+                lines.join("\n"),
+                tables.join("\n")
+            )),
     ]
     .boxed()
 }
@@ -193,10 +258,15 @@ fn toml_text() -> BoxedStrategy<String> {
 fuzz!(
     toml_config,
     toml_config_deep,
-    (toml_text(), prop::collection::vec(("[A-Z_]{1,30}", text()), 0..4)),
+    (
+        toml_text(),
+        prop::collection::vec(("[A-Z_]{1,30}", text()), 0..4)
+    ),
     |(toml, env): (String, Vec<(String, String)>)| {
-        let env: HashMap<String, String> =
-            env.into_iter().map(|(k, v)| (format!("GROUPBUY_{k}"), v)).collect();
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .map(|(k, v)| (format!("GROUPBUY_{k}"), v))
+            .collect();
         if let Ok(c) = Config::from_sources(Some(&toml), &env) {
             // A configuration that parsed is one the service can run with.
             assert!(c.max_head_count >= 2);

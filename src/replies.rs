@@ -324,7 +324,9 @@ pub fn refund_reason(reason: RefundReason) -> &'static str {
         RefundReason::Late => "the group had already closed",
         RefundReason::Full => "every seat had been taken",
         RefundReason::Repeat => "you already hold a seat in it",
-        RefundReason::Points => "the points this invoice used were spent on another purchase meanwhile",
+        RefundReason::Points => {
+            "the points this invoice used were spent on another purchase meanwhile"
+        }
         RefundReason::Closed => "the group was cancelled",
         RefundReason::Reversed => "the payment was refunded",
     }
@@ -348,7 +350,13 @@ pub fn money_back(method: RefundMethod, amount: &str, charge_id: &str, points: i
 }
 
 /// A payment that did not count: the receipt says so and what happens to the money.
-pub fn payment_refunded(product: &str, amount: &str, key: &str, reason: RefundReason, back: &str) -> String {
+pub fn payment_refunded(
+    product: &str,
+    amount: &str,
+    key: &str,
+    reason: RefundReason,
+    back: &str,
+) -> String {
     format!(
         "<b>Refund: payment received, and it is coming back to you.</b>\n{}: {amount}\nThis payment cannot count toward group <code>{}</code> because {}, so nothing ships and you are not charged for it.\n{back}",
         esc(product),
@@ -375,7 +383,10 @@ pub fn purchase_reversed(product: &str, key: &str, back: &str, clawed_back: i64)
 
 /// A refund went out.
 pub fn refund_paid(amount: &str, product: &str) -> String {
-    format!("<b>Refund complete:</b> {amount} for {} are back with you.", esc(product))
+    format!(
+        "<b>Refund complete:</b> {amount} for {} are back with you.",
+        esc(product)
+    )
 }
 
 /// A list line such as "• Alice — bought".
@@ -405,7 +416,9 @@ pub fn not_mailed_over_limit(per_group: u32, per_day: u32) -> String {
 pub fn quoted_name(raw: &str) -> String {
     let cleaned: String = raw
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '\u{201c}' | '\u{201d}' | '<' | '>' | '@'))
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '"' | '\u{201c}' | '\u{201d}' | '<' | '>' | '@')
+        })
         .collect();
     let words: Vec<&str> = cleaned.split_whitespace().collect();
     let mut name: String = words.join(" ").chars().take(32).collect();
@@ -417,7 +430,8 @@ pub fn quoted_name(raw: &str) -> String {
 
 /// The one-click unsubscribe page: what it offers, and what it says once done.
 pub const UNSUBSCRIBE_OFFER: &str = "Don't want invitations from groupbuy? Press the button and this address will not get invitations, campaigns or reminders from us again.";
-pub const UNSUBSCRIBE_DONE: &str = "Done: this address will not get invitations, campaigns or reminders from us again.";
+pub const UNSUBSCRIBE_DONE: &str =
+    "Done: this address will not get invitations, campaigns or reminders from us again.";
 
 /// The answer to `/forgetme`.
 pub const FORGOTTEN: &str = "<b>Done: I have forgotten you.</b>\nYour name, username, email address and shipping addresses are erased everywhere I kept them, and your email address will not be mailed again. What remains is anonymous: the amounts of your purchases and points, against your numeric Telegram id. If you write to me again, I will know your name from that message on.";

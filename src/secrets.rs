@@ -153,9 +153,8 @@ pub fn resolve(mut config: Config) -> anyhow::Result<Config> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let fresh = crate::domain::group_key::random_token(43)
                 .map_err(|e| anyhow::anyhow!("cannot draw a server secret: {e}"))?;
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("cannot create the data directory {}", config.data_dir)
-            })?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create the data directory {}", config.data_dir))?;
             write_private(&path, &fresh)
                 .with_context(|| format!("cannot write the server secret to {}", path.display()))?;
             tracing::info!(file = %path.display(), "generated the server secret");
@@ -241,6 +240,9 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let second = resolve(config).expect("read back");
-        assert_eq!(first.server_secret, second.server_secret, "the same on restart");
+        assert_eq!(
+            first.server_secret, second.server_secret,
+            "the same on restart"
+        );
     }
 }

@@ -65,7 +65,9 @@ impl App {
         }
         let mailer = Mailer::from_config(&config)?;
         if !mailer.signs() {
-            tracing::warn!("emails go out without a DKIM signature: set GROUPBUY_DKIM_SELECTOR, GROUPBUY_DKIM_DOMAIN and GROUPBUY_DKIM_PRIVATE_KEY_FILE to sign them");
+            tracing::warn!(
+                "emails go out without a DKIM signature: set GROUPBUY_DKIM_SELECTOR, GROUPBUY_DKIM_DOMAIN and GROUPBUY_DKIM_PRIVATE_KEY_FILE to sign them"
+            );
         }
         let store = open_store(&config, &clock).await?;
         let me = bot.get_me().await.context(

@@ -111,7 +111,10 @@ pub fn env_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str) -> Vec<(String,
         ),
         ("GROUPBUY_HTTP_ADDR", "127.0.0.1:0".into()),
         ("GROUPBUY_ADMIN_ADDR", "127.0.0.1:0".into()),
-        ("GROUPBUY_SERVER_SECRET", "bench-server-secret-0123456789-abcdefghijkl".into()),
+        (
+            "GROUPBUY_SERVER_SECRET",
+            "bench-server-secret-0123456789-abcdefghijkl".into(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

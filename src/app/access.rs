@@ -180,9 +180,9 @@ async fn unguarded_start(
         .await?
         .filter(|m| {
             m.group_id == group.id
-                && m.invite_code
-                    .as_deref()
-                    .is_some_and(|stored| ctx.secrets.verify(Purpose::Invite, code.as_str(), stored))
+                && m.invite_code.as_deref().is_some_and(|stored| {
+                    ctx.secrets.verify(Purpose::Invite, code.as_str(), stored)
+                })
         })
         .ok_or(UserError::UnknownKey)?;
     match member.user_id {

@@ -70,7 +70,9 @@ pub async fn forget(ctx: &Ctx, whom: &Whom) -> AppResult<Erased> {
 }
 
 async fn suppress(conn: &mut Conn, ctx: &Ctx, email: &str, now: i64) -> AppResult<()> {
-    let hash = ctx.secrets.hash(Purpose::Unsubscribe, &email.to_lowercase());
+    let hash = ctx
+        .secrets
+        .hash(Purpose::Unsubscribe, &email.to_lowercase());
     mailing::suppress(conn, &hash, now).await?;
     Ok(())
 }
@@ -84,7 +86,9 @@ mod tests {
         assert_eq!(Whom::parse(" 1002 "), Some(Whom::User(1002)));
         assert_eq!(Whom::parse("0"), None);
         assert_eq!(Whom::parse("-5"), None);
-        assert!(matches!(Whom::parse("Carol@Example.com"), Some(Whom::Email(e)) if e.as_str() == "carol@example.com"));
+        assert!(
+            matches!(Whom::parse("Carol@Example.com"), Some(Whom::Email(e)) if e.as_str() == "carol@example.com")
+        );
         assert_eq!(Whom::parse("carol"), None);
         assert_eq!(Whom::parse(""), None);
     }

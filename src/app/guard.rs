@@ -65,7 +65,10 @@ impl Client {
             return self;
         }
         let mut prefix = [b'_'; 2];
-        for (slot, b) in prefix.iter_mut().zip(key.bytes().filter(u8::is_ascii_alphanumeric)) {
+        for (slot, b) in prefix
+            .iter_mut()
+            .zip(key.bytes().filter(u8::is_ascii_alphanumeric))
+        {
             *slot = b.to_ascii_uppercase();
         }
         Client::KeyPrefix(prefix)
@@ -350,15 +353,25 @@ mod tests {
         }
         // Alice is over her limit: her valid key is still answered, after a pause.
         let t0 = tokio::time::Instant::now();
-        let hit = g.slowed(ALICE, || 0, async { Ok::<_, &str>("page") }, |_| true).await;
+        let hit = g
+            .slowed(ALICE, || 0, async { Ok::<_, &str>("page") }, |_| true)
+            .await;
         assert_eq!(hit, Ok(Ok("page")));
-        assert_eq!(t0.elapsed(), Duration::from_secs(3), "60 s / 2 misses, capped at 3 s");
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(3),
+            "60 s / 2 misses, capped at 3 s"
+        );
         // Bob, and an anonymous visitor, are answered at once.
         let t1 = tokio::time::Instant::now();
-        let bob = g.slowed(BOB, || 0, async { Ok::<_, &str>("page") }, |_| true).await;
+        let bob = g
+            .slowed(BOB, || 0, async { Ok::<_, &str>("page") }, |_| true)
+            .await;
         assert_eq!(bob, Ok(Ok("page")));
         let anon = Client::Unknown.or_key_prefix("AB23456789");
-        let a = g.slowed(anon, || 0, async { Ok::<_, &str>("page") }, |_| true).await;
+        let a = g
+            .slowed(anon, || 0, async { Ok::<_, &str>("page") }, |_| true)
+            .await;
         assert_eq!(a, Ok(Ok("page")));
         assert_eq!(t1.elapsed(), Duration::ZERO);
     }
@@ -371,12 +384,18 @@ mod tests {
         for _ in 0..MAX_WAITING {
             let g = g.clone();
             waiting.push(tokio::spawn(async move {
-                g.slowed(ALICE, || 0, async { Ok::<_, ()>(()) }, |_| true).await
+                g.slowed(ALICE, || 0, async { Ok::<_, ()>(()) }, |_| true)
+                    .await
             }));
         }
         tokio::task::yield_now().await;
-        let over = g.slowed(ALICE, || 0, async { Ok::<_, ()>(()) }, |_| true).await;
-        assert!(over.is_err(), "the fifth waiting request is refused at once");
+        let over = g
+            .slowed(ALICE, || 0, async { Ok::<_, ()>(()) }, |_| true)
+            .await;
+        assert!(
+            over.is_err(),
+            "the fifth waiting request is refused at once"
+        );
         for w in waiting {
             assert_eq!(w.await.expect("joined"), Ok(Ok(())));
         }
@@ -388,7 +407,10 @@ mod tests {
         let guesser = Client::Unknown.or_key_prefix("zz3456789");
         g.miss(guesser, 0);
         assert!(g.admit(Client::Unknown.or_key_prefix("ZZ999"), 1).is_err());
-        assert!(g.admit(Client::Unknown.or_key_prefix("AB3456789"), 1).is_ok());
+        assert!(
+            g.admit(Client::Unknown.or_key_prefix("AB3456789"), 1)
+                .is_ok()
+        );
         assert_eq!(ALICE.or_key_prefix("ZZ"), ALICE);
         assert_eq!(Client::Unknown.or_key_prefix(""), Client::KeyPrefix(*b"__"));
     }

@@ -8,8 +8,8 @@ use crate::domain::group_key::StartPayload;
 use crate::domain::{GroupKey, HeadCount, InviteCode, MemberRef, Product};
 use crate::mail::render::Invitation;
 use crate::replies::{UserError, bullet, esc, when};
-use crate::store::groups::{self, GroupRow, NewGroup};
 use crate::secrets::Purpose;
+use crate::store::groups::{self, GroupRow, NewGroup};
 use crate::store::{Conn, is_unique_violation, mailing, products, updates, users};
 use std::collections::HashSet;
 use std::fmt::Write;
@@ -442,7 +442,10 @@ fn created_message(
         let _ = writeln!(
             s,
             "{}",
-            crate::replies::not_mailed_over_limit(c.email_invites_per_group, c.email_invites_per_day)
+            crate::replies::not_mailed_over_limit(
+                c.email_invites_per_group,
+                c.email_invites_per_day
+            )
         );
         bullets(&mut s, &not_mailed.over_limit);
     }

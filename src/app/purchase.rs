@@ -6,8 +6,7 @@ use super::seats::{check_can_buy, refusal, seats_for};
 use super::settle::settle_group;
 use super::{AppError, AppResult, Ctx, Person, queue_email};
 use crate::domain::payment::{
-    self, Charge, GroupState, Hold, NotSellable, RefundReason, SEAT_HOLD_SECS,
-    Seats, Verdict,
+    self, Charge, GroupState, Hold, NotSellable, RefundReason, SEAT_HOLD_SECS, Seats, Verdict,
 };
 use crate::domain::{GroupStatus, Product, RegionCode, Sku};
 use crate::keyboard::{Keyboard, Press, callback};
@@ -15,8 +14,8 @@ use crate::mail::render::ShippingRequest;
 use crate::metrics::Metrics;
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
-use crate::store::purchases::{self, Flag, NewPurchase};
 use crate::store::outbox::{Channel, NewMessage, Priority};
+use crate::store::purchases::{self, Flag, NewPurchase};
 use crate::store::{Conn, holds, ledger, products, updates, users};
 use std::fmt::Write;
 
@@ -196,13 +195,12 @@ fn invoice(
     product: &Product,
     redeem: i64,
 ) -> AppResult<InvoiceSpec> {
-    let charge = payment::charge_for(product, redeem, ctx.config.has_provider()).map_err(|e| {
-        match e {
+    let charge =
+        payment::charge_for(product, redeem, ctx.config.has_provider()).map_err(|e| match e {
             NotSellable::NeedsProvider => UserError::NotForSale {
                 product: product.name.clone(),
             },
-        }
-    })?;
+        })?;
     let payload = Payload {
         group_id: group.id,
         buyer_id: person.id,
@@ -283,9 +281,11 @@ pub async fn pre_checkout(
     let (seats, payer) = seats_for(&mut tx, &group, person, payload, now).await?;
     payment::admit(&seats, &payer).map_err(|r| refusal(&group, r))?;
     let product = catalog_product(&mut tx, &p.sku).await?;
-    let charge = payment::charge_for(&product, p.redeem, ctx.config.has_provider())
-        .map_err(|_| UserError::NotForSale {
-            product: product.name.clone(),
+    let charge =
+        payment::charge_for(&product, p.redeem, ctx.config.has_provider()).map_err(|_| {
+            UserError::NotForSale {
+                product: product.name.clone(),
+            }
         })?;
     let fee = ctx.config.shipping_fee.minor();
     let total_ok = match charge {
@@ -321,7 +321,15 @@ pub async fn pre_checkout(
     {
         groups::bind_member(&mut tx, m.id, person.id).await?;
     }
-    holds::hold(&mut tx, payload, group.id, person.id, now, now + SEAT_HOLD_SECS).await?;
+    holds::hold(
+        &mut tx,
+        payload,
+        group.id,
+        person.id,
+        now,
+        now + SEAT_HOLD_SECS,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -429,13 +437,23 @@ pub async fn record(
     })?;
     let mut tx = ctx.store.write().await?;
     if !updates::claim(&mut tx, update_id, now).await?
-        || purchases::by_charge(&mut tx, &pay.charge_id).await?.is_some()
+        || purchases::by_charge(&mut tx, &pay.charge_id)
+            .await?
+            .is_some()
     {
         tracing::info!("payment already recorded");
         return Ok(Recorded::Duplicate);
     }
     let name = person.first_name.as_str();
-    users::seen(&mut tx, person.id, person.username.as_deref(), name, true, now).await?;
+    users::seen(
+        &mut tx,
+        person.id,
+        person.username.as_deref(),
+        name,
+        true,
+        now,
+    )
+    .await?;
     let group = groups::lock(&mut tx, ctx.store.backend(), p.group_id)
         .await?
         .ok_or_else(|| AppError::Other(format!("payment for unknown group {}", p.group_id)))?;
@@ -534,7 +552,10 @@ async fn judge(
         GroupStatus::Settled => GroupState::Settled,
         GroupStatus::Cancelled => GroupState::Cancelled,
     };
-    Ok((payment::judge(state, hold, &seats, &payer, points_short), seats))
+    Ok((
+        payment::judge(state, hold, &seats, &payer, points_short),
+        seats,
+    ))
 }
 
 /// Records the purchase and its money, and releases its holds. None: the charge was already
@@ -642,7 +663,11 @@ async fn give_back(
         reason,
         &opened.back_text,
     );
-    let _ = write!(text, "\nReceipt: {}", esc(&a.ctx.receipt_url(&a.group.key, token)));
+    let _ = write!(
+        text,
+        "\nReceipt: {}",
+        esc(&a.ctx.receipt_url(&a.group.key, token))
+    );
     Ok(text)
 }
 

@@ -44,8 +44,10 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
         Status::Settled => match groups::settlement(&mut conn, group.id).await? {
             Some(st) => StatusState::Settled {
                 at: st.created_at,
-                rate: crate::domain::Rate::from_basis_points(u32::try_from(st.rate_bp).unwrap_or(0))
-                    .unwrap_or_default(),
+                rate: crate::domain::Rate::from_basis_points(
+                    u32::try_from(st.rate_bp).unwrap_or(0),
+                )
+                .unwrap_or_default(),
                 points: st.total_points,
             },
             None => StatusState::SettledUnknown,
@@ -59,7 +61,12 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
         let known = users::get_many(&mut conn, &ids).await?;
         Some(
             ids.iter()
-                .map(|id| known.get(id).map(|u| u.first_name.clone()).unwrap_or_default())
+                .map(|id| {
+                    known
+                        .get(id)
+                        .map(|u| u.first_name.clone())
+                        .unwrap_or_default()
+                })
                 .collect(),
         )
     } else {
@@ -147,7 +154,9 @@ pub async fn cancel(
     // A seat held by a payment under way counts as a purchase: cancelling under it would
     // only turn that payment into a refund.
     let held = crate::store::holds::others(&mut tx, group.id, person.id, "", now).await?;
-    if purchases::count_counted(&mut tx, group.id).await? > 0 || held.held > 0 || held.mine_elsewhere
+    if purchases::count_counted(&mut tx, group.id).await? > 0
+        || held.held > 0
+        || held.mine_elsewhere
     {
         return Err(UserError::HasPurchases {
             key: group.key.clone(),

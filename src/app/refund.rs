@@ -10,10 +10,10 @@
 //! own credit, as far as the buyer's balance allows (rule 7 of [`crate::domain::settlement`]).
 
 use super::{AppError, AppResult, Ctx, queue_email, queue_message};
+use crate::domain::GroupStatus;
 use crate::domain::Points;
 use crate::domain::payment::{RefundMethod, RefundReason, STARS};
 use crate::domain::settlement::clawback;
-use crate::domain::GroupStatus;
 use crate::mail::render::RefundDue;
 use crate::replies;
 use crate::store::groups::{self, GroupRow};
@@ -105,7 +105,12 @@ async fn post_refund(
     now: i64,
 ) -> AppResult<()> {
     let txn = format!("refund:{}", p.charge_id);
-    let memo = format!("Refund of {} in group {} ({})", p.sku, group.key, reason.as_str());
+    let memo = format!(
+        "Refund of {} in group {} ({})",
+        p.sku,
+        group.key,
+        reason.as_str()
+    );
     let refs = ledger::Refs {
         txn: &txn,
         currency: &p.currency,
@@ -252,11 +257,17 @@ pub enum Refusal {
     UnknownCharge(String),
     #[error("charge {charge} was already refunded{}", .at.map(|t| format!(" on {}", replies::when(t))).unwrap_or_default())]
     AlreadyRefunded { charge: String, at: Option<i64> },
-    #[error("the refund of charge {0} is already due; pay it out, then `groupbuy refunds done {0}`")]
+    #[error(
+        "the refund of charge {0} is already due; pay it out, then `groupbuy refunds done {0}`"
+    )]
     AlreadyDue(String),
-    #[error("charge {0} still counts toward its group and is owed nothing: to refund it, run `groupbuy refund {0}`")]
+    #[error(
+        "charge {0} still counts toward its group and is owed nothing: to refund it, run `groupbuy refund {0}`"
+    )]
     NotRefunded(String),
-    #[error("Stars refunds are made by `groupbuy serve` through refundStarPayment; charge {0} is queued for it")]
+    #[error(
+        "Stars refunds are made by `groupbuy serve` through refundStarPayment; charge {0} is queued for it"
+    )]
     StarsAreAutomatic(String),
     #[error("charge {charge} was {paid}, but the refund reported {reported}")]
     Mismatch {
@@ -323,8 +334,16 @@ pub async fn reverse(ctx: &Ctx, charge_id: &str) -> AppResult<Result<Reversed, R
         &opened.back_text,
         opened.clawed_back,
     );
-    queue_message(&mut tx, now, format!("reversed:{charge_id}"), p.buyer_id, text, None, None)
-        .await?;
+    queue_message(
+        &mut tx,
+        now,
+        format!("reversed:{charge_id}"),
+        p.buyer_id,
+        text,
+        None,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     ctx.committed();
     Ok(Ok(Reversed {
@@ -340,10 +359,12 @@ pub async fn mark_paid(ctx: &Ctx, charge_id: &str) -> AppResult<Result<RefundRow
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
     let Some(r) = refunds::get(&mut tx, charge_id).await? else {
-        return Ok(Err(match purchases::by_charge(&mut tx, charge_id).await? {
-            Some(_) => Refusal::NotRefunded(charge_id.to_string()),
-            None => Refusal::UnknownCharge(charge_id.to_string()),
-        }));
+        return Ok(Err(
+            match purchases::by_charge(&mut tx, charge_id).await? {
+                Some(_) => Refusal::NotRefunded(charge_id.to_string()),
+                None => Refusal::UnknownCharge(charge_id.to_string()),
+            },
+        ));
     };
     if r.done {
         return Ok(Err(already(&r)));
@@ -394,7 +415,11 @@ pub async fn reported(
         tx.commit().await?;
         return Ok(Err(Refusal::Mismatch {
             charge: charge_id.to_string(),
-            paid: format!("{} by user {}", amount_text(ctx, &p.currency, p.amount_paid), p.buyer_id),
+            paid: format!(
+                "{} by user {}",
+                amount_text(ctx, &p.currency, p.amount_paid),
+                p.buyer_id
+            ),
             reported: format!("{total} {currency} to user {buyer_id}"),
         }));
     }
@@ -420,8 +445,16 @@ pub async fn reported(
                 "",
                 opened.clawed_back,
             );
-            queue_message(&mut tx, now, format!("reversed:{charge_id}"), p.buyer_id, text, None, None)
-                .await?;
+            queue_message(
+                &mut tx,
+                now,
+                format!("reversed:{charge_id}"),
+                p.buyer_id,
+                text,
+                None,
+                None,
+            )
+            .await?;
             paid_out(&mut tx, ctx, &r, now).await?;
             Reported::Reversed
         }

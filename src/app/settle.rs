@@ -322,7 +322,9 @@ async fn queue_notices(
         let (group, outcome) = (&c.group, &c.outcome);
         let product = product_name(conn, &mut catalog, &group.sku)
             .await?
-            .ok_or_else(|| AppError::Other(format!("product {} is not in the catalog", group.sku)))?;
+            .ok_or_else(|| {
+                AppError::Other(format!("product {} is not in the catalog", group.sku))
+            })?;
         for (credit, purchase) in outcome.credits.iter().zip(&c.bought) {
             let name = product_name(conn, &mut catalog, &purchase.sku)
                 .await?

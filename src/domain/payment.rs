@@ -102,7 +102,9 @@ pub enum Refusal {
     /// Another invoice of theirs for this group is being paid.
     AlreadyPaying,
     /// No seat left; `being_paid` when the last ones are held by payments under way.
-    Full { being_paid: bool },
+    Full {
+        being_paid: bool,
+    },
     /// The free seats are kept for invited members.
     NotInvited,
 }
@@ -223,7 +225,13 @@ pub fn judge(
         }
         Hold::Unlapsed => Verdict::Refund(R::Full),
         Hold::None if expired => Verdict::Refund(R::Late),
-        Hold::None => match admit(seats, &Payer { paying_elsewhere: false, ..*payer }) {
+        Hold::None => match admit(
+            seats,
+            &Payer {
+                paying_elsewhere: false,
+                ..*payer
+            },
+        ) {
             Ok(()) => Verdict::Count,
             Err(Refusal::AlreadyBought) => Verdict::Refund(R::Repeat),
             Err(_) => Verdict::Refund(R::Full),
@@ -340,7 +348,10 @@ mod tests {
         };
         let open_expired = GroupState::Open { expired: true };
         let p = Payer::default();
-        assert_eq!(judge(open_expired, Hold::Unlapsed, &seats, &p, false), Verdict::Count);
+        assert_eq!(
+            judge(open_expired, Hold::Unlapsed, &seats, &p, false),
+            Verdict::Count
+        );
         assert_eq!(
             judge(open_expired, Hold::None, &seats, &p, false),
             Verdict::Refund(RefundReason::Late)
@@ -358,11 +369,23 @@ mod tests {
             ..p
         };
         assert_eq!(
-            judge(GroupState::Open { expired: false }, Hold::Unlapsed, &seats, &mine, false),
+            judge(
+                GroupState::Open { expired: false },
+                Hold::Unlapsed,
+                &seats,
+                &mine,
+                false
+            ),
             Verdict::Refund(RefundReason::Repeat)
         );
         assert_eq!(
-            judge(GroupState::Open { expired: false }, Hold::Unlapsed, &seats, &p, true),
+            judge(
+                GroupState::Open { expired: false },
+                Hold::Unlapsed,
+                &seats,
+                &p,
+                true
+            ),
             Verdict::Refund(RefundReason::Points)
         );
     }

@@ -265,7 +265,11 @@ struct RefundDueHtml<'a> {
 
 impl RefundDue {
     pub fn render(&self) -> Result<Rendered, askama::Error> {
-        let what = if self.to_pay_out { "Refund due" } else { "Refunded" };
+        let what = if self.to_pay_out {
+            "Refund due"
+        } else {
+            "Refunded"
+        };
         Ok(Rendered {
             subject: format!("{what} {}: {} ({})", self.order, self.amount, self.product),
             text: RefundDueText { r: self }.render()?,
@@ -293,7 +297,10 @@ mod tests {
             unsubscribe_url: "http://x/unsubscribe/T".into(),
         };
         let r = inv.render().expect("renders");
-        assert!(r.text.contains("Don't email me again: http://x/unsubscribe/T"));
+        assert!(
+            r.text
+                .contains("Don't email me again: http://x/unsubscribe/T")
+        );
         assert!(r.html.contains("href=\"http://x/unsubscribe/T\""));
         assert!(
             r.html.contains("Bob &#60;script&#62;") || r.html.contains("Bob &lt;script&gt;"),

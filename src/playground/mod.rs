@@ -15,9 +15,9 @@ mod mailbox;
 
 use crate::clock::Clock;
 use crate::config::{Config, Secret, url_like};
-use bot_api_emulator::BotApiEmulator;
 use crate::startup::App;
 use anyhow::Context;
+use bot_api_emulator::BotApiEmulator;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -29,9 +29,18 @@ pub struct GroupStatus {
 /// Where a group stands, for `/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusState {
-    Open { until: i64, left_secs: i64 },
-    Expired { at: i64 },
-    Settled { at: i64, rate: Rate, points: i64 },
+    Open {
+        until: i64,
+        left_secs: i64,
+    },
+    Expired {
+        at: i64,
+    },
+    Settled {
+        at: i64,
+        rate: Rate,
+        points: i64,
+    },
     /// Settled, but its settlement row could not be read.
     SettledUnknown,
     Cancelled,
@@ -58,10 +67,19 @@ impl GroupStatus {
                 let _ = writeln!(s, "Expired on {}; settling shortly.", when(*at));
             }
             StatusState::Open { until, left_secs } => {
-                let _ = writeln!(s, "Open until {} ({} left).", when(*until), duration(*left_secs));
+                let _ = writeln!(
+                    s,
+                    "Open until {} ({} left).",
+                    when(*until),
+                    duration(*left_secs)
+                );
             }
             StatusState::Settled { at, rate, points } => {
-                let _ = writeln!(s, "Settled on {}: {rate}, {points} points credited.", when(*at));
+                let _ = writeln!(
+                    s,
+                    "Settled on {}: {rate}, {points} points credited.",
+                    when(*at)
+                );
             }
             StatusState::SettledUnknown => {}
             StatusState::Cancelled => {
@@ -270,7 +288,11 @@ pub struct SettledSummary {
 impl SettledSummary {
     pub fn html(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", esc(&self.key));
+        let _ = writeln!(
+            s,
+            "<b>Group <code>{}</code> is settled.</b>",
+            esc(&self.key)
+        );
         let _ = writeln!(
             s,
             "{}: {} of {} bought{}.",
@@ -332,7 +354,10 @@ mod tests {
             }],
         };
         let html = r.html();
-        assert!(html.starts_with("<b>Your points: 1,740</b> (1 point = 1 JPY)."), "{html}");
+        assert!(
+            html.starts_with("<b>Your points: 1,740</b> (1 point = 1 JPY)."),
+            "{html}"
+        );
         assert!(html.contains("+1740 — Group discount &lt;x&gt;"), "{html}");
     }
 }

@@ -37,7 +37,11 @@ pub async fn users_with_email(conn: &mut Conn, email: &str) -> Result<Vec<i64>, 
 }
 
 /// Erases Telegram user `id`: returns what was erased and the email they had on record.
-pub async fn user(conn: &mut Conn, id: i64, now: i64) -> Result<(Erased, Option<String>), sqlx::Error> {
+pub async fn user(
+    conn: &mut Conn,
+    id: i64,
+    now: i64,
+) -> Result<(Erased, Option<String>), sqlx::Error> {
     let known = sqlx::query("SELECT username, email FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)

@@ -106,12 +106,14 @@ pub async fn release_others_of(
     .bind(buyer_id)
     .execute(&mut *conn)
     .await?;
-    Ok(sqlx::query("DELETE FROM seat_holds WHERE group_id = $1 AND buyer_id = $2")
-        .bind(group_id)
-        .bind(buyer_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM seat_holds WHERE group_id = $1 AND buyer_id = $2")
+            .bind(group_id)
+            .bind(buyer_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Forgets holds that lapsed before `before`.

@@ -258,11 +258,13 @@ pub async fn account_sum_in(
 
 /// Entries written before entries carried a currency are in the catalog currency.
 pub async fn backfill_currency(conn: &mut Conn, catalog: &str) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("UPDATE ledger SET currency = $1 WHERE currency = ''")
-        .bind(catalog)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("UPDATE ledger SET currency = $1 WHERE currency = ''")
+            .bind(catalog)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Number of settlement credits (one per credited purchase) for a user.
@@ -296,7 +298,11 @@ pub async fn settled_points(
 }
 
 /// Points the reversal of a purchase took back (`reverse:<charge>`), 0 if none.
-pub async fn reversed_points(conn: &mut Conn, charge_id: &str, user_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn reversed_points(
+    conn: &mut Conn,
+    charge_id: &str,
+    user_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE txn = $1 AND account = $2",
     )

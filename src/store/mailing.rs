@@ -55,11 +55,13 @@ pub async fn count_invite(
     group_id: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO email_invites (organiser_id, group_id, created_at) VALUES ($1, $2, $3)")
-        .bind(organiser)
-        .bind(group_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO email_invites (organiser_id, group_id, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(organiser)
+    .bind(group_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

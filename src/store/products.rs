@@ -51,9 +51,9 @@ pub async fn get(conn: &mut Conn, sku: &Sku) -> Result<Option<Product>, sqlx::Er
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM products WHERE sku = $1 AND active = 1"
     )))
-        .bind(sku.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    .bind(sku.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -73,18 +73,22 @@ pub async fn list(conn: &mut Conn) -> Result<Vec<Product>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM products WHERE active = 1 ORDER BY sku"
     )))
-        .fetch_all(&mut *conn)
-        .await?;
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Takes a product off sale; false when no product on sale has that code.
 pub async fn take_off_sale(conn: &mut Conn, sku: &Sku, now: i64) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("UPDATE products SET active = 0, updated_at = $2 WHERE sku = $1 AND active = 1")
+    Ok(
+        sqlx::query(
+            "UPDATE products SET active = 0, updated_at = $2 WHERE sku = $1 AND active = 1",
+        )
         .bind(sku.as_str())
         .bind(now)
         .execute(&mut *conn)
         .await?
         .rows_affected()
-        == 1)
+            == 1,
+    )
 }

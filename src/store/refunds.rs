@@ -26,7 +26,9 @@ pub struct RefundRow {
 const COLUMNS: &str = "charge_id, purchase_id, user_id, amount, currency, method, reason, status, attempts, last_error, created_at, done_at";
 
 fn from_row(r: &AnyRow) -> Result<RefundRow, sqlx::Error> {
-    let bad = |what: &str| sqlx::Error::Decode(format!("unexpected refund {what} in the database").into());
+    let bad = |what: &str| {
+        sqlx::Error::Decode(format!("unexpected refund {what} in the database").into())
+    };
     let method: String = r.try_get("method")?;
     let reason: String = r.try_get("reason")?;
     let status: String = r.try_get("status")?;
@@ -92,7 +94,11 @@ pub async fn get(conn: &mut Conn, charge_id: &str) -> Result<Option<RefundRow>, 
 }
 
 /// Stars refunds the worker should try now, oldest first.
-pub async fn due_stars(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<RefundRow>, sqlx::Error> {
+pub async fn due_stars(
+    conn: &mut Conn,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<RefundRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM refunds WHERE status = 'due' AND method = 'stars' AND next_attempt_at <= $1
          ORDER BY next_attempt_at, charge_id LIMIT $2"
@@ -106,10 +112,12 @@ pub async fn due_stars(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Refu
 
 /// When the worker next has a Stars refund to try.
 pub async fn next_stars_at(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query("SELECT MIN(next_attempt_at) FROM refunds WHERE status = 'due' AND method = 'stars'")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)
+    sqlx::query(
+        "SELECT MIN(next_attempt_at) FROM refunds WHERE status = 'due' AND method = 'stars'",
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)
 }
 
 /// Closes a due refund: the money went back. False when it was not due (already done).

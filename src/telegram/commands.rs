@@ -60,7 +60,11 @@ mod tests {
         let help = help();
         for c in menu() {
             if c.command != "start" && c.command != "help" {
-                assert!(help.contains(&format!("/{} — ", c.command)), "{} in {help}", c.command);
+                assert!(
+                    help.contains(&format!("/{} — ", c.command)),
+                    "{} in {help}",
+                    c.command
+                );
             }
         }
         assert!(help.contains("/newgroup — start a group purchase: PRODUCT N [MEMBERS…] [EXPIRY]"));

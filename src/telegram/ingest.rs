@@ -413,7 +413,11 @@ async fn handle(bot: &Bot, me: &Me, ctx: &Ctx, handler: &Handler, update: Update
     if let UpdateKind::Error(raw) = &update.kind {
         Metrics::inc(&ctx.metrics.errors_total);
         // Not the raw text: it may carry names, addresses and payloads (the inbox keeps it).
-        tracing::error!(update_id = id, bytes = raw.to_string().len(), "an update this version of the bot cannot read; skipped");
+        tracing::error!(
+            update_id = id,
+            bytes = raw.to_string().len(),
+            "an update this version of the bot cannot read; skipped"
+        );
     }
     let deps = dptree::deps![bot.clone(), me.clone(), ctx.clone(), update];
     let ok = match handler.dispatch(deps).await {

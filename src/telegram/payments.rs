@@ -148,7 +148,8 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx) -> HandlerResult 
 /// Telegram refunded a Stars payment (`refunded_payment`): ours through refundStarPayment,
 /// or one it made itself. The purchase is reversed and the refund closed, once.
 pub async fn on_refunded_payment(msg: Message, ctx: Ctx, upd: Update) -> HandlerResult {
-    let (Some(from), teloxide::types::MessageKind::RefundedPayment(r)) = (msg.from.as_ref(), &msg.kind)
+    let (Some(from), teloxide::types::MessageKind::RefundedPayment(r)) =
+        (msg.from.as_ref(), &msg.kind)
     else {
         return Ok(());
     };

@@ -97,15 +97,31 @@ mod tests {
         let proxy = ip("10.0.0.1");
         let visitor_ip = ip("203.0.113.9");
         // Not trusted: the header is anyone's to write and is ignored.
-        assert_eq!(visitor(Some(proxy), &xff("203.0.113.9"), &[]), Client::ip(proxy));
+        assert_eq!(
+            visitor(Some(proxy), &xff("203.0.113.9"), &[]),
+            Client::ip(proxy)
+        );
         // Trusted: the right-most address that is not a proxy of ours.
         assert_eq!(
-            visitor(Some(proxy), &xff("1.2.3.4, 203.0.113.9, 10.0.0.1"), &[proxy]),
+            visitor(
+                Some(proxy),
+                &xff("1.2.3.4, 203.0.113.9, 10.0.0.1"),
+                &[proxy]
+            ),
             Client::ip(visitor_ip)
         );
-        assert_eq!(visitor(Some(proxy), &HeaderMap::new(), &[proxy]), Client::ip(proxy));
-        assert_eq!(visitor(Some(proxy), &xff("garbage"), &[proxy]), Client::Unknown);
-        assert_eq!(visitor(None, &xff("203.0.113.9"), &[proxy]), Client::Unknown);
+        assert_eq!(
+            visitor(Some(proxy), &HeaderMap::new(), &[proxy]),
+            Client::ip(proxy)
+        );
+        assert_eq!(
+            visitor(Some(proxy), &xff("garbage"), &[proxy]),
+            Client::Unknown
+        );
+        assert_eq!(
+            visitor(None, &xff("203.0.113.9"), &[proxy]),
+            Client::Unknown
+        );
         let mapped = ip("::ffff:10.0.0.1");
         assert_eq!(
             visitor(Some(mapped), &xff("203.0.113.9"), &[proxy]),

@@ -7,12 +7,12 @@ use super::client::{ClientAddr, guarded};
 use super::error::WebError;
 use super::view::{self, Phase};
 use crate::app::Ctx;
+use crate::domain::payment::RefundMethod;
 use crate::domain::{Currency, GroupStatus, Points, Policy, Sku};
 use crate::replies::when;
-use crate::store::groups::GroupRow;
-use crate::domain::payment::RefundMethod;
-use crate::store::purchases::PurchaseRow;
 use crate::secrets::Purpose;
+use crate::store::groups::GroupRow;
+use crate::store::purchases::PurchaseRow;
 use crate::store::{Conn, ledger, products, purchases, refunds};
 use askama::Template;
 use axum::Router;
@@ -99,7 +99,9 @@ async fn find(
     let hash = ctx.secrets.hash(Purpose::Receipt, token);
     if let Some(p) = purchases::by_receipt(conn, &hash).await?
         && p.group_id == group_id
-        && ctx.secrets.verify(Purpose::Receipt, token, &p.receipt_token)
+        && ctx
+            .secrets
+            .verify(Purpose::Receipt, token, &p.receipt_token)
     {
         return Ok(p);
     }

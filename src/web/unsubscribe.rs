@@ -30,7 +30,10 @@ struct UnsubscribePage<'a> {
 
 /// A keyed hash: 64 lowercase hex digits.
 fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The page's one form posts back to this very address.

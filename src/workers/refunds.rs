@@ -53,7 +53,9 @@ pub enum Outcome {
 pub fn classify(result: Result<Result<(), RequestError>, tokio::time::error::Elapsed>) -> Outcome {
     match result {
         Ok(Ok(())) => Outcome::Refunded,
-        Ok(Err(RequestError::Api(ApiError::Unknown(s)))) if s.contains("CHARGE_ALREADY_REFUNDED") => {
+        Ok(Err(RequestError::Api(ApiError::Unknown(s))))
+            if s.contains("CHARGE_ALREADY_REFUNDED") =>
+        {
             Outcome::Refunded
         }
         Ok(Err(e)) => Outcome::Failed(e.to_string()),
@@ -64,7 +66,8 @@ pub fn classify(result: Result<Result<(), RequestError>, tokio::time::error::Ela
 /// Capped exponential backoff: 5 s, 10 s, 20 s … up to an hour.
 pub fn backoff_secs(attempts: i64) -> i64 {
     let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-    5i64.saturating_mul(2i64.saturating_pow(exp)).min(MAX_BACKOFF_SECS)
+    5i64.saturating_mul(2i64.saturating_pow(exp))
+        .min(MAX_BACKOFF_SECS)
 }
 
 /// Tries every Stars refund that is due now. Returns how many went back.
@@ -82,10 +85,14 @@ pub async fn pay_due(ctx: &Ctx, bot: &Bot) -> Result<usize, AppError> {
 
 async fn pay_one(ctx: &Ctx, bot: &Bot, r: &RefundRow) -> Result<bool, AppError> {
     let Ok(user) = u64::try_from(r.user_id) else {
-        return Err(AppError::Other(format!("refund {} names user {}", r.charge_id, r.user_id)));
+        return Err(AppError::Other(format!(
+            "refund {} names user {}",
+            r.charge_id, r.user_id
+        )));
     };
     let call = bot.refund_star_payment(UserId(user), TelegramTransactionId(r.charge_id.clone()));
-    let outcome = classify(tokio::time::timeout(CALL_TIMEOUT, async { call.await.map(|_| ()) }).await);
+    let outcome =
+        classify(tokio::time::timeout(CALL_TIMEOUT, async { call.await.map(|_| ()) }).await);
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
     let done = match &outcome {

@@ -27,7 +27,10 @@ pub async fn run(ctx: Ctx, mut shutdown: Shutdown) {
         }
         prune_inbox(&ctx).await;
         let next = match ctx.store.read().await {
-            Ok(mut conn) => groups::next_expiry(&mut conn, ctx.now()).await.ok().flatten(),
+            Ok(mut conn) => groups::next_expiry(&mut conn, ctx.now())
+                .await
+                .ok()
+                .flatten(),
             Err(_) => None,
         };
         let secs = next.map_or(interval, |at| {

@@ -274,7 +274,8 @@ async fn a_full_group_refuses_the_next_buyer_before_payment() {
         json!(UserError::Settled { key: key.clone() }.plain())
     );
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
+            .await,
         2
     );
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM refunds").await, 0);

@@ -213,7 +213,13 @@ async fn refunds_from_the_command_line() {
         .lines()
         .find(|l| l.starts_with(charge))
         .unwrap_or_else(|| panic!("no line for {charge}: {listed}"));
-    for part in ["\tdue\t", "34,800 JPY", "provider", "reason=reversed", "groupbuy refunds done"] {
+    for part in [
+        "\tdue\t",
+        "34,800 JPY",
+        "provider",
+        "reason=reversed",
+        "groupbuy refunds done",
+    ] {
         assert!(line.contains(part), "{part:?} in {line}");
     }
 
@@ -221,12 +227,18 @@ async fn refunds_from_the_command_line() {
     assert!(out.status.success(), "{}", text(&out));
     let out = run(&["refunds", "done", charge]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("was already refunded"), "{}", text(&out));
+    assert!(
+        text(&out).contains("was already refunded"),
+        "{}",
+        text(&out)
+    );
     let out = run(&["refunds"]);
     assert!(text(&out).contains("no refunds are owed"), "{}", text(&out));
     let out = run(&["refunds", "--all"]);
     assert!(
-        text(&out).lines().any(|l| l.starts_with(charge) && l.contains("\tdone\t")),
+        text(&out)
+            .lines()
+            .any(|l| l.starts_with(charge) && l.contains("\tdone\t")),
         "{}",
         text(&out)
     );
@@ -235,7 +247,8 @@ async fn refunds_from_the_command_line() {
     app.message_to(alice.id, "was refunded").await;
     app.message_to(alice.id, "Refund complete").await;
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
+            .await,
         0
     );
 }

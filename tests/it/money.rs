@@ -54,14 +54,19 @@ async fn stars_only_app() -> TestApp {
         stars: Some(120),
     };
     let mut tx = app.ctx.store.write().await.expect("tx");
-    products::upsert(&mut tx, &[guide], 0).await.expect("upsert");
+    products::upsert(&mut tx, &[guide], 0)
+        .await
+        .expect("upsert");
     tx.commit().await.expect("commit");
     app
 }
 
 async fn balance(app: &TestApp, user: i64) -> i64 {
     let mut conn = app.ctx.store.read().await.expect("connection");
-    ledger::balance(&mut conn, user).await.expect("balance").value()
+    ledger::balance(&mut conn, user)
+        .await
+        .expect("balance")
+        .value()
 }
 
 async fn assert_ledger_balances(app: &TestApp) {
@@ -88,7 +93,10 @@ async fn wait_count(app: &TestApp, sql: &'static str, n: i64) {
         if got == n {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{sql}: {got}, wanted {n}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: {got}, wanted {n}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -103,7 +111,8 @@ async fn alice_and_dave_filled_a_camera_group() -> (TestApp, Paid) {
     app.buy(&alice(), &key, "camera", tokyo()).await;
     let dave_paid = app.buy(&dave(), &key, "camera", tokyo()).await;
     for who in [alice(), dave()] {
-        app.message_to(who.id, "<b>1,044 points are yours.</b>").await;
+        app.message_to(who.id, "<b>1,044 points are yours.</b>")
+            .await;
     }
     (app, dave_paid)
 }
@@ -111,7 +120,9 @@ async fn alice_and_dave_filled_a_camera_group() -> (TestApp, Paid) {
 /// Alice's invoice for `sku` in `group` that redeems all 1,044 of her points.
 async fn invoice_using_points(app: &TestApp, group: &str, sku: &str, name: &str) -> Call {
     app.press(&alice(), &format!("s:{group}:{sku}"));
-    let ask = app.message_to(alice().id, &format!("Use them on {name}")).await;
+    let ask = app
+        .message_to(alice().id, &format!("Use them on {name}"))
+        .await;
     let use_points = ask
         .callback_data()
         .into_iter()
@@ -197,10 +208,14 @@ async fn a_lapsed_hold_frees_the_seat_and_the_late_payment_comes_back() {
         1
     );
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
+            .await,
         2
     );
-    assert!(app.smtp.wait_for_count(3, WAIT).await, "2 shipping requests + the refund");
+    assert!(
+        app.smtp.wait_for_count(3, WAIT).await,
+        "2 shipping requests + the refund"
+    );
     let mail = app
         .smtp
         .mails_to("warehouse@example.com")
@@ -263,7 +278,9 @@ async fn stars_are_for_digital_goods_and_come_back_automatically() {
     ));
     let receipt = app.message_to(alice().id, "payment received").await;
     assert!(
-        receipt.text().is_some_and(|t| t.contains("Paid: 120 Stars")),
+        receipt
+            .text()
+            .is_some_and(|t| t.contains("Paid: 120 Stars")),
         "{:?}",
         receipt.text()
     );
@@ -277,7 +294,9 @@ async fn stars_are_for_digital_goods_and_come_back_automatically() {
         "",
         None,
     ));
-    let refunded = app.message_to(alice().id, "cannot count toward group").await;
+    let refunded = app
+        .message_to(alice().id, "cannot count toward group")
+        .await;
     assert!(
         refunded
             .text()
@@ -317,11 +336,16 @@ async fn stars_are_for_digital_goods_and_come_back_automatically() {
 async fn physical_goods_go_through_the_provider_with_a_start_parameter() {
     let app = app().await;
     let key = app.new_group(&bob(), "camera 2").await;
-    let invoice = app.invoice_after(&alice(), &format!("s:{key}:camera")).await;
+    let invoice = app
+        .invoice_after(&alice(), &format!("s:{key}:camera"))
+        .await;
     assert_eq!(invoice.params["currency"], json!("JPY"));
     assert_eq!(invoice.params["start_parameter"], json!(key));
     assert_eq!(invoice.params["need_shipping_address"], json!(true));
-    assert_eq!(invoice.params["provider_token"], json!("TEST-PROVIDER-TOKEN"));
+    assert_eq!(
+        invoice.params["provider_token"],
+        json!("TEST-PROVIDER-TOKEN")
+    );
     // A forwarded copy paid by someone else is refused at pre-checkout, charging nothing.
     let refused = app
         .pre_checkout(&dave(), "JPY", 34_800, &payload(&invoice), false)
@@ -362,14 +386,17 @@ async fn an_operator_refund_releases_the_seat_and_returns_the_points() {
     assert_eq!(reversed.clawed_back, 0);
     assert_eq!(balance(&app, alice().id).await, 1_044, "points came back");
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE charge_id = 'with-points' AND counted = 1")
-            .await,
+        app.sql_i64(
+            "SELECT COUNT(*) FROM purchases WHERE charge_id = 'with-points' AND counted = 1"
+        )
+        .await,
         0,
         "the seat is released"
     );
     let told = app.message_to(alice().id, "was refunded").await;
     assert!(
-        told.text().is_some_and(|t| t.contains("The 1044 points it used are back")),
+        told.text()
+            .is_some_and(|t| t.contains("The 1044 points it used are back")),
         "{:?}",
         told.text()
     );
@@ -378,7 +405,9 @@ async fn an_operator_refund_releases_the_seat_and_returns_the_points() {
         Err(Refusal::AlreadyDue("with-points".into()))
     );
     assert_eq!(
-        refund::reverse(&app.ctx, "no-such-charge").await.expect("db"),
+        refund::reverse(&app.ctx, "no-such-charge")
+            .await
+            .expect("db"),
         Err(Refusal::UnknownCharge("no-such-charge".into()))
     );
     assert_eq!(sum_of(&app, "refunds_due", "JPY").await, -(6_780 - 1_044));
@@ -388,7 +417,9 @@ async fn an_operator_refund_releases_the_seat_and_returns_the_points() {
         .expect("closed");
     app.message_to(alice().id, "Refund complete").await;
     assert!(matches!(
-        refund::mark_paid(&app.ctx, "with-points").await.expect("db"),
+        refund::mark_paid(&app.ctx, "with-points")
+            .await
+            .expect("db"),
         Err(Refusal::AlreadyRefunded { .. })
     ));
     assert_eq!(sum_of(&app, "refunds_due", "JPY").await, 0);
@@ -412,7 +443,8 @@ async fn a_refund_after_settlement_takes_back_only_that_buyers_credit() {
     assert_eq!(app.sql_i64("SELECT buyers FROM settlements").await, 2);
     let told = app.message_to(dave().id, "was refunded").await;
     assert!(
-        told.text().is_some_and(|t| t.contains("1044 points this purchase earned")),
+        told.text()
+            .is_some_and(|t| t.contains("1044 points this purchase earned")),
         "{:?}",
         told.text()
     );
@@ -445,7 +477,8 @@ async fn a_refunded_payment_from_telegram_reverses_the_purchase_once() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM refunds").await, 0);
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
+            .await,
         1
     );
     app.fake.inject(report(120));
@@ -461,7 +494,8 @@ async fn a_refunded_payment_from_telegram_reverses_the_purchase_once() {
     app.outbox_drained().await;
     assert_eq!(app.messages_to(alice().id, "was refunded"), 1);
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1").await,
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
+            .await,
         0
     );
     assert_eq!(
@@ -493,8 +527,14 @@ async fn points_spent_meanwhile_are_refunded_never_overdrawn() {
     app.pre_checkout(&alice(), "JPY", 6_780 - 1_044, &payload(&invoices[0]), true)
         .await;
     app.advance(groupbuy::domain::payment::SEAT_HOLD_SECS + 1);
-    app.pre_checkout(&alice(), "JPY", 29_800 - 1_044, &payload(&invoices[1]), true)
-        .await;
+    app.pre_checkout(
+        &alice(),
+        "JPY",
+        29_800 - 1_044,
+        &payload(&invoices[1]),
+        true,
+    )
+    .await;
     app.fake.inject(bot_api::successful_payment(
         &alice(),
         "JPY",
@@ -504,7 +544,8 @@ async fn points_spent_meanwhile_are_refunded_never_overdrawn() {
         "prov",
         Some(tokyo()),
     ));
-    app.message_to(alice().id, "Photo scanner: 29,800 JPY").await;
+    app.message_to(alice().id, "Photo scanner: 29,800 JPY")
+        .await;
     assert_eq!(balance(&app, alice().id).await, 0);
     app.fake.inject(bot_api::successful_payment(
         &alice(),
@@ -515,16 +556,21 @@ async fn points_spent_meanwhile_are_refunded_never_overdrawn() {
         "prov",
         Some(tokyo()),
     ));
-    let told = app.message_to(alice().id, "cannot count toward group").await;
+    let told = app
+        .message_to(alice().id, "cannot count toward group")
+        .await;
     assert!(
-        told.text().is_some_and(|t| t.contains("were spent on another purchase")),
+        told.text()
+            .is_some_and(|t| t.contains("were spent on another purchase")),
         "{:?}",
         told.text()
     );
     assert_eq!(balance(&app, alice().id).await, 0, "never below zero");
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM refunds WHERE charge_id = 'too-few-points' AND reason = 'points'")
-            .await,
+        app.sql_i64(
+            "SELECT COUNT(*) FROM refunds WHERE charge_id = 'too-few-points' AND reason = 'points'"
+        )
+        .await,
         1
     );
     assert_ledger_balances(&app).await;

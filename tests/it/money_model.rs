@@ -137,14 +137,25 @@ enum Op {
         redeem_pct: u8,
         nonce: u8,
     },
-    PreCheckout { inv: Pick },
+    PreCheckout {
+        inv: Pick,
+    },
     /// The invoice forwarded to another buyer: their pre-checkout is refused (wrong buyer);
     /// with `pay`, a payment by them arrives anyway.
-    Forward { inv: Pick, to: usize, pay: bool },
+    Forward {
+        inv: Pick,
+        to: usize,
+        pay: bool,
+    },
     /// The buyer closes the payment sheet: nothing happens.
-    Abandon { inv: Pick },
+    Abandon {
+        inv: Pick,
+    },
     /// The invoice's buyer pays it (approved or not), after `late_by` seconds if set.
-    Pay { inv: Pick, late_by: Option<i64> },
+    Pay {
+        inv: Pick,
+        late_by: Option<i64>,
+    },
     /// The normal flow: invoice, pre-checkout, and the payment if approved.
     Buy {
         buyer: usize,
@@ -153,18 +164,35 @@ enum Op {
         nonce: u8,
     },
     /// A recorded payment delivered again: the same update, or a new update, same charge.
-    Duplicate { paid: Pick, same_update: bool },
-    TelegramRefund { paid: Pick, how: Report },
+    Duplicate {
+        paid: Pick,
+        same_update: bool,
+    },
+    TelegramRefund {
+        paid: Pick,
+        how: Report,
+    },
     /// `groupbuy refund CHARGE` (None: a charge nobody paid).
-    OperatorRefund { paid: Option<Pick> },
+    OperatorRefund {
+        paid: Option<Pick>,
+    },
     /// `groupbuy refunds done CHARGE` (None: a charge nobody paid).
-    MarkPaid { paid: Option<Pick> },
-    Advance { secs: i64 },
+    MarkPaid {
+        paid: Option<Pick>,
+    },
+    Advance {
+        secs: i64,
+    },
     /// The clock moves, then the sweep runs.
-    Sweep { secs: i64 },
+    Sweep {
+        secs: i64,
+    },
     /// A payment's writes done by hand in a write transaction that is dropped uncommitted;
     /// with `retry`, the real payment (same update, same charge) is recorded afterwards.
-    Crash { inv: Pick, retry: bool },
+    Crash {
+        inv: Pick,
+        retry: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -182,8 +210,16 @@ struct Case {
 impl Case {
     /// The case as a person reads it: the steps that do something, numbered, up to `last`.
     fn steps(&self, last: Option<usize>) -> String {
-        let mut s = format!("groups (head, expiry, invited): {:?}\nseeds: {:?}\n", self.groups, self.seeds);
-        for (i, op) in self.ops.iter().enumerate().take(last.map_or(usize::MAX, |l| l + 1)) {
+        let mut s = format!(
+            "groups (head, expiry, invited): {:?}\nseeds: {:?}\n",
+            self.groups, self.seeds
+        );
+        for (i, op) in self
+            .ops
+            .iter()
+            .enumerate()
+            .take(last.map_or(usize::MAX, |l| l + 1))
+        {
             if let Some(op) = op {
                 s.push_str(&format!("  step {i}: {op:?}\n"));
             }
@@ -193,15 +229,22 @@ impl Case {
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
-    (prop::bool::weighted(0.7), any::<u8>().prop_map(Idx)).prop_map(|(recent, index)| Pick { recent, index })
+    (prop::bool::weighted(0.7), any::<u8>().prop_map(Idx))
+        .prop_map(|(recent, index)| Pick { recent, index })
 }
 
 fn group_pick() -> impl Strategy<Value = GroupPick> {
-    (prop::bool::weighted(0.85), any::<u8>().prop_map(Idx)).prop_map(|(open, index)| GroupPick { open, index })
+    (prop::bool::weighted(0.85), any::<u8>().prop_map(Idx))
+        .prop_map(|(open, index)| GroupPick { open, index })
 }
 
 fn expiry() -> impl Strategy<Value = Expiry> {
-    prop_oneof![Just(Expiry::M5), Just(Expiry::M15), Just(Expiry::H1), Just(Expiry::D7)]
+    prop_oneof![
+        Just(Expiry::M5),
+        Just(Expiry::M15),
+        Just(Expiry::H1),
+        Just(Expiry::D7)
+    ]
 }
 
 fn group_spec() -> impl Strategy<Value = (u32, Expiry, Option<usize>)> {
@@ -228,7 +271,11 @@ fn op() -> impl Strategy<Value = Op> {
         (
             2,
             (2u32..=4, expiry(), prop::option::weighted(0.3, 0..BUYERS))
-                .prop_map(|(head, expiry, invite)| Op::NewGroup { head, expiry, invite })
+                .prop_map(|(head, expiry, invite)| Op::NewGroup {
+                    head,
+                    expiry,
+                    invite,
+                })
                 .boxed(),
         ),
         (
@@ -572,7 +619,11 @@ impl World {
         };
         for n in 1..=5u32 {
             let configured = i64::from(ctx.config.tiers.rate_for(n).basis_points());
-            prop_assert_eq!(configured, rate_bp(n as usize), "the model's tiers are the configuration's");
+            prop_assert_eq!(
+                configured,
+                rate_bp(n as usize),
+                "the model's tiers are the configuration's"
+            );
         }
         for p in buyers.iter().chain([&organiser]) {
             groupbuy::app::access::touch(&ctx, p, true)
@@ -630,7 +681,12 @@ impl World {
             return Ok(());
         }
         let invite = invite
-            .map(|b| format!(" @{}", self.buyers[b].username.as_deref().unwrap_or_default()))
+            .map(|b| {
+                format!(
+                    " @{}",
+                    self.buyers[b].username.as_deref().unwrap_or_default()
+                )
+            })
             .unwrap_or_default();
         let args = format!("camera {head}{invite} {expiry}");
         let uid = self.m.update_id();
@@ -644,7 +700,9 @@ impl World {
         .await
         .or_fail("new group")?;
         let Some(created) = created else {
-            return fail(format!("/newgroup {args} with a fresh update id was a duplicate"));
+            return fail(format!(
+                "/newgroup {args} with a fresh update id was a duplicate"
+            ));
         };
         let mut conn = self.ctx.store.read().await.or_fail("conn")?;
         let row = groupbuy::store::groups::by_id(&mut conn, created.group_id)
@@ -660,7 +718,13 @@ impl World {
         Ok(())
     }
 
-    fn open_invoice(&mut self, buyer: usize, group: &GroupPick, redeem_pct: u8, nonce: u8) -> Option<usize> {
+    fn open_invoice(
+        &mut self,
+        buyer: usize,
+        group: &GroupPick,
+        redeem_pct: u8,
+        nonce: u8,
+    ) -> Option<usize> {
         if self.m.groups.is_empty() {
             return None;
         }
@@ -770,7 +834,9 @@ impl World {
             .await
             .or_fail("record a payment")?;
         let Recorded::New { refunded, .. } = r else {
-            return fail(format!("a new charge {charge} (update {update_id}) was taken for a duplicate"));
+            return fail(format!(
+                "a new charge {charge} (update {update_id}) was taken for a duplicate"
+            ));
         };
         if let Some(expected) = expect {
             self.m.stats.predictions += 1;
@@ -834,7 +900,10 @@ impl World {
                 redeem_pct,
                 nonce,
             } => {
-                if self.open_invoice(*buyer, group, *redeem_pct, *nonce).is_none() {
+                if self
+                    .open_invoice(*buyer, group, *redeem_pct, *nonce)
+                    .is_none()
+                {
                     self.m.stats.skipped += 1;
                 }
             }
@@ -900,7 +969,10 @@ impl World {
                 }
                 None => self.m.stats.skipped += 1,
             },
-            Op::Duplicate { paid: p, same_update } => match p.of(paid) {
+            Op::Duplicate {
+                paid: p,
+                same_update,
+            } => match p.of(paid) {
                 Some(i) => {
                     let p = self.m.paid[i].clone();
                     let uid = if *same_update {
@@ -922,7 +994,11 @@ impl World {
                         .await
                         .or_fail("record a duplicate")?;
                     prop_assert_eq!(r, Recorded::Duplicate, "charge {} again", p.charge);
-                    prop_assert_eq!(snapshot(&self.ctx).await?, before, "a duplicate changed something");
+                    prop_assert_eq!(
+                        snapshot(&self.ctx).await?,
+                        before,
+                        "a duplicate changed something"
+                    );
                     self.m.stats.duplicates += 1;
                 }
                 None => self.m.stats.skipped += 1,
@@ -952,8 +1028,15 @@ impl World {
             let r = refund::reported(&ctx, uid, self.buyers[0].id, CURRENCY, PRICE, &charge)
                 .await
                 .or_fail("reported refund")?;
-            prop_assert!(matches!(r, Err(RefundRefusal::UnknownCharge(_))), "unknown charge: {r:?}");
-            prop_assert_eq!(snapshot(&ctx).await?, before, "an unknown charge's refund changed something");
+            prop_assert!(
+                matches!(r, Err(RefundRefusal::UnknownCharge(_))),
+                "unknown charge: {r:?}"
+            );
+            prop_assert_eq!(
+                snapshot(&ctx).await?,
+                before,
+                "an unknown charge's refund changed something"
+            );
             self.m.stats.refusals += 1;
             return Ok(());
         }
@@ -967,7 +1050,11 @@ impl World {
                 .await
                 .or_fail("reported refund")?;
             prop_assert_eq!(r, Ok(Reported::Duplicate), "the same refund update again");
-            prop_assert_eq!(snapshot(&ctx).await?, before, "a redelivered refund update changed something");
+            prop_assert_eq!(
+                snapshot(&ctx).await?,
+                before,
+                "a redelivered refund update changed something"
+            );
             self.m.stats.duplicates += 1;
             return Ok(());
         }
@@ -988,26 +1075,52 @@ impl World {
             .await
             .or_fail("reported refund")?;
         if matches!(how, Report::WrongAmount | Report::WrongBuyer) {
-            prop_assert!(matches!(r, Err(RefundRefusal::Mismatch { .. })), "a mismatched refund: {r:?}");
-            prop_assert_eq!(snapshot(&ctx).await?, before, "a mismatched refund changed something");
+            prop_assert!(
+                matches!(r, Err(RefundRefusal::Mismatch { .. })),
+                "a mismatched refund: {r:?}"
+            );
+            prop_assert_eq!(
+                snapshot(&ctx).await?,
+                before,
+                "a mismatched refund changed something"
+            );
             self.m.stats.refusals += 1;
             return Ok(());
         }
         match p.state {
             Charge::Counted => {
-                prop_assert_eq!(r, Ok(Reported::Reversed), "Telegram refunded counted charge {}", p.charge);
+                prop_assert_eq!(
+                    r,
+                    Ok(Reported::Reversed),
+                    "Telegram refunded counted charge {}",
+                    p.charge
+                );
                 self.m.uncount(i, Charge::Done);
                 self.m.stats.reversed += 1;
                 self.m.stats.paid_out += 1;
             }
             Charge::Due => {
-                prop_assert_eq!(r, Ok(Reported::Confirmed), "Telegram refunded due charge {}", p.charge);
+                prop_assert_eq!(
+                    r,
+                    Ok(Reported::Confirmed),
+                    "Telegram refunded due charge {}",
+                    p.charge
+                );
                 self.m.paid[i].state = Charge::Done;
                 self.m.stats.paid_out += 1;
             }
             Charge::Done => {
-                prop_assert_eq!(r, Ok(Reported::Duplicate), "Telegram refunded charge {} again", p.charge);
-                prop_assert_eq!(snapshot(&ctx).await?, before, "a second refund changed something");
+                prop_assert_eq!(
+                    r,
+                    Ok(Reported::Duplicate),
+                    "Telegram refunded charge {} again",
+                    p.charge
+                );
+                prop_assert_eq!(
+                    snapshot(&ctx).await?,
+                    before,
+                    "a second refund changed something"
+                );
                 self.m.stats.duplicates += 1;
             }
         }
@@ -1020,8 +1133,15 @@ impl World {
         let Some(i) = i else {
             let charge = self.m.charge_id("nobody-paid");
             let r = refund::reverse(&ctx, &charge).await.or_fail("reverse")?;
-            prop_assert!(matches!(r, Err(RefundRefusal::UnknownCharge(_))), "unknown charge: {r:?}");
-            prop_assert_eq!(snapshot(&ctx).await?, before, "reversing an unknown charge changed something");
+            prop_assert!(
+                matches!(r, Err(RefundRefusal::UnknownCharge(_))),
+                "unknown charge: {r:?}"
+            );
+            prop_assert_eq!(
+                snapshot(&ctx).await?,
+                before,
+                "reversing an unknown charge changed something"
+            );
             self.m.stats.refusals += 1;
             return Ok(());
         };
@@ -1038,12 +1158,25 @@ impl World {
                     Err(e) => return fail(format!("reversing counted charge {}: {e:?}", p.charge)),
                 };
                 let clawed = self.m.uncount(i, Charge::Due);
-                prop_assert_eq!(done.clawed_back, clawed, "points taken back reversing {}", p.charge);
+                prop_assert_eq!(
+                    done.clawed_back,
+                    clawed,
+                    "points taken back reversing {}",
+                    p.charge
+                );
                 self.m.stats.reversed += 1;
             }
             Charge::Due => {
-                prop_assert!(matches!(r, Err(RefundRefusal::AlreadyDue(_))), "reversing due {}: {r:?}", p.charge);
-                prop_assert_eq!(snapshot(&ctx).await?, before, "a second reversal changed something");
+                prop_assert!(
+                    matches!(r, Err(RefundRefusal::AlreadyDue(_))),
+                    "reversing due {}: {r:?}",
+                    p.charge
+                );
+                prop_assert_eq!(
+                    snapshot(&ctx).await?,
+                    before,
+                    "a second reversal changed something"
+                );
                 self.m.stats.refusals += 1;
             }
             Charge::Done => {
@@ -1052,7 +1185,11 @@ impl World {
                     "reversing refunded {}: {r:?}",
                     p.charge
                 );
-                prop_assert_eq!(snapshot(&ctx).await?, before, "reversing a refunded charge changed something");
+                prop_assert_eq!(
+                    snapshot(&ctx).await?,
+                    before,
+                    "reversing a refunded charge changed something"
+                );
                 self.m.stats.refusals += 1;
             }
         }
@@ -1064,9 +1201,18 @@ impl World {
         let before = snapshot(&ctx).await?;
         let Some(i) = i else {
             let charge = self.m.charge_id("nobody-paid");
-            let r = refund::mark_paid(&ctx, &charge).await.or_fail("mark paid")?;
-            prop_assert!(matches!(r, Err(RefundRefusal::UnknownCharge(_))), "unknown charge: {r:?}");
-            prop_assert_eq!(snapshot(&ctx).await?, before, "paying out an unknown charge changed something");
+            let r = refund::mark_paid(&ctx, &charge)
+                .await
+                .or_fail("mark paid")?;
+            prop_assert!(
+                matches!(r, Err(RefundRefusal::UnknownCharge(_))),
+                "unknown charge: {r:?}"
+            );
+            prop_assert_eq!(
+                snapshot(&ctx).await?,
+                before,
+                "paying out an unknown charge changed something"
+            );
             self.m.stats.refusals += 1;
             return Ok(());
         };
@@ -1075,7 +1221,9 @@ impl World {
             return Ok(());
         };
         let p = self.m.paid[i].clone();
-        let r = refund::mark_paid(&ctx, &p.charge).await.or_fail("mark paid")?;
+        let r = refund::mark_paid(&ctx, &p.charge)
+            .await
+            .or_fail("mark paid")?;
         match p.state {
             Charge::Due => {
                 prop_assert!(r.is_ok(), "paying out due {}: {r:?}", p.charge);
@@ -1084,7 +1232,11 @@ impl World {
             }
             Charge::Done | Charge::Counted => {
                 prop_assert!(r.is_err(), "paying out {} ({:?}): {r:?}", p.charge, p.state);
-                prop_assert_eq!(snapshot(&ctx).await?, before, "a refused payout changed something");
+                prop_assert_eq!(
+                    snapshot(&ctx).await?,
+                    before,
+                    "a refused payout changed something"
+                );
                 self.m.stats.refusals += 1;
             }
         }
@@ -1102,7 +1254,10 @@ impl World {
         {
             let mut tx = ctx.store.write().await.or_fail("begin")?;
             let now = ctx.now();
-            prop_assert!(updates::claim(&mut tx, uid, now).await.or_fail("claim")?, "fresh update id");
+            prop_assert!(
+                updates::claim(&mut tx, uid, now).await.or_fail("claim")?,
+                "fresh update id"
+            );
             let new = purchases::NewPurchase {
                 group_id: group.id,
                 buyer_id,
@@ -1142,7 +1297,9 @@ impl World {
             )
             .await
             .or_fail("post")?;
-            holds::release(&mut tx, &inv.payload).await.or_fail("release hold")?;
+            holds::release(&mut tx, &inv.payload)
+                .await
+                .or_fail("release hold")?;
             ledger::release_hold(&mut tx, &inv.payload)
                 .await
                 .or_fail("release points hold")?;
@@ -1155,7 +1312,11 @@ impl World {
             // The process dies here: the transaction is dropped, never committed.
             drop(tx);
         }
-        prop_assert_eq!(snapshot(&ctx).await?, before, "an uncommitted transaction left something");
+        prop_assert_eq!(
+            snapshot(&ctx).await?,
+            before,
+            "an uncommitted transaction left something"
+        );
         self.m.stats.crashes += 1;
         if retry {
             // Telegram delivers the payment again after the restart: it is new to the store.
@@ -1192,9 +1353,19 @@ impl World {
             let full = n >= self.m.groups[g].head as usize;
             // All or nothing: the tier of the buyers if the group filled, else nothing.
             let credit = if full { PRICE * rate_bp(n) / 10_000 } else { 0 };
-            prop_assert_eq!(buyers, n as i64, "buyers in the settlement of group {}", group_id);
+            prop_assert_eq!(
+                buyers,
+                n as i64,
+                "buyers in the settlement of group {}",
+                group_id
+            );
             prop_assert_eq!(filled != 0, full, "settlement of group {} filled", group_id);
-            prop_assert_eq!(total, credit * n as i64, "points of the settlement of group {}", group_id);
+            prop_assert_eq!(
+                total,
+                credit * n as i64,
+                "points of the settlement of group {}",
+                group_id
+            );
             for i in counted {
                 self.m.paid[i].credit = credit;
                 let payer = self.m.paid[i].payer;
@@ -1220,7 +1391,10 @@ async fn check_invariants(w: &mut World) -> R<()> {
 
     // 2. Points: each buyer's balance, and each kind of entry, as the model says.
     for (i, b) in w.buyers.iter().enumerate() {
-        let balance = ledger::balance(&mut conn, b.id).await.or_fail("balance")?.value();
+        let balance = ledger::balance(&mut conn, b.id)
+            .await
+            .or_fail("balance")?
+            .value();
         let rows = sqlx::query("SELECT txn, amount FROM ledger WHERE account = $1")
             .bind(format!("points:{}", b.id))
             .fetch_all(&mut *conn)
@@ -1242,8 +1416,18 @@ async fn check_invariants(w: &mut World) -> R<()> {
         // Within a transaction a redemption and its return cancel: compare net per purchase
         // kind through the totals, and the kinds one by one.
         prop_assert_eq!(seen, m.points[i], "points of buyer {} by kind", i);
-        prop_assert_eq!(balance, m.points[i].balance(), "points balance of buyer {}", i);
-        prop_assert!(balance >= 0, "buyer {} has a negative balance {}", i, balance);
+        prop_assert_eq!(
+            balance,
+            m.points[i].balance(),
+            "points balance of buyer {}",
+            i
+        );
+        prop_assert!(
+            balance >= 0,
+            "buyer {} has a negative balance {}",
+            i,
+            balance
+        );
     }
     w.m.stats.points_checks += BUYERS as u64;
     let m = &w.m;
@@ -1273,7 +1457,11 @@ async fn check_invariants(w: &mut World) -> R<()> {
             (1, None) => Charge::Counted,
             (0, Some("due")) => Charge::Due,
             (0, Some("done")) => Charge::Done,
-            other => return fail(format!("charge {charge} is {other:?}: not one of counted, due, refunded")),
+            other => {
+                return fail(format!(
+                    "charge {charge} is {other:?}: not one of counted, due, refunded"
+                ));
+            }
         };
         if let Some(amount) = refund {
             prop_assert_eq!(amount, paid, "refund of {} is what was paid", charge);
@@ -1283,7 +1471,12 @@ async fn check_invariants(w: &mut World) -> R<()> {
         };
         prop_assert_eq!(group_id, m.groups[p.group].id, "group of {}", charge);
         prop_assert_eq!(buyer_id, w.buyers[p.payer].id, "buyer of {}", charge);
-        prop_assert_eq!((paid, redeemed), (p.total, p.redeem), "amounts of {}", charge);
+        prop_assert_eq!(
+            (paid, redeemed),
+            (p.total, p.redeem),
+            "amounts of {}",
+            charge
+        );
         cash += paid;
         match state {
             Charge::Counted => sales -= paid + redeemed,
@@ -1293,7 +1486,12 @@ async fn check_invariants(w: &mut World) -> R<()> {
         stored.insert(charge, state);
     }
     for p in &m.paid {
-        prop_assert_eq!(stored.get(&p.charge), Some(&p.state), "state of charge {}", p.charge);
+        prop_assert_eq!(
+            stored.get(&p.charge),
+            Some(&p.state),
+            "state of charge {}",
+            p.charge
+        );
     }
     for (account, want) in [("cash", cash), ("refunds_due", due), ("sales", sales)] {
         let got = ledger::account_sum_in(&mut conn, account, CURRENCY)
@@ -1319,11 +1517,34 @@ async fn check_invariants(w: &mut World) -> R<()> {
         let status: String = r.try_get(2).or_fail("status")?;
         let counted: i64 = r.try_get(3).or_fail("counted")?;
         let settlements: i64 = r.try_get(4).or_fail("settlements")?;
-        prop_assert!(counted <= head, "group {} has {} counted purchases for {} seats", id, counted, head);
-        prop_assert!(settlements <= 1, "group {} settled {} times", id, settlements);
-        prop_assert_eq!(status == "settled", settlements == 1, "group {} is {} with {} settlements", id, status, settlements);
+        prop_assert!(
+            counted <= head,
+            "group {} has {} counted purchases for {} seats",
+            id,
+            counted,
+            head
+        );
+        prop_assert!(
+            settlements <= 1,
+            "group {} settled {} times",
+            id,
+            settlements
+        );
+        prop_assert_eq!(
+            status == "settled",
+            settlements == 1,
+            "group {} is {} with {} settlements",
+            id,
+            status,
+            settlements
+        );
         let model = m.groups.iter().find(|g| g.id == id).map(|g| g.settled);
-        prop_assert_eq!(model, Some(settlements == 1), "the model knows whether group {} settled", id);
+        prop_assert_eq!(
+            model,
+            Some(settlements == 1),
+            "the model knows whether group {} settled",
+            id
+        );
     }
     Ok(())
 }
@@ -1415,7 +1636,10 @@ fn money_model() {
                 .strip_prefix("step ")
                 .and_then(|r| r.split(' ').next())
                 .and_then(|n| n.parse().ok());
-            panic!("the money model failed: {why}\nminimal failing case:\n{}", case.steps(last))
+            panic!(
+                "the money model failed: {why}\nminimal failing case:\n{}",
+                case.steps(last)
+            )
         }
         Err(TestError::Abort(why)) => panic!("the money model gave up: {why}"),
     }
@@ -1438,25 +1662,52 @@ fn replay(case: Case) {
 /// group had a free seat for it. A counted payment now releases the payer's other holds.
 #[test]
 fn a_delayed_payment_does_not_take_an_approved_buyers_seat() {
-    let p = |i: u8| Pick { recent: false, index: Idx(i) };
-    let g = GroupPick { open: true, index: Idx(0) };
+    let p = |i: u8| Pick {
+        recent: false,
+        index: Idx(i),
+    };
+    let g = GroupPick {
+        open: true,
+        index: Idx(0),
+    };
     let case = Case {
         groups: vec![(2, Expiry::D7, None)],
         seeds: vec![0; BUYERS],
         ops: vec![
             // Buyer 0's invoice B is approved and charged; the payment update is delayed
             // past the hold (a backlog, a restart).
-            Some(Op::OpenInvoice { buyer: 0, group: g, redeem_pct: 0, nonce: 1 }),
+            Some(Op::OpenInvoice {
+                buyer: 0,
+                group: g,
+                redeem_pct: 0,
+                nonce: 1,
+            }),
             Some(Op::PreCheckout { inv: p(0) }),
             Some(Op::Advance { secs: 650 }),
             // Meanwhile buyer 0 tries again (invoice A) and buyer 1 is approved too.
-            Some(Op::OpenInvoice { buyer: 0, group: g, redeem_pct: 0, nonce: 2 }),
+            Some(Op::OpenInvoice {
+                buyer: 0,
+                group: g,
+                redeem_pct: 0,
+                nonce: 2,
+            }),
             Some(Op::PreCheckout { inv: p(1) }),
-            Some(Op::OpenInvoice { buyer: 1, group: g, redeem_pct: 0, nonce: 3 }),
+            Some(Op::OpenInvoice {
+                buyer: 1,
+                group: g,
+                redeem_pct: 0,
+                nonce: 3,
+            }),
             Some(Op::PreCheckout { inv: p(2) }),
             // B's delayed payment arrives and counts; then buyer 1 pays within their hold.
-            Some(Op::Pay { inv: p(0), late_by: None }),
-            Some(Op::Pay { inv: p(2), late_by: None }),
+            Some(Op::Pay {
+                inv: p(0),
+                late_by: None,
+            }),
+            Some(Op::Pay {
+                inv: p(2),
+                late_by: None,
+            }),
         ],
     };
     replay(case);

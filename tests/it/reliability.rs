@@ -241,7 +241,10 @@ async fn twenty_concurrent_payments_for_the_last_seats_settle_once() {
         .iter()
         .filter(|r| app.messages_to(r.id, "cannot count toward group") == 1)
         .count();
-    assert_eq!(late, 10, "the ten late payers were told their money comes back");
+    assert_eq!(
+        late, 10,
+        "the ten late payers were told their money comes back"
+    );
     assert_eq!(
         app.sql_i64("SELECT COUNT(*) FROM shipping_requests").await,
         20,
@@ -788,7 +791,9 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
     let payload = invoice.str_param("payload").expect("payload").to_string();
     let lock = lock_group(&app).await;
     let started = Instant::now();
-    let answer = app.pre_checkout(&dave, "JPY", 34_800, &payload, false).await;
+    let answer = app
+        .pre_checkout(&dave, "JPY", 34_800, &payload, false)
+        .await;
     let took = started.elapsed();
     drop(lock);
     assert!(

@@ -31,7 +31,11 @@ fn scenario_a_at_trace_logs_no_secret() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "the scenario failed:\n{}", tail(&text));
+    assert!(
+        out.status.success(),
+        "the scenario failed:\n{}",
+        tail(&text)
+    );
     let listed = text
         .lines()
         .find_map(|l| l.strip_prefix(SECRETS))
@@ -45,17 +49,24 @@ fn scenario_a_at_trace_logs_no_secret() {
         logs.len()
     );
     assert!(
-        logs.iter().any(|l| l.contains("create") && l.contains(&bob().id.to_string())),
+        logs.iter()
+            .any(|l| l.contains("create") && l.contains(&bob().id.to_string())),
         "user ids are logged"
     );
     assert_eq!(
-        logs.iter().filter(|l| l.contains("emails go out without a DKIM signature")).count(),
+        logs.iter()
+            .filter(|l| l.contains("emails go out without a DKIM signature"))
+            .count(),
         1,
         "start-up says once that mail is unsigned"
     );
     for s in &secrets {
         assert!(!s.is_empty());
-        let hits: Vec<&&str> = logs.iter().filter(|l| l.contains(s.as_str())).take(3).collect();
+        let hits: Vec<&&str> = logs
+            .iter()
+            .filter(|l| l.contains(s.as_str()))
+            .take(3)
+            .collect();
         assert!(hits.is_empty(), "{s:?} appears in the log: {hits:#?}");
     }
 }
@@ -134,7 +145,10 @@ fn a_weak_webhook_secret_stops_start_up() {
             said[0].contains("setting `webhook_secret` (environment GROUPBUY_WEBHOOK_SECRET) is invalid: it must be 16 to 256 characters"),
             "{text}"
         );
-        assert!(!text.contains(secret), "the refusal does not repeat the secret: {text}");
+        assert!(
+            !text.contains(secret),
+            "the refusal does not repeat the secret: {text}"
+        );
     }
 }
 
@@ -156,9 +170,12 @@ async fn invitation_emails_are_limited_per_group_and_per_day() {
     .await;
     app.new_group(&bob(), "camera 5 a@example.com b@example.com c@example.com")
         .await;
-    let first = app.message_to(bob().id, "Your group purchase is open").await;
+    let first = app
+        .message_to(bob().id, "Your group purchase is open")
+        .await;
     let text = first.text().expect("text");
-    let over = text.find("Not emailed: you may have 2 invitation emails sent per group and 3 a day");
+    let over =
+        text.find("Not emailed: you may have 2 invitation emails sent per group and 3 a day");
     let over = over.unwrap_or_else(|| panic!("over-limit note: {text}"));
     assert!(text[over..].contains("c@example.com"), "{text}");
     assert!(!text[over..].contains("a@example.com"), "{text}");
@@ -186,13 +203,19 @@ async fn invitation_emails_are_limited_per_group_and_per_day() {
         .collect();
     assert_eq!(mailed.len(), 3, "{mailed:?}");
     for a in ["a@", "b@", "d@"] {
-        assert!(mailed.iter().any(|m| m.starts_with(a)), "{a} mailed: {mailed:?}");
+        assert!(
+            mailed.iter().any(|m| m.starts_with(a)),
+            "{a} mailed: {mailed:?}"
+        );
     }
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_invites").await, 3);
     // The next day the budget is back.
     app.clock.advance(86_401);
     app.new_group(&bob(), "memory 3 f@example.com").await;
-    assert!(app.smtp.wait_for_count(4, WAIT).await, "mailed the next day");
+    assert!(
+        app.smtp.wait_for_count(4, WAIT).await,
+        "mailed the next day"
+    );
 }
 
 /// The List-Unsubscribe URL of a mail as the SMTP server received it, pointed at the test's
@@ -221,20 +244,31 @@ async fn one_click_unsubscribe_from_the_received_mail() {
     assert!(app.smtp.wait_for_count(1, WAIT).await);
     let mail = app.smtp.mails_to("carol@example.com").remove(0);
     assert_eq!(
-        mail.header("List-Unsubscribe-Post").as_deref().map(str::trim),
+        mail.header("List-Unsubscribe-Post")
+            .as_deref()
+            .map(str::trim),
         Some("List-Unsubscribe=One-Click")
     );
     let (public, local) = unsubscribe_target(&app, &mail);
-    assert!(!public.contains("carol"), "the link names no address: {public}");
+    assert!(
+        !public.contains("carol"),
+        "the link names no address: {public}"
+    );
     let text = mail.text_body().expect("text");
-    assert!(text.contains(&format!("Don't email me again: {public}")), "{text}");
+    assert!(
+        text.contains(&format!("Don't email me again: {public}")),
+        "{text}"
+    );
     assert!(mail.html_body().expect("html").contains(&public));
     // The organiser's name is a quoted name, not a sender.
     assert_eq!(
         mail.subject().as_deref(),
         Some("Telegram user \u{201c}Bob\u{201d} invites you to buy Digital camera together")
     );
-    assert!(mail.header("From").is_some_and(|f| f.contains("shop@example.com")));
+    assert!(
+        mail.header("From")
+            .is_some_and(|f| f.contains("shop@example.com"))
+    );
 
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -257,17 +291,32 @@ async fn one_click_unsubscribe_from_the_received_mail() {
         .await
         .expect("POST");
     assert_eq!(done.status(), 200);
-    assert!(done.text().await.expect("body").contains("will not get invitations"));
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await, 1);
+    assert!(
+        done.text()
+            .await
+            .expect("body")
+            .contains("will not get invitations")
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await,
+        1
+    );
     // A second POST is harmless; a malformed token is the plain 404.
     let again = client.post(&local).send().await.expect("POST again");
     assert_eq!(again.status(), 200);
     let bogus = format!("http://{}/unsubscribe/carol@example.com", app.http);
-    assert_eq!(client.post(&bogus).send().await.expect("bogus").status(), 404);
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await, 1);
+    assert_eq!(
+        client.post(&bogus).send().await.expect("bogus").status(),
+        404
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await,
+        1
+    );
 
     // Later invitations skip the address (any spelling of it), and Bob is told.
-    app.new_group(&bob(), "scanner 3 Carol@Example.com dave@example.com").await;
+    app.new_group(&bob(), "scanner 3 Carol@Example.com dave@example.com")
+        .await;
     let said = app
         .fake
         .sent_texts_to(bob().id)
@@ -275,12 +324,18 @@ async fn one_click_unsubscribe_from_the_received_mail() {
         .rev()
         .find(|t| t.contains("Your group purchase is open"))
         .expect("confirmation");
-    let note = said.find("asked not to get invitations").unwrap_or_else(|| panic!("{said}"));
+    let note = said
+        .find("asked not to get invitations")
+        .unwrap_or_else(|| panic!("{said}"));
     assert!(said[note..].contains("carol@example.com"), "{said}");
     assert!(app.smtp.wait_for_count(2, WAIT).await);
     app.outbox_drained().await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(app.smtp.mails_to("carol@example.com").len(), 1, "no second invitation");
+    assert_eq!(
+        app.smtp.mails_to("carol@example.com").len(),
+        1,
+        "no second invitation"
+    );
     assert_eq!(app.smtp.mails_to("dave@example.com").len(), 1);
 }
 
@@ -288,22 +343,27 @@ async fn one_click_unsubscribe_from_the_received_mail() {
 #[tokio::test]
 async fn a_queued_invitation_to_an_address_that_left_is_not_sent() {
     let app = spawn_app().await;
-    let hash = app.ctx.secrets.hash(
-        groupbuy::secrets::Purpose::Unsubscribe,
-        "erin@example.com",
-    );
+    let hash = app
+        .ctx
+        .secrets
+        .hash(groupbuy::secrets::Purpose::Unsubscribe, "erin@example.com");
     app.smtp.set_down(true);
     app.new_group(&bob(), "camera 3 erin@example.com").await;
     {
         let mut tx = app.ctx.store.write().await.expect("tx");
-        groupbuy::store::mailing::suppress(&mut tx, &hash, 0).await.expect("suppress");
+        groupbuy::store::mailing::suppress(&mut tx, &hash, 0)
+            .await
+            .expect("suppress");
         tx.commit().await.expect("commit");
     }
     app.smtp.set_down(false);
     app.advance(3_600);
     app.outbox_drained().await;
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'invite:%' AND status = 'dead'").await,
+        app.sql_i64(
+            "SELECT COUNT(*) FROM outbox WHERE dedupe_key LIKE 'invite:%' AND status = 'dead'"
+        )
+        .await,
         1
     );
     assert!(app.smtp.mails_to("erin@example.com").is_empty());
@@ -367,14 +427,23 @@ async fn a_hostile_client_cannot_lock_out_another() {
     for path in [format!("/g/{key}"), receipt_path.clone()] {
         let (status, took) = page_as(&app, &path, OTHER).await;
         assert_eq!(status, 200, "{path}");
-        assert!(took < std::time::Duration::from_secs(1), "{path} took {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "{path} took {took:?}"
+        );
     }
     let mut statuses = Vec::new();
     for f in flood {
         statuses.push(f.await.expect("joined"));
     }
-    assert!(statuses.contains(&429), "the flood is refused beyond the queue: {statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 429 || *s == 404), "{statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "the flood is refused beyond the queue: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 429 || *s == 404),
+        "{statuses:?}"
+    );
     // The hostile client's own valid key: slowed, not refused.
     let (status, took) = page_as(&app, &format!("/g/{key}"), HOSTILE).await;
     assert_eq!(status, 200);
@@ -388,13 +457,20 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let app = spawn_app_with(with_env(&[("GROUPBUY_KEY_ATTEMPTS_PER_MINUTE", "3")])).await;
     let key = app.new_group(&bob(), "camera 3").await;
     for i in 0..3 {
-        let (status, _) =
-            page_as(&app, &format!("/g/23456789ABCDEFGH{i}K"), &format!("192.0.2.{i}")).await;
+        let (status, _) = page_as(
+            &app,
+            &format!("/g/23456789ABCDEFGH{i}K"),
+            &format!("192.0.2.{i}"),
+        )
+        .await;
         assert_eq!(status, 404);
     }
     let (status, took) = page_as(&app, &format!("/g/{key}"), "192.0.2.99").await;
     assert_eq!(status, 200, "slowed, not refused");
-    assert!(took >= std::time::Duration::from_secs(2), "still the same bucket: {took:?}");
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "still the same bucket: {took:?}"
+    );
 }
 
 /// Rows of `table` whose text columns contain `needle` (case-insensitive).
@@ -417,11 +493,20 @@ async fn forgetme_erases_a_buyer_everywhere() {
     app.say(&alice(), "/start");
     app.message_to(alice().id, "Hello, Alice").await;
     let key = app.new_group(&bob(), "camera 3 @alice").await;
-    app.message_to(alice().id, "invited you to buy together").await;
+    app.message_to(alice().id, "invited you to buy together")
+        .await;
     app.buy(&alice(), &key, "camera", tokyo()).await;
     assert!(app.smtp.wait_for_count(1, WAIT).await, "shipping request");
     app.outbox_drained().await;
-    assert!(rows_mentioning(&app, "SELECT COUNT(*) FROM shipping_requests WHERE LOWER(address)", "Marunouchi").await > 0);
+    assert!(
+        rows_mentioning(
+            &app,
+            "SELECT COUNT(*) FROM shipping_requests WHERE LOWER(address)",
+            "Marunouchi"
+        )
+        .await
+            > 0
+    );
 
     app.say(&alice(), "/forgetme");
     app.message_to(alice().id, "I have forgotten you").await;
@@ -430,25 +515,48 @@ async fn forgetme_erases_a_buyer_everywhere() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     for (what, sql) in [
-        ("users", "SELECT COUNT(*) FROM users WHERE LOWER(COALESCE(username, '') || ' ' || first_name)"),
+        (
+            "users",
+            "SELECT COUNT(*) FROM users WHERE LOWER(COALESCE(username, '') || ' ' || first_name)",
+        ),
         ("members", "SELECT COUNT(*) FROM members WHERE LOWER(value)"),
-        ("shipping", "SELECT COUNT(*) FROM shipping_requests WHERE LOWER(recipient || ' ' || address)"),
-        ("outbox", "SELECT COUNT(*) FROM outbox WHERE LOWER(body_text || ' ' || COALESCE(body_html, '') || ' ' || subject)"),
+        (
+            "shipping",
+            "SELECT COUNT(*) FROM shipping_requests WHERE LOWER(recipient || ' ' || address)",
+        ),
+        (
+            "outbox",
+            "SELECT COUNT(*) FROM outbox WHERE LOWER(body_text || ' ' || COALESCE(body_html, '') || ' ' || subject)",
+        ),
         ("inbox", "SELECT COUNT(*) FROM inbox WHERE LOWER(body)"),
     ] {
         for needle in ["alice", "Marunouchi", "100-0001"] {
-            assert_eq!(rows_mentioning(&app, sql, needle).await, 0, "{what} still has {needle}");
+            assert_eq!(
+                rows_mentioning(&app, sql, needle).await,
+                0,
+                "{what} still has {needle}"
+            );
         }
     }
     // The amounts stay: one counted purchase, and the ledger balances.
     assert_eq!(
-        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE buyer_id = 1002 AND counted = 1").await,
+        app.sql_i64("SELECT COUNT(*) FROM purchases WHERE buyer_id = 1002 AND counted = 1")
+            .await,
         1
     );
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM users WHERE id = 1002").await, 1);
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM users WHERE id = 1002")
+            .await,
+        1
+    );
     // Bob's records of others are untouched.
     assert_eq!(
-        rows_mentioning(&app, "SELECT COUNT(*) FROM users WHERE LOWER(COALESCE(username, ''))", "bob_organiser").await,
+        rows_mentioning(
+            &app,
+            "SELECT COUNT(*) FROM users WHERE LOWER(COALESCE(username, ''))",
+            "bob_organiser"
+        )
+        .await,
         1
     );
 }
@@ -462,7 +570,10 @@ async fn forget_by_email_from_the_command_line_and_inbox_retention() {
     assert!(app.smtp.wait_for_count(1, WAIT).await);
     app.outbox_drained().await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"))
-        .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/groupbuy.example.toml")])
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/groupbuy.example.toml"),
+        ])
         .args(["forget", "Carol@Example.com"])
         .env("GROUPBUY_DATABASE_URL", &app.db_url)
         .env("GROUPBUY_SERVER_SECRET", TEST_SECRET)
@@ -470,16 +581,30 @@ async fn forget_by_email_from_the_command_line_and_inbox_retention() {
         .output()
         .expect("groupbuy forget runs");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(said.contains("forgotten: 0 user record(s), 1 invitation(s)"), "{said}");
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("forgotten: 0 user record(s), 1 invitation(s)"),
+        "{said}"
+    );
     for sql in [
         "SELECT COUNT(*) FROM members WHERE LOWER(value)",
         "SELECT COUNT(*) FROM outbox WHERE LOWER(COALESCE(email_to, '') || ' ' || body_text || ' ' || subject)",
         "SELECT COUNT(*) FROM inbox WHERE LOWER(body)",
     ] {
-        assert_eq!(rows_mentioning(&app, sql, "carol@example.com").await, 0, "{sql}");
+        assert_eq!(
+            rows_mentioning(&app, sql, "carol@example.com").await,
+            0,
+            "{sql}"
+        );
     }
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await, 1);
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM email_suppressions").await,
+        1
+    );
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"))
         .args(["forget", "carol"])
         .env("GROUPBUY_DATABASE_URL", &app.db_url)
@@ -494,20 +619,35 @@ async fn forget_by_email_from_the_command_line_and_inbox_retention() {
     app.say(&dave(), "/start");
     app.message_to(dave().id, "Hello, Dave").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''").await, 0);
-    assert!(app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL").await > 0);
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''")
+            .await,
+        0
+    );
+    assert!(
+        app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL")
+            .await
+            > 0
+    );
     sqlx::query("UPDATE inbox SET body = '{\"left\":\"behind\"}'")
         .execute(app.ctx.store.pool())
         .await
         .expect("update");
     app.advance(86_401);
     let deadline = std::time::Instant::now() + WAIT;
-    while app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''").await > 0 {
+    while app
+        .sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''")
+        .await
+        > 0
+    {
         assert!(std::time::Instant::now() < deadline, "bodies not emptied");
         app.ctx.sweep_wake.notify_one();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(app.sql_i64("SELECT COUNT(*) FROM inbox").await > 0, "the ids stay a week");
+    assert!(
+        app.sql_i64("SELECT COUNT(*) FROM inbox").await > 0,
+        "the ids stay a week"
+    );
 }
 
 async fn sql_text(app: &TestApp, sql: &'static str) -> String {
@@ -539,7 +679,8 @@ async fn tokens_are_stored_as_keyed_hashes() {
     let payload = deep_link_payload(&invite.text_body().expect("text"));
     let code = payload[key.len() + 1..].to_string();
     app.say(&carol(), &format!("/start {payload}"));
-    app.message_to(carol().id, "You were invited by email as carol@example.com").await;
+    app.message_to(carol().id, "You were invited by email as carol@example.com")
+        .await;
     app.buy(&alice(), &key, "camera", tokyo()).await;
     let receipt = app.message_to(alice().id, "Receipt: ").await;
     let text = receipt.text().expect("text");
@@ -573,7 +714,12 @@ async fn tokens_are_stored_as_keyed_hashes() {
         let mut bytes = std::fs::read(&file).expect("db file");
         bytes.extend(std::fs::read(format!("{file}-wal")).unwrap_or_default());
         let dump = String::from_utf8_lossy(&bytes);
-        if let Some(at) = dump.find(&token) { panic!("receipt token in the database file: {:?}", &dump[at.saturating_sub(300)..at + 100]); }
+        if let Some(at) = dump.find(&token) {
+            panic!(
+                "receipt token in the database file: {:?}",
+                &dump[at.saturating_sub(300)..at + 100]
+            );
+        }
         assert!(!dump.contains(&code), "invite code in the database file");
         app.restart(Options::default()).await;
     }
@@ -585,18 +731,31 @@ async fn tokens_are_stored_as_keyed_hashes() {
         .expect("update");
     app.restart(Options::default()).await;
     assert_eq!(
-        sql_text(&app, "SELECT receipt_token FROM purchases").await.len(),
+        sql_text(&app, "SELECT receipt_token FROM purchases")
+            .await
+            .len(),
         64
     );
-    assert_eq!(status_of(&app, &format!("/g/{key}/receipt/legacyPlainToken2345")).await, 200);
-    assert_eq!(status_of(&app, &path).await, 200, "the derived link still works");
+    assert_eq!(
+        status_of(&app, &format!("/g/{key}/receipt/legacyPlainToken2345")).await,
+        200
+    );
+    assert_eq!(
+        status_of(&app, &path).await,
+        200,
+        "the derived link still works"
+    );
 }
 
 /// RFC 6376 "relaxed" header canonicalization of one field (`Name: value`, maybe folded).
 fn relaxed_header(field: &str) -> String {
     let (name, value) = field.split_once(':').expect("a header field");
     let unfolded = value.replace("\r\n", "");
-    let value = unfolded.split([' ', '\t']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    let value = unfolded
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     format!("{}:{}\r\n", name.trim().to_ascii_lowercase(), value)
 }
 
@@ -629,7 +788,10 @@ fn relaxed_body(body: &str) -> String {
 
 /// Checks the DKIM-Signature of a message as received (ed25519-sha256, relaxed/relaxed)
 /// against `public`; returns its tags.
-fn verify_dkim(raw: &str, public: &ed25519_dalek::VerifyingKey) -> std::collections::HashMap<String, String> {
+fn verify_dkim(
+    raw: &str,
+    public: &ed25519_dalek::VerifyingKey,
+) -> std::collections::HashMap<String, String> {
     use base64::Engine;
     use sha2::Digest;
     let (head, body) = raw.split_once("\r\n\r\n").expect("headers and body");
@@ -646,7 +808,10 @@ fn verify_dkim(raw: &str, public: &ed25519_dalek::VerifyingKey) -> std::collecti
     let field = |name: &str| {
         fields
             .iter()
-            .find(|f| f.split_once(':').is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name)))
+            .find(|f| {
+                f.split_once(':')
+                    .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            })
             .cloned()
     };
     let sig = field("DKIM-Signature").expect("DKIM-Signature");
@@ -654,11 +819,17 @@ fn verify_dkim(raw: &str, public: &ed25519_dalek::VerifyingKey) -> std::collecti
     let tags: std::collections::HashMap<String, String> = value
         .split(';')
         .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.split_whitespace().collect::<String>()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.split_whitespace().collect::<String>(),
+            )
+        })
         .collect();
     assert_eq!(tags["a"], "ed25519-sha256");
     assert_eq!(tags["c"], "relaxed/relaxed");
-    let bh = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(relaxed_body(body)));
+    let bh =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(relaxed_body(body)));
     assert_eq!(tags["bh"], bh, "body hash");
     let mut data = String::new();
     for name in tags["h"].split(':') {
@@ -674,7 +845,9 @@ fn verify_dkim(raw: &str, public: &ed25519_dalek::VerifyingKey) -> std::collecti
         })
         .collect();
     data.push_str(relaxed_header(&unsigned.join(";")).trim_end_matches("\r\n"));
-    if std::env::var_os("DKIM_DEBUG").is_some() { eprintln!("DATA<<{data}>>\nRAW<<{head}>>"); }
+    if std::env::var_os("DKIM_DEBUG").is_some() {
+        eprintln!("DATA<<{data}>>\nRAW<<{head}>>");
+    }
     let hash = sha2::Sha256::digest(data.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD
         .decode(&tags["b"])
@@ -696,7 +869,11 @@ async fn every_email_is_dkim_signed_and_verifies() {
     let seed = [7u8; 32];
     let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
     let key_file = dir.path().join("dkim.key");
-    std::fs::write(&key_file, base64::engine::general_purpose::STANDARD.encode(seed)).expect("key");
+    std::fs::write(
+        &key_file,
+        base64::engine::general_purpose::STANDARD.encode(seed),
+    )
+    .expect("key");
     let key_path = key_file.display().to_string();
     let app = spawn_app_with(with_env(&[
         ("GROUPBUY_DKIM_SELECTOR", "gb2026"),
@@ -709,9 +886,21 @@ async fn every_email_is_dkim_signed_and_verifies() {
     assert!(app.smtp.wait_for_count(2, WAIT).await);
     let invite = app.smtp.mails_to("carol@example.com").remove(0);
     let tags = verify_dkim(&invite.raw, &public);
-    assert_eq!((tags["d"].as_str(), tags["s"].as_str()), ("example.com", "gb2026"));
-    for h in ["from", "subject", "list-unsubscribe", "list-unsubscribe-post"] {
-        assert!(tags["h"].split(':').any(|x| x == h), "h= covers {h}: {}", tags["h"]);
+    assert_eq!(
+        (tags["d"].as_str(), tags["s"].as_str()),
+        ("example.com", "gb2026")
+    );
+    for h in [
+        "from",
+        "subject",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    ] {
+        assert!(
+            tags["h"].split(':').any(|x| x == h),
+            "h= covers {h}: {}",
+            tags["h"]
+        );
     }
     let shipping = app.smtp.mails_to("warehouse@example.com").remove(0);
     verify_dkim(&shipping.raw, &public);

@@ -317,7 +317,11 @@ async fn web_key_guessing_is_slowed_then_refused_when_flooding() {
     let key = app.new_group(&org(), "camera 2").await;
     assert_eq!(get(&app, &format!("/g/{key}")).await.status, StatusCode::OK);
     for i in 0..30 {
-        let guess = if i % 2 == 0 { "23456789ABCDEFGHJK" } else { "nonsense" };
+        let guess = if i % 2 == 0 {
+            "23456789ABCDEFGHJK"
+        } else {
+            "nonsense"
+        };
         assert_eq!(
             get(&app, &format!("/g/{guess}")).await.status,
             StatusCode::NOT_FOUND
@@ -326,7 +330,11 @@ async fn web_key_guessing_is_slowed_then_refused_when_flooding() {
     // Over the limit: slowed, not refused, so a real key still opens its page.
     let t0 = std::time::Instant::now();
     assert_eq!(get(&app, &format!("/g/{key}")).await.status, StatusCode::OK);
-    assert!(t0.elapsed() >= std::time::Duration::from_millis(1_900), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(1_900),
+        "{:?}",
+        t0.elapsed()
+    );
     // A flood beyond the few requests allowed to wait gets 429 at once.
     let flood: Vec<_> = (0..8)
         .map(|_| {
@@ -353,7 +361,9 @@ async fn web_key_guessing_is_slowed_then_refused_when_flooding() {
     assert!((1..8).contains(&refused), "{refused} of 8 refused");
     // Health and metrics are not keyed pages (and live on the admin address).
     for path in ["/healthz", "/metrics"] {
-        let r = reqwest::get(format!("http://{}{path}", app.admin)).await.expect("admin");
+        let r = reqwest::get(format!("http://{}{path}", app.admin))
+            .await
+            .expect("admin");
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
     // A minute later the window has moved on: answered at once.

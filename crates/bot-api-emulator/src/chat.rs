@@ -186,7 +186,12 @@ impl BotApiEmulator {
         attach(&mut query["pre_checkout_query"], &order_info, &option_id);
         self.inject(query);
         let answer = self
-            .answer_to("answerPreCheckoutQuery", "pre_checkout_query_id", &qid, timeout)
+            .answer_to(
+                "answerPreCheckoutQuery",
+                "pre_checkout_query_id",
+                &qid,
+                timeout,
+            )
             .await
             .ok_or(PayError::NoAnswer("pre-checkout query"))?;
         if answer.params["ok"] != json!(true) {
@@ -196,7 +201,11 @@ impl BotApiEmulator {
         let provider = format!("emu-provider-{n}");
         let (currency, payload) = (&form.currency, &form.payload);
         let mut paid = successful_payment(user, currency, total, payload, &charge, &provider, None);
-        attach(&mut paid["message"]["successful_payment"], &order_info, &option_id);
+        attach(
+            &mut paid["message"]["successful_payment"],
+            &order_info,
+            &option_id,
+        );
         self.inject(paid);
         Ok(Payment {
             telegram_payment_charge_id: charge,

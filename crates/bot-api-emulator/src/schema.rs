@@ -6,7 +6,6 @@
 //! subtype's `type` discriminator ("Scope type, must be chat") is checked too, so the matching
 //! subtype is reported when none passes.
 
-
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

@@ -362,14 +362,23 @@ mod tests {
             None,
         ));
 
-        let u = parse(refunded_payment(&alice().json(), "XTR", 50, "order:2", "tg-charge-2"));
+        let u = parse(refunded_payment(
+            &alice().json(),
+            "XTR",
+            50,
+            "order:2",
+            "tg-charge-2",
+        ));
         let UpdateKind::Message(m) = u.kind else {
             panic!("not a message")
         };
         let teloxide::types::MessageKind::RefundedPayment(r) = m.kind else {
             panic!("not a refunded payment: {m:?}")
         };
-        assert_eq!(r.refunded_payment.telegram_payment_charge_id.0, "tg-charge-2");
+        assert_eq!(
+            r.refunded_payment.telegram_payment_charge_id.0,
+            "tg-charge-2"
+        );
         assert_eq!(r.refunded_payment.total_amount, 50);
     }
 }

@@ -650,4 +650,3 @@ async fn teloxide_dispatcher_polls_the_fake() {
     );
     fake.assert_no_violations();
 }
-
