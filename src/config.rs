@@ -384,13 +384,13 @@ impl Config {
             })?
             .0;
         let smtp_url = pick("smtp_url", file.smtp_url);
-        if let Some(u) = &smtp_url {
-            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-                return Err(invalid(
-                    "smtp_url",
-                    "it must start with smtp:// or smtps://",
-                ));
-            }
+        if let Some(u) = &smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            return Err(invalid(
+                "smtp_url",
+                "it must start with smtp:// or smtps://",
+            ));
         }
         let database_url = pick("database_url", file.database_url)
             .unwrap_or_else(|| "sqlite://groupbuy.db".into());

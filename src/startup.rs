@@ -140,21 +140,19 @@ impl App {
             let mut conn = ctx.store.read().await?;
             instances::register(&mut conn, ctx.store.backend(), &ctx.instance, ctx.now()).await?;
         }
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(heartbeat(ctx.clone(), shutdown.clone())));
-        tasks.push(tokio::spawn(
-            OutboxWorker::new(ctx.clone(), self.bot.clone(), self.mailer.clone())
-                .run(shutdown.clone()),
-        ));
-        tasks.push(tokio::spawn(crate::workers::sweep::run(
-            ctx.clone(),
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::workers::refunds::run(
-            ctx.clone(),
-            self.bot.clone(),
-            shutdown.clone(),
-        )));
+        let mut tasks = vec![
+            tokio::spawn(heartbeat(ctx.clone(), shutdown.clone())),
+            tokio::spawn(
+                OutboxWorker::new(ctx.clone(), self.bot.clone(), self.mailer.clone())
+                    .run(shutdown.clone()),
+            ),
+            tokio::spawn(crate::workers::sweep::run(ctx.clone(), shutdown.clone())),
+            tokio::spawn(crate::workers::refunds::run(
+                ctx.clone(),
+                self.bot.clone(),
+                shutdown.clone(),
+            )),
+        ];
         tasks.push(tokio::spawn(ingest::process(
             self.bot.clone(),
             self.me.clone(),
@@ -193,10 +191,10 @@ impl App {
         for t in tasks {
             let _ = t.await;
         }
-        if let Ok(mut conn) = ctx.store.read().await {
-            if let Err(e) = instances::retire(&mut conn, &ctx.instance).await {
-                tracing::warn!(error = %e, "could not release this instance's claims");
-            }
+        if let Ok(mut conn) = ctx.store.read().await
+            && let Err(e) = instances::retire(&mut conn, &ctx.instance).await
+        {
+            tracing::warn!(error = %e, "could not release this instance's claims");
         }
         tracing::info!("groupbuy stopped");
         Ok(())

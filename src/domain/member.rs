@@ -40,12 +40,12 @@ impl MemberRef {
                 .map(Self::Email)
                 .map_err(|EmailError::Malformed| MemberError::BadEmail(s.to_string()));
         }
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(id) = s.parse::<i64>() {
-                if id > 0 {
-                    return Ok(Self::UserId(id));
-                }
-            }
+        if !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(id) = s.parse::<i64>()
+            && id > 0
+        {
+            return Ok(Self::UserId(id));
         }
         Err(MemberError::Unrecognised(s.to_string()))
     }

@@ -242,16 +242,18 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
         let (tx, rx) = tokio::sync::mpsc::channel::<(i64, Update)>(1_024);
         let again = tx.clone();
         queues.push(tx);
-        let (bot, me, ctx, handler, shutdown, done) = (
-            bot.clone(),
-            me.clone(),
-            ctx.clone(),
-            handler.clone(),
+        let dispatch = Dispatch {
+            bot: bot.clone(),
+            me: me.clone(),
+            ctx: ctx.clone(),
+            handler: handler.clone(),
+        };
+        workers.push(tokio::spawn(shard(
+            rx,
+            again,
+            dispatch,
             shutdown.clone(),
             done.clone(),
-        );
-        workers.push(tokio::spawn(shard(
-            rx, again, bot, me, ctx, handler, shutdown, done,
         )));
     }
     drop(done);
@@ -330,16 +332,28 @@ async fn mark_handled(ctx: Ctx, mut handled: tokio::sync::mpsc::UnboundedReceive
 type Handler =
     teloxide::dispatching::UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>>;
 
-async fn shard(
-    mut rx: tokio::sync::mpsc::Receiver<(i64, Update)>,
-    again: tokio::sync::mpsc::Sender<(i64, Update)>,
+/// What handling an update needs: the bot, who it is, the use cases and the handler tree.
+#[derive(Clone)]
+struct Dispatch {
     bot: Bot,
     me: Me,
     ctx: Ctx,
     handler: Arc<Handler>,
+}
+
+async fn shard(
+    mut rx: tokio::sync::mpsc::Receiver<(i64, Update)>,
+    again: tokio::sync::mpsc::Sender<(i64, Update)>,
+    dispatch: Dispatch,
     mut shutdown: Shutdown,
     done: tokio::sync::mpsc::UnboundedSender<i64>,
 ) {
+    let Dispatch {
+        bot,
+        me,
+        ctx,
+        handler,
+    } = dispatch;
     // Failed attempts per update still being retried.
     let mut failures: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
     loop {

@@ -23,10 +23,11 @@ fn greetings(app: &TestApp) -> (HashMap<i64, usize>, usize) {
     for c in app.fake.calls_to("sendMessage") {
         let text = c.text().unwrap_or_default();
         oops += usize::from(text.contains(OOPS));
-        if !c.failed && text.starts_with(HELLO) {
-            if let Some(chat) = c.chat_id() {
-                *per_chat.entry(chat).or_insert(0) += 1;
-            }
+        if !c.failed
+            && text.starts_with(HELLO)
+            && let Some(chat) = c.chat_id()
+        {
+            *per_chat.entry(chat).or_insert(0) += 1;
         }
     }
     (per_chat, oops)

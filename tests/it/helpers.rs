@@ -392,14 +392,18 @@ impl TestApp {
         let before = self.messages_to(user.id, "payment received");
         let update_id = self.fake.inject(update.clone());
         let uid = user.id;
-        self.fake
+        let received = self
+            .fake
             .wait_until(
                 |calls| count_texts(calls, uid, "payment received") > before,
                 WAIT,
             )
-            .await
-            .then_some(())
-            .unwrap_or_else(|| panic!("no receipt for {uid}: {:#?}", self.fake.sent_texts_to(uid)));
+            .await;
+        assert!(
+            received,
+            "no receipt for {uid}: {:#?}",
+            self.fake.sent_texts_to(uid)
+        );
         Paid {
             charge_id,
             update,

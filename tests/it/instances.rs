@@ -167,7 +167,7 @@ async fn three_instances_on_one_database_settle_every_group_once() {
         }
         let first = live[(rng.next() % live.len() as u64) as usize];
         let mut targets = vec![first];
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             targets
                 .push(live[(live.iter().position(|x| *x == first).unwrap_or(0) + 1) % live.len()]);
             duplicates += 1;
