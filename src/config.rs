@@ -323,58 +323,21 @@ impl Config {
         toml_text: Option<&str>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let file: FileConfig = match toml_text {
+        let mut file: FileConfig = match toml_text {
             Some(t) => toml::from_str(t).map_err(|e| ConfigError::Toml(e.message().to_string()))?,
             None => FileConfig::default(),
         };
-        let pick = |name: &'static str, file_value: Option<String>| -> Option<String> {
-            env.get(&env_name(name))
-                .cloned()
-                .or(file_value)
-                .filter(|v| !v.trim().is_empty())
-        };
-        let int =
-            |name: &'static str, file_value: Option<i64>| -> Result<Option<i64>, ConfigError> {
-                match env.get(&env_name(name)) {
-                    Some(v) => v
-                        .trim()
-                        .parse()
-                        .map(Some)
-                        .map_err(|_| invalid(name, format!("{v:?} is not a whole number"))),
-                    None => Ok(file_value),
-                }
-            };
-
-        let http_addr_raw =
-            pick("http_addr", file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let http_addr: SocketAddr = http_addr_raw.parse().map_err(|_| {
-            invalid(
-                "http_addr",
-                format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080"),
-            )
-        })?;
-        let admin_addr_raw =
-            pick("admin_addr", file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into());
-        let admin_addr: SocketAddr = admin_addr_raw.parse().map_err(|_| {
-            invalid(
-                "admin_addr",
-                format!("{admin_addr_raw:?} is not an address like {DEFAULT_ADMIN_ADDR}"),
-            )
-        })?;
-        if admin_addr == http_addr && admin_addr.port() != 0 {
-            return Err(invalid(
-                "admin_addr",
-                "it must differ from http_addr: metrics and health are kept off the public pages",
-            ));
-        }
-        let telegram_api_url = match pick("telegram_api_url", file.telegram_api_url) {
+        let src = Sources { env };
+        let (http_addr, admin_addr) = src.addresses(&mut file)?;
+        let telegram_api_url = match src.pick("telegram_api_url", file.telegram_api_url.take()) {
             Some(u) => Some(url_like::Url::parse(&u).ok_or_else(|| {
                 invalid("telegram_api_url", format!("{u:?} is not an http(s) URL"))
             })?),
             None => None,
         };
-        let public_url_raw =
-            pick("public_url", file.public_url).unwrap_or_else(|| format!("http://{http_addr}"));
+        let public_url_raw = src
+            .pick("public_url", file.public_url.take())
+            .unwrap_or_else(|| format!("http://{http_addr}"));
         let public_url = url_like::Url::parse(&public_url_raw)
             .ok_or_else(|| {
                 invalid(
@@ -383,110 +346,36 @@ impl Config {
                 )
             })?
             .0;
-        let smtp_url = pick("smtp_url", file.smtp_url);
-        if let Some(u) = &smtp_url
-            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
-        {
-            return Err(invalid(
-                "smtp_url",
-                "it must start with smtp:// or smtps://",
-            ));
-        }
-        let database_url = pick("database_url", file.database_url)
-            .unwrap_or_else(|| "sqlite://groupbuy.db".into());
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "database_url",
-                "it must start with sqlite:// or postgres://",
-            ));
-        }
-        let mail_from = pick("mail_from", file.mail_from)
-            .unwrap_or_else(|| "groupbuy <groupbuy@localhost>".into());
-        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid(
-                "mail_from",
-                format!("{mail_from:?} is not an email address"),
-            ));
-        }
-        let fulfilment_email = pick("fulfilment_email", file.fulfilment_email)
-            .unwrap_or_else(|| "fulfilment@localhost".into());
-        if fulfilment_email
-            .parse::<lettre::message::Mailbox>()
-            .is_err()
-        {
-            return Err(invalid(
-                "fulfilment_email",
-                format!("{fulfilment_email:?} is not an email address"),
-            ));
-        }
-        let webhook_secret = pick("webhook_secret", file.webhook_secret).map(Secret::new);
+        let mail = src.mail(&mut file)?;
+        let webhook_secret = src
+            .pick("webhook_secret", file.webhook_secret.take())
+            .map(Secret::new);
         if let Some(s) = &webhook_secret {
             check_webhook_secret(s.expose())?;
         }
-
-        let currency_raw = pick("currency", file.currency).unwrap_or_else(|| "JPY".into());
+        let currency_raw = src
+            .pick("currency", file.currency.take())
+            .unwrap_or_else(|| "JPY".into());
         let currency =
             Currency::parse(&currency_raw).map_err(|e| invalid("currency", e.to_string()))?;
-        let policy_raw = pick("policy", file.policy).unwrap_or_else(|| "all_or_nothing".into());
+        let policy_raw = src
+            .pick("policy", file.policy.take())
+            .unwrap_or_else(|| "all_or_nothing".into());
         let policy = Policy::parse(&policy_raw)
             .ok_or_else(|| invalid("policy", "use all_or_nothing or partial"))?;
-        let hours = int("key_lifetime_hours", file.key_lifetime_hours)?.unwrap_or(72);
-        if !(1..=24 * 365).contains(&hours) {
-            return Err(invalid(
-                "key_lifetime_hours",
-                "it must be between 1 and 8760",
-            ));
-        }
-        let max_head = int("max_head_count", file.max_head_count)?.unwrap_or(1_000);
-        let max_head_count = u32::try_from(max_head)
-            .ok()
-            .filter(|n| (2..=100_000).contains(n))
-            .ok_or_else(|| invalid("max_head_count", "it must be between 2 and 100000"))?;
-        let fee = int("shipping_fee", file.shipping_fee)?.unwrap_or(0);
+        let hours: i64 = src.bounded(
+            "key_lifetime_hours",
+            file.key_lifetime_hours,
+            72,
+            1,
+            24 * 365,
+        )?;
+        let fee = src.int("shipping_fee", file.shipping_fee)?.unwrap_or(0);
         let shipping_fee =
             Money::from_minor(fee).map_err(|e| invalid("shipping_fee", e.to_string()))?;
-        let sweep = int("sweep_interval_secs", file.sweep_interval_secs)?.unwrap_or(60);
-        let sweep_interval_secs = u64::try_from(sweep)
-            .ok()
-            .filter(|s| *s >= 1)
-            .ok_or_else(|| invalid("sweep_interval_secs", "it must be at least 1"))?;
-        let rate = int("telegram_rate_per_second", file.telegram_rate_per_second)?.unwrap_or(30);
-        let telegram_rate_per_second = u32::try_from(rate)
-            .ok()
-            .filter(|r| (1..=1_000).contains(r))
-            .ok_or_else(|| invalid("telegram_rate_per_second", "it must be between 1 and 1000"))?;
-        let paid_broadcast = match env.get(&env_name("paid_broadcast")) {
-            Some(v) => match v.trim() {
-                "true" | "1" => true,
-                "false" | "0" | "" => false,
-                _ => return Err(invalid("paid_broadcast", "use true or false")),
-            },
-            None => file.paid_broadcast.unwrap_or(false),
-        };
-        let paid = int(
-            "paid_broadcast_rate_per_second",
-            file.paid_broadcast_rate_per_second,
-        )?
-        .unwrap_or(1_000);
-        let paid_broadcast_rate_per_second = u32::try_from(paid)
-            .ok()
-            .filter(|r| (1..=1_000).contains(r))
-            .ok_or_else(|| {
-                invalid(
-                    "paid_broadcast_rate_per_second",
-                    "it must be between 1 and 1000",
-                )
-            })?;
-        let attempts = int("key_attempts_per_minute", file.key_attempts_per_minute)?.unwrap_or(10);
-        let key_attempts_per_minute = u32::try_from(attempts)
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| invalid("key_attempts_per_minute", "it must be between 1 and 100000"))?;
-
-        let server_secret = pick("server_secret", file.server_secret).map(Secret::new);
+        let server_secret = src
+            .pick("server_secret", file.server_secret.take())
+            .map(Secret::new);
         if server_secret
             .as_ref()
             .is_some_and(|s| s.expose().len() < 32)
@@ -496,159 +385,99 @@ impl Config {
                 "it must be at least 32 characters (or unset: one is generated into data_dir)",
             ));
         }
-        let per_group = int("email_invites_per_group", file.email_invites_per_group)?
-            .unwrap_or(DEFAULT_EMAIL_INVITES_PER_GROUP);
-        let email_invites_per_group = u32::try_from(per_group)
-            .ok()
-            .filter(|n| *n <= 100_000)
-            .ok_or_else(|| invalid("email_invites_per_group", "it must be between 0 and 100000"))?;
-        let per_day = int("email_invites_per_day", file.email_invites_per_day)?
-            .unwrap_or(DEFAULT_EMAIL_INVITES_PER_DAY);
-        let email_invites_per_day = u32::try_from(per_day)
-            .ok()
-            .filter(|n| *n <= 1_000_000)
-            .ok_or_else(|| invalid("email_invites_per_day", "it must be between 0 and 1000000"))?;
-
-        let dkim = match (
-            pick("dkim_selector", file.dkim_selector),
-            pick("dkim_domain", file.dkim_domain),
-            pick("dkim_private_key_file", file.dkim_private_key_file),
-        ) {
-            (None, None, None) => None,
-            (Some(selector), Some(domain), Some(private_key_file)) => {
-                let label_ok = |s: &str| {
-                    !s.is_empty()
-                        && s.split('.').all(|l| {
-                            !l.is_empty()
-                                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                        })
-                };
-                if !label_ok(&selector) {
-                    return Err(invalid(
-                        "dkim_selector",
-                        "it must be a DNS name such as mail2026",
-                    ));
-                }
-                if !label_ok(&domain) || !domain.contains('.') {
-                    return Err(invalid(
-                        "dkim_domain",
-                        "it must be a domain such as example.com",
-                    ));
-                }
-                Some(DkimSettings {
-                    selector,
-                    domain,
-                    private_key_file,
-                })
-            }
-            (selector, domain, _) => {
-                let missing = if selector.is_none() {
-                    "dkim_selector"
-                } else if domain.is_none() {
-                    "dkim_domain"
-                } else {
-                    "dkim_private_key_file"
-                };
-                return Err(invalid(
-                    missing,
-                    "DKIM needs dkim_selector, dkim_domain and dkim_private_key_file together",
-                ));
-            }
-        };
-        let mut trusted_proxies = Vec::new();
-        for word in pick("trusted_proxies", file.trusted_proxies)
-            .unwrap_or_default()
-            .split([',', ' '])
-            .filter(|w| !w.is_empty())
-        {
-            trusted_proxies.push(word.parse().map_err(|_| {
-                invalid(
-                    "trusted_proxies",
-                    format!("{word:?} is not an IP address (list them, comma-separated)"),
-                )
-            })?);
-        }
-
-        let tiers = if file.tiers.is_empty() {
-            default_tiers()
-        } else {
-            let mut parsed = Vec::new();
-            for t in &file.tiers {
-                let members = u32::try_from(t.members)
-                    .map_err(|_| invalid("tiers", "members must be positive"))?;
-                let rate = percent_to_rate(&t.percent).ok_or_else(|| {
-                    invalid(
-                        "tiers",
-                        format!(
-                            "percent {} must be 0 to 100 with at most two decimals",
-                            t.percent
-                        ),
-                    )
-                })?;
-                parsed.push(Tier { members, rate });
-            }
-            TierTable::new(parsed).map_err(|e| invalid("tiers", e.to_string()))?
-        };
-        let region_bonus = match file.region_bonus {
-            None => None,
-            Some(b) => Some(RegionBonus {
-                amount: Money::from_minor(b.amount)
-                    .map_err(|e| invalid("region_bonus", e.to_string()))?,
-                min_buyers: u32::try_from(b.min_buyers)
-                    .ok()
-                    .filter(|n| *n >= 2)
-                    .ok_or_else(|| invalid("region_bonus", "min_buyers must be at least 2"))?,
-                window_secs: b
-                    .window_hours
-                    .checked_mul(3_600)
-                    .filter(|s| *s >= 0)
-                    .ok_or_else(|| {
-                        invalid(
-                            "region_bonus",
-                            "window_hours must be 0 (whole group) or more",
-                        )
-                    })?,
-            }),
-        };
+        let dkim = src.dkim(&mut file)?;
+        let trusted_proxies = src.trusted_proxies(file.trusted_proxies.take())?;
+        let tiers = tiers(&file.tiers)?;
+        let region_bonus = region_bonus(file.region_bonus.take())?;
         let products = parse_products(&file.products)?;
-
         Ok(Self {
-            telegram_token: pick("telegram_token", file.telegram_token).map(Secret::new),
+            telegram_token: src
+                .pick("telegram_token", file.telegram_token.take())
+                .map(Secret::new),
             telegram_api_url,
-            database_url,
-            smtp_url: smtp_url.map(Secret::new),
-            mail_dir: pick("mail_dir", file.mail_dir).unwrap_or_else(|| "mail".into()),
-            mail_from,
-            fulfilment_email,
+            database_url: mail.database_url,
+            smtp_url: mail.smtp_url.map(Secret::new),
+            mail_dir: src
+                .pick("mail_dir", file.mail_dir.take())
+                .unwrap_or_else(|| "mail".into()),
+            mail_from: mail.mail_from,
+            fulfilment_email: mail.fulfilment_email,
             public_url,
             http_addr,
             admin_addr,
             payment_provider_token: Secret::new(
-                pick("payment_provider_token", file.payment_provider_token).unwrap_or_default(),
+                src.pick("payment_provider_token", file.payment_provider_token.take())
+                    .unwrap_or_default(),
             ),
             webhook_secret,
-            support_contact: pick("support_contact", file.support_contact).unwrap_or_else(|| {
-                "Reply to this chat with your order number and we will help.".into()
-            }),
+            support_contact: src
+                .pick("support_contact", file.support_contact.take())
+                .unwrap_or_else(|| {
+                    "Reply to this chat with your order number and we will help.".into()
+                }),
             currency,
             tiers,
             policy,
             key_lifetime_secs: hours * 3_600,
-            max_head_count,
+            max_head_count: src.bounded(
+                "max_head_count",
+                file.max_head_count,
+                1_000,
+                2,
+                100_000,
+            )?,
             region_bonus,
             shipping_fee,
-            sweep_interval_secs,
-            telegram_rate_per_second,
-            paid_broadcast,
-            paid_broadcast_rate_per_second,
-            key_attempts_per_minute,
+            sweep_interval_secs: src.bounded(
+                "sweep_interval_secs",
+                file.sweep_interval_secs,
+                60,
+                1,
+                i64::MAX,
+            )?,
+            telegram_rate_per_second: src.bounded(
+                "telegram_rate_per_second",
+                file.telegram_rate_per_second,
+                30,
+                1,
+                1_000,
+            )?,
+            paid_broadcast: src.flag("paid_broadcast", file.paid_broadcast)?,
+            paid_broadcast_rate_per_second: src.bounded(
+                "paid_broadcast_rate_per_second",
+                file.paid_broadcast_rate_per_second,
+                1_000,
+                1,
+                1_000,
+            )?,
+            key_attempts_per_minute: src.bounded(
+                "key_attempts_per_minute",
+                file.key_attempts_per_minute,
+                10,
+                1,
+                100_000,
+            )?,
             products,
-            data_dir: pick("data_dir", file.data_dir).unwrap_or_else(|| ".".into()),
+            data_dir: src
+                .pick("data_dir", file.data_dir.take())
+                .unwrap_or_else(|| ".".into()),
             server_secret,
             dkim,
             trusted_proxies,
-            email_invites_per_group,
-            email_invites_per_day,
+            email_invites_per_group: src.bounded(
+                "email_invites_per_group",
+                file.email_invites_per_group,
+                DEFAULT_EMAIL_INVITES_PER_GROUP,
+                0,
+                100_000,
+            )?,
+            email_invites_per_day: src.bounded(
+                "email_invites_per_day",
+                file.email_invites_per_day,
+                DEFAULT_EMAIL_INVITES_PER_DAY,
+                0,
+                1_000_000,
+            )?,
         })
     }
 
@@ -718,6 +547,280 @@ pub fn default_tiers() -> TierTable {
     };
     TierTable::new(vec![t(1, 0), t(2, 300), t(3, 500), t(4, 1_000)])
         .unwrap_or_else(|_| unreachable!("constant table is valid"))
+}
+
+/// Where settings come from: the environment (`GROUPBUY_<NAME>`) wins over the file.
+struct Sources<'a> {
+    env: &'a HashMap<String, String>,
+}
+
+/// Where data and mail go.
+struct MailSettings {
+    database_url: String,
+    smtp_url: Option<String>,
+    mail_from: String,
+    fulfilment_email: String,
+}
+
+impl Sources<'_> {
+    /// A text setting; empty counts as unset.
+    fn pick(&self, name: &'static str, file_value: Option<String>) -> Option<String> {
+        self.env
+            .get(&env_name(name))
+            .cloned()
+            .or(file_value)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// A whole-number setting.
+    fn int(&self, name: &'static str, file_value: Option<i64>) -> Result<Option<i64>, ConfigError> {
+        match self.env.get(&env_name(name)) {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid(name, format!("{v:?} is not a whole number"))),
+            None => Ok(file_value),
+        }
+    }
+
+    /// A whole number from `min` to `max` (`default` when unset), in the type it is used as.
+    fn bounded<T: TryFrom<i64>>(
+        &self,
+        name: &'static str,
+        file_value: Option<i64>,
+        default: impl Into<i64>,
+        min: i64,
+        max: i64,
+    ) -> Result<T, ConfigError> {
+        let v = self.int(name, file_value)?.unwrap_or(default.into());
+        let range = if max == i64::MAX {
+            format!("at least {min}")
+        } else {
+            format!("between {min} and {max}")
+        };
+        Some(v)
+            .filter(|v| (min..=max).contains(v))
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| invalid(name, format!("it must be {range}")))
+    }
+
+    /// A true/false setting.
+    fn flag(&self, name: &'static str, file_value: Option<bool>) -> Result<bool, ConfigError> {
+        match self.env.get(&env_name(name)) {
+            Some(v) => match v.trim() {
+                "true" | "1" => Ok(true),
+                "false" | "0" | "" => Ok(false),
+                _ => Err(invalid(name, "use true or false")),
+            },
+            None => Ok(file_value.unwrap_or(false)),
+        }
+    }
+
+    /// The public web side's address and the operators' (health, metrics).
+    fn addresses(&self, file: &mut FileConfig) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+        let http_addr_raw = self
+            .pick("http_addr", file.http_addr.take())
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let http_addr: SocketAddr = http_addr_raw.parse().map_err(|_| {
+            invalid(
+                "http_addr",
+                format!("{http_addr_raw:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let admin_addr_raw = self
+            .pick("admin_addr", file.admin_addr.take())
+            .unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into());
+        let admin_addr: SocketAddr = admin_addr_raw.parse().map_err(|_| {
+            invalid(
+                "admin_addr",
+                format!("{admin_addr_raw:?} is not an address like {DEFAULT_ADMIN_ADDR}"),
+            )
+        })?;
+        if admin_addr == http_addr && admin_addr.port() != 0 {
+            return Err(invalid(
+                "admin_addr",
+                "it must differ from http_addr: metrics and health are kept off the public pages",
+            ));
+        }
+        Ok((http_addr, admin_addr))
+    }
+
+    /// The database, the mail server and the addresses mail goes from and to.
+    fn mail(&self, file: &mut FileConfig) -> Result<MailSettings, ConfigError> {
+        let smtp_url = self.pick("smtp_url", file.smtp_url.take());
+        if let Some(u) = &smtp_url
+            && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+        {
+            return Err(invalid(
+                "smtp_url",
+                "it must start with smtp:// or smtps://",
+            ));
+        }
+        let database_url = self
+            .pick("database_url", file.database_url.take())
+            .unwrap_or_else(|| "sqlite://groupbuy.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "it must start with sqlite:// or postgres://",
+            ));
+        }
+        let mail_from = self
+            .pick("mail_from", file.mail_from.take())
+            .unwrap_or_else(|| "groupbuy <groupbuy@localhost>".into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                format!("{mail_from:?} is not an email address"),
+            ));
+        }
+        let fulfilment_email = self
+            .pick("fulfilment_email", file.fulfilment_email.take())
+            .unwrap_or_else(|| "fulfilment@localhost".into());
+        if fulfilment_email
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
+            return Err(invalid(
+                "fulfilment_email",
+                format!("{fulfilment_email:?} is not an email address"),
+            ));
+        }
+        Ok(MailSettings {
+            database_url,
+            smtp_url,
+            mail_from,
+            fulfilment_email,
+        })
+    }
+
+    /// DKIM signing: all three settings or none.
+    fn dkim(&self, file: &mut FileConfig) -> Result<Option<DkimSettings>, ConfigError> {
+        Ok(
+            match (
+                self.pick("dkim_selector", file.dkim_selector.take()),
+                self.pick("dkim_domain", file.dkim_domain.take()),
+                self.pick("dkim_private_key_file", file.dkim_private_key_file.take()),
+            ) {
+                (None, None, None) => None,
+                (Some(selector), Some(domain), Some(private_key_file)) => {
+                    let label_ok = |s: &str| {
+                        !s.is_empty()
+                            && s.split('.').all(|l| {
+                                !l.is_empty()
+                                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            })
+                    };
+                    if !label_ok(&selector) {
+                        return Err(invalid(
+                            "dkim_selector",
+                            "it must be a DNS name such as mail2026",
+                        ));
+                    }
+                    if !label_ok(&domain) || !domain.contains('.') {
+                        return Err(invalid(
+                            "dkim_domain",
+                            "it must be a domain such as example.com",
+                        ));
+                    }
+                    Some(DkimSettings {
+                        selector,
+                        domain,
+                        private_key_file,
+                    })
+                }
+                (selector, domain, _) => {
+                    let missing = if selector.is_none() {
+                        "dkim_selector"
+                    } else if domain.is_none() {
+                        "dkim_domain"
+                    } else {
+                        "dkim_private_key_file"
+                    };
+                    return Err(invalid(
+                        missing,
+                        "DKIM needs dkim_selector, dkim_domain and dkim_private_key_file together",
+                    ));
+                }
+            },
+        )
+    }
+
+    /// Reverse proxies whose forwarded-for headers are believed.
+    fn trusted_proxies(
+        &self,
+        file_value: Option<String>,
+    ) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+        let mut trusted_proxies = Vec::new();
+        for word in self
+            .pick("trusted_proxies", file_value)
+            .unwrap_or_default()
+            .split([',', ' '])
+            .filter(|w| !w.is_empty())
+        {
+            trusted_proxies.push(word.parse().map_err(|_| {
+                invalid(
+                    "trusted_proxies",
+                    format!("{word:?} is not an IP address (list them, comma-separated)"),
+                )
+            })?);
+        }
+
+        Ok(trusted_proxies)
+    }
+}
+
+/// The discount tiers (the patent's figures unless the file lists its own).
+fn tiers(file_tiers: &[FileTier]) -> Result<TierTable, ConfigError> {
+    Ok(if file_tiers.is_empty() {
+        default_tiers()
+    } else {
+        let mut parsed = Vec::new();
+        for t in file_tiers {
+            let members = u32::try_from(t.members)
+                .map_err(|_| invalid("tiers", "members must be positive"))?;
+            let rate = percent_to_rate(&t.percent).ok_or_else(|| {
+                invalid(
+                    "tiers",
+                    format!(
+                        "percent {} must be 0 to 100 with at most two decimals",
+                        t.percent
+                    ),
+                )
+            })?;
+            parsed.push(Tier { members, rate });
+        }
+        TierTable::new(parsed).map_err(|e| invalid("tiers", e.to_string()))?
+    })
+}
+
+/// The shared-region bonus, if configured.
+fn region_bonus(file_value: Option<FileRegionBonus>) -> Result<Option<RegionBonus>, ConfigError> {
+    Ok(match file_value {
+        None => None,
+        Some(b) => Some(RegionBonus {
+            amount: Money::from_minor(b.amount)
+                .map_err(|e| invalid("region_bonus", e.to_string()))?,
+            min_buyers: u32::try_from(b.min_buyers)
+                .ok()
+                .filter(|n| *n >= 2)
+                .ok_or_else(|| invalid("region_bonus", "min_buyers must be at least 2"))?,
+            window_secs: b
+                .window_hours
+                .checked_mul(3_600)
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "region_bonus",
+                        "window_hours must be 0 (whole group) or more",
+                    )
+                })?,
+        }),
+    })
 }
 
 #[cfg(test)]
