@@ -164,33 +164,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let clock = Clock::system();
     match cli.command {
-        Cmd::Playground { addr, data } => {
-            if !addr.ip().is_loopback() {
-                tracing::warn!(%addr, "the playground listens beyond this machine: anyone who reaches it can play");
-            }
-            let playground = crate::playground::Playground::start(
-                config,
-                crate::playground::Options {
-                    addr,
-                    data_dir: data,
-                },
-            )
-            .await?;
-            println!("{}", playground.banner());
-            wait_for_signal().await;
-            println!("stopping the playground");
-            playground.stop().await
-        }
-        Cmd::Serve => {
-            let app = App::build(config, clock).await?;
-            let (trigger, shutdown) = crate::shutdown::channel();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("shutting down: finishing the work in flight");
-                trigger.trigger();
-            });
-            app.run(shutdown).await
-        }
+        Cmd::Playground { addr, data } => playground(config, addr, data).await,
+        Cmd::Serve => serve(config, clock).await,
         Cmd::Migrate => {
             open_store(&config, &clock).await?;
             println!("database is up to date: {}", redact(&config.database_url));
@@ -198,19 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Catalog {
             action: CatalogCmd::Import { file },
-        } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let parsed: CatalogFile = toml::from_str(&text)
-                .with_context(|| format!("{} is not a valid catalog file", file.display()))?;
-            let list = parse_products(&parsed.products)?;
-            let store = open_store(&config, &clock).await?;
-            let mut tx = store.write().await?;
-            let n = products::upsert(&mut tx, &list, clock.now()).await?;
-            tx.commit().await?;
-            println!("imported {n} products from {}", file.display());
-            Ok(())
-        }
+        } => catalog_import(&config, &clock, &file).await,
         Cmd::Catalog {
             action: CatalogCmd::Remove { sku },
         } => catalog_remove(&config, &clock, &sku).await,
@@ -223,50 +186,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Refund { charge_id } => reverse(&library(config, clock).await?, &charge_id).await,
         Cmd::Forget { who } => forget(&library(config, clock).await?, &who).await,
-        Cmd::Outbox { action } => {
+        Cmd::Outbox { action: None } => print_stuck(&config, &clock).await,
+        Cmd::Outbox {
+            action: Some(OutboxCmd::Retry { id }),
+        } => {
             let store = open_store(&config, &clock).await?;
             let mut conn = store.read().await?;
-            match action {
-                None => {
-                    for g in crate::store::groups::set_aside_list(&mut conn, 200).await? {
-                        println!(
-                            "group {}\t{}\tsettlement failed, retried at {}\t{}",
-                            g.id,
-                            g.key,
-                            crate::replies::when(g.retry_at),
-                            g.error
-                        );
-                    }
-                    let rows = outbox::stuck(&mut conn, 200).await?;
-                    if rows.is_empty() {
-                        println!(
-                            "nothing stuck: every message and email went out or is on its first try"
-                        );
-                    }
-                    for r in rows {
-                        let to = match &r.channel {
-                            Channel::Telegram { chat_id, .. } => format!("telegram:{chat_id}"),
-                            Channel::Email { to, .. } => format!("email:{to}"),
-                        };
-                        println!(
-                            "{}\t{}\t{}\tattempts={}\t{}\t{}",
-                            r.id,
-                            r.status,
-                            to,
-                            r.attempts,
-                            r.dedupe_key,
-                            r.last_error.unwrap_or_default()
-                        );
-                    }
-                }
-                Some(OutboxCmd::Retry { id }) => {
-                    if outbox::retry_now(&mut conn, id, clock.now()).await? {
-                        println!("outbox row {id} will be sent again by `groupbuy serve`");
-                    } else {
-                        anyhow::bail!("no unsent outbox row with id {id}");
-                    }
-                }
+            if !outbox::retry_now(&mut conn, id, clock.now()).await? {
+                anyhow::bail!("no unsent outbox row with id {id}");
             }
+            println!("outbox row {id} will be sent again by `groupbuy serve`");
             Ok(())
         }
         Cmd::Settle => {
@@ -280,7 +209,88 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The use cases on the configured database, for a command that runs one and exits.
+/// `groupbuy playground`: until Ctrl-C.
+async fn playground(
+    config: Config,
+    addr: std::net::SocketAddr,
+    data: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the playground listens beyond this machine: anyone who reaches it can play");
+    }
+    let options = crate::playground::Options {
+        addr,
+        data_dir: data,
+    };
+    let playground = crate::playground::Playground::start(config, options).await?;
+    println!("{}", playground.banner());
+    wait_for_signal().await;
+    println!("stopping the playground");
+    playground.stop().await
+}
+
+/// `groupbuy serve`: until SIGTERM or Ctrl-C, then the work in flight is finished.
+async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
+    let app = App::build(config, clock).await?;
+    let (trigger, shutdown) = crate::shutdown::channel();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing the work in flight");
+        trigger.trigger();
+    });
+    app.run(shutdown).await
+}
+
+/// `groupbuy catalog import FILE`.
+async fn catalog_import(config: &Config, clock: &Clock, file: &PathBuf) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let parsed: CatalogFile = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid catalog file", file.display()))?;
+    let list = parse_products(&parsed.products)?;
+    let store = open_store(config, clock).await?;
+    let mut tx = store.write().await?;
+    let n = products::upsert(&mut tx, &list, clock.now()).await?;
+    tx.commit().await?;
+    println!("imported {n} products from {}", file.display());
+    Ok(())
+}
+
+/// `groupbuy outbox`: groups whose settlement was set aside, then what did not go out.
+async fn print_stuck(config: &Config, clock: &Clock) -> anyhow::Result<()> {
+    let store = open_store(config, clock).await?;
+    let mut conn = store.read().await?;
+    for g in crate::store::groups::set_aside_list(&mut conn, 200).await? {
+        println!(
+            "group {}\t{}\tsettlement failed, retried at {}\t{}",
+            g.id,
+            g.key,
+            crate::replies::when(g.retry_at),
+            g.error
+        );
+    }
+    let rows = outbox::stuck(&mut conn, 200).await?;
+    if rows.is_empty() {
+        println!("nothing stuck: every message and email went out or is on its first try");
+    }
+    for r in rows {
+        let to = match &r.channel {
+            Channel::Telegram { chat_id, .. } => format!("telegram:{chat_id}"),
+            Channel::Email { to, .. } => format!("email:{to}"),
+        };
+        println!(
+            "{}\t{}\t{}\tattempts={}\t{}\t{}",
+            r.id,
+            r.status,
+            to,
+            r.attempts,
+            r.dedupe_key,
+            r.last_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 /// `groupbuy forget USER_ID|EMAIL`.
 async fn forget(ctx: &crate::app::Ctx, who: &str) -> anyhow::Result<()> {
     let Some(whom) = crate::app::forget::Whom::parse(who) else {
@@ -301,6 +311,7 @@ async fn forget(ctx: &crate::app::Ctx, who: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The use cases on the configured database, for a command that runs one and exits.
 async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx> {
     let store = open_store(&config, &clock).await?;
     Ok(crate::app::Ctx::new(
