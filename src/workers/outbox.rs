@@ -101,6 +101,40 @@ pub fn to_markup(kb: &Keyboard) -> InlineKeyboardMarkup {
     }))
 }
 
+/// The chat blocked the bot or is gone: it is marked unreachable, and the message goes by
+/// email where there is an address for it.
+async fn unreachable(
+    tx: &mut crate::store::Conn,
+    row: &OutboxRow,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let Channel::Telegram {
+        chat_id,
+        fallback_email,
+        ..
+    } = &row.channel
+    else {
+        return Ok(());
+    };
+    if *chat_id > 0 {
+        users::mark_unreachable(tx, *chat_id).await?;
+    }
+    if let Some(to) = fallback_email {
+        let fallback = NewMessage {
+            dedupe_key: format!("fallback:{}", row.id),
+            channel: Channel::Email {
+                to: to.clone(),
+                subject: "A message from groupbuy".into(),
+                html: None,
+            },
+            text: strip_tags(&row.text),
+            priority: Priority::Bulk,
+        };
+        outbox::enqueue(tx, &fallback, now).await?;
+    }
+    Ok(())
+}
+
 /// Capped exponential backoff with jitter: 2 s, 4 s, … up to an hour.
 pub fn backoff_secs(attempts: i64) -> i64 {
     let base = 2i64
@@ -432,9 +466,16 @@ impl OutboxWorker {
         }
     }
 
+    /// Records what a delivery attempt came to, in its own short transaction, then counts and
+    /// logs it. HTML Telegram cannot parse is sent again at once as plain text.
     async fn record(&mut self, row: &OutboxRow, outcome: Delivery) -> Result<(), sqlx::Error> {
         let now = self.ctx.now();
         let outcome = give_up_late_answer(row, outcome, now);
+        if let Delivery::Unparseable(e) = &outcome {
+            tracing::error!(outbox_id = row.id, error = %e, "Telegram could not parse our HTML; resending as plain text");
+            let plain = self.resend_plain(row).await;
+            return Box::pin(self.record(row, plain)).await;
+        }
         let dies = match &outcome {
             Delivery::Dead(_) => true,
             Delivery::Retry(_) => row.attempts + 1 >= MAX_ATTEMPTS,
@@ -444,10 +485,25 @@ impl OutboxWorker {
         if dies {
             tell_invoice_refused(&mut tx, row, now).await?;
         }
-        match &outcome {
-            Delivery::Sent(remote) => {
-                outbox::mark_sent(&mut tx, row.id, remote.as_deref(), now).await?
-            }
+        self.apply(&mut tx, row, &outcome, now).await?;
+        tx.commit().await?;
+        if dies && is_invoice(row) {
+            self.ctx.answered();
+        }
+        self.report(row, &outcome, dies);
+        Ok(())
+    }
+
+    /// The row's next state for an attempt's outcome (not `Unparseable`, resent before).
+    async fn apply(
+        &mut self,
+        tx: &mut crate::store::Conn,
+        row: &OutboxRow,
+        outcome: &Delivery,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        match outcome {
+            Delivery::Sent(remote) => outbox::mark_sent(tx, row.id, remote.as_deref(), now).await,
             Delivery::Throttled { secs, whole_bot } => {
                 let chat = match row.channel {
                     Channel::Telegram { chat_id, .. } if !whole_bot => Some(chat_id),
@@ -455,93 +511,59 @@ impl OutboxWorker {
                 };
                 self.limiter.pause(chat, self.ms() + secs * 1_000);
                 let secs = i64::try_from(*secs).unwrap_or(i64::MAX);
-                outbox::retry_later(&mut tx, row.id, now + secs, "429 Too Many Requests", false)
-                    .await?;
+                outbox::retry_later(tx, row.id, now + secs, "429 Too Many Requests", false).await
             }
             Delivery::Retry(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
-                outbox::mark_dead(
-                    &mut tx,
-                    row.id,
-                    &format!("gave up after {MAX_ATTEMPTS} attempts: {e}"),
-                )
-                .await?
+                let why = format!("gave up after {MAX_ATTEMPTS} attempts: {e}");
+                outbox::mark_dead(tx, row.id, &why).await
             }
             Delivery::Retry(e) => {
                 let mut wait = backoff_secs(row.attempts + 1);
                 if row.priority == Priority::Interactive {
                     wait = wait.min(REPLY_MAX_BACKOFF_SECS);
                 }
-                outbox::retry_later(&mut tx, row.id, now + wait, e, true).await?
+                outbox::retry_later(tx, row.id, now + wait, e, true).await
             }
-            Delivery::Dead(e) => outbox::mark_dead(&mut tx, row.id, e).await?,
+            Delivery::Dead(e) | Delivery::Unparseable(e) => outbox::mark_dead(tx, row.id, e).await,
             Delivery::Unreachable(e) => {
-                outbox::mark_dead(&mut tx, row.id, e).await?;
-                if let Channel::Telegram {
-                    chat_id,
-                    fallback_email,
-                    ..
-                } = &row.channel
-                {
-                    if *chat_id > 0 {
-                        users::mark_unreachable(&mut tx, *chat_id).await?;
-                    }
-                    if let Some(to) = fallback_email {
-                        let fallback = NewMessage {
-                            dedupe_key: format!("fallback:{}", row.id),
-                            channel: Channel::Email {
-                                to: to.clone(),
-                                subject: "A message from groupbuy".into(),
-                                html: None,
-                            },
-                            text: strip_tags(&row.text),
-                            priority: Priority::Bulk,
-                        };
-                        outbox::enqueue(&mut tx, &fallback, now).await?;
-                    }
-                }
-            }
-            Delivery::Unparseable(e) => {
-                tracing::error!(outbox_id = row.id, error = %e, "Telegram could not parse our HTML; resending as plain text");
-                // Send the plain version now: outside the transaction, so commit first.
-                tx.commit().await?;
-                let (chat_id, keyboard) = match &row.channel {
-                    Channel::Telegram {
-                        chat_id, keyboard, ..
-                    } => (*chat_id, keyboard.clone()),
-                    Channel::Email { .. } => return Ok(()),
-                };
-                let plain = self
-                    .send_telegram(
-                        chat_id,
-                        &strip_tags(&row.text),
-                        keyboard.as_deref(),
-                        false,
-                        Lane::Free,
-                    )
-                    .await;
-                let plain = match plain {
-                    Delivery::Unparseable(e) => Delivery::Dead(e),
-                    other => other,
-                };
-                return Box::pin(self.record(row, plain)).await;
+                outbox::mark_dead(tx, row.id, e).await?;
+                unreachable(tx, row, now).await
             }
         }
-        tx.commit().await?;
-        if dies && is_invoice(row) {
-            self.ctx.answered();
+    }
+
+    /// The same words as plain text, sent now.
+    async fn resend_plain(&mut self, row: &OutboxRow) -> Delivery {
+        let Channel::Telegram {
+            chat_id, keyboard, ..
+        } = &row.channel
+        else {
+            return Delivery::Dead("HTML in an email row".into());
+        };
+        let plain = strip_tags(&row.text);
+        let sent = self
+            .send_telegram(*chat_id, &plain, keyboard.as_deref(), false, Lane::Free)
+            .await;
+        match sent {
+            Delivery::Unparseable(e) => Delivery::Dead(e),
+            other => other,
         }
+    }
+
+    /// Counts the outcome and logs it for the operator.
+    fn report(&self, row: &OutboxRow, outcome: &Delivery, dies: bool) {
         let m = &self.ctx.metrics;
         if dies && row.priority == Priority::Interactive {
             Metrics::inc(&m.replies_given_up_total);
             tracing::error!(outbox_id = row.id, key = %row.dedupe_key, outcome = outcome.kind(), "an answer was given up");
         }
-        Metrics::inc(match &outcome {
+        Metrics::inc(match outcome {
             Delivery::Sent(_) => &m.outbox_sent_total,
             Delivery::Throttled { .. } => &m.telegram_429_total,
             Delivery::Retry(_) if row.attempts + 1 < MAX_ATTEMPTS => &m.outbox_retry_total,
             _ => &m.outbox_dead_total,
         });
-        match &outcome {
+        match outcome {
             Delivery::Sent(_) => {
                 tracing::debug!(outbox_id = row.id, key = %row.dedupe_key, "delivered")
             }
@@ -554,7 +576,6 @@ impl OutboxWorker {
                 tracing::warn!(outbox_id = row.id, key = %row.dedupe_key, outcome = other.kind(), "not delivered")
             }
         }
-        Ok(())
     }
 
     /// Delivers until shutdown, sleeping until the next row is due, the limiter allows the
