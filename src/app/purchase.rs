@@ -115,58 +115,15 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
                 super::views::buy_keyboard(ctx, &group, &product),
             ))
         }
-        Press::Other { .. } => {
-            let mut kb = Keyboard::default();
-            for p in products::list(&mut conn).await? {
-                kb = kb.row(vec![callback(
-                    format!("{} — {}", p.name, ctx.money(p.price.minor())),
-                    Press::Product {
-                        key: group.key.clone(),
-                        sku: p.sku.to_string(),
-                    }
-                    .encode(),
-                )]);
-            }
-            Ok(Step::Message(
-                "Any product of the catalog counts as your seat in this group. Which one would you like?".into(),
-                kb,
-            ))
-        }
+        Press::Other { .. } => other_products(ctx, &mut conn, &group).await,
         Press::Product { sku, .. } => {
             let product = catalog_product(&mut conn, sku).await?;
             sellable(ctx, &product)?;
             let balance = ledger::balance(&mut conn, person.id).await?.value();
-            let usable = payment::max_redeemable(&product, balance);
-            if usable == 0 {
-                return Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)?));
+            match payment::max_redeemable(&product, balance) {
+                0 => Ok(Step::Invoice(invoice(ctx, &group, person, &product, 0)?)),
+                usable => Ok(use_points(ctx, &group, &product, balance, usable)),
             }
-            let pay = |redeem: i64| {
-                Press::Pay {
-                    key: group.key.clone(),
-                    sku: product.sku.to_string(),
-                    redeem,
-                }
-                .encode()
-            };
-            let kb = Keyboard::default()
-                .row(vec![callback(
-                    format!(
-                        "Use {usable} points — pay {}",
-                        ctx.money(product.price.minor() - usable)
-                    ),
-                    pay(usable),
-                )])
-                .row(vec![callback(
-                    format!("Keep my points — pay {}", ctx.money(product.price.minor())),
-                    pay(0),
-                )]);
-            Ok(Step::Message(
-                format!(
-                    "You have <b>{balance}</b> points. Use them on {}?",
-                    esc(&product.name)
-                ),
-                kb,
-            ))
         }
         Press::Pay { sku, redeem, .. } => {
             let product = catalog_product(&mut conn, sku).await?;
@@ -174,11 +131,57 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
             if *redeem > payment::max_redeemable(&product, balance) {
                 return Err(UserError::NotEnoughPoints { balance }.into());
             }
-            Ok(Step::Invoice(invoice(
-                ctx, &group, person, &product, *redeem,
-            )?))
+            let spec = invoice(ctx, &group, person, &product, *redeem)?;
+            Ok(Step::Invoice(spec))
         }
     }
+}
+
+/// "Another product": any product of the catalog counts as a seat (claim 2).
+async fn other_products(ctx: &Ctx, conn: &mut Conn, group: &GroupRow) -> AppResult<Step> {
+    let mut kb = Keyboard::default();
+    for p in products::list(conn).await? {
+        let press = Press::Product {
+            key: group.key.clone(),
+            sku: p.sku.to_string(),
+        };
+        let label = format!("{} — {}", p.name, ctx.money(p.price.minor()));
+        kb = kb.row(vec![callback(label, press.encode())]);
+    }
+    Ok(Step::Message(
+        "Any product of the catalog counts as your seat in this group. Which one would you like?"
+            .into(),
+        kb,
+    ))
+}
+
+/// The choice between spending `usable` points on `product` and keeping them.
+fn use_points(ctx: &Ctx, group: &GroupRow, product: &Product, balance: i64, usable: i64) -> Step {
+    let pay = |redeem: i64| {
+        Press::Pay {
+            key: group.key.clone(),
+            sku: product.sku.to_string(),
+            redeem,
+        }
+        .encode()
+    };
+    let price = product.price.minor();
+    let kb = Keyboard::default()
+        .row(vec![callback(
+            format!("Use {usable} points — pay {}", ctx.money(price - usable)),
+            pay(usable),
+        )])
+        .row(vec![callback(
+            format!("Keep my points — pay {}", ctx.money(price)),
+            pay(0),
+        )]);
+    Step::Message(
+        format!(
+            "You have <b>{balance}</b> points. Use them on {}?",
+            esc(&product.name)
+        ),
+        kb,
+    )
 }
 
 async fn catalog_product(conn: &mut Conn, sku: &str) -> AppResult<Product> {
