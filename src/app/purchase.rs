@@ -12,6 +12,7 @@ use crate::domain::{GroupStatus, Product, RegionCode, Sku};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::mail::render::ShippingRequest;
 use crate::metrics::Metrics;
+use crate::replies::messages::{BuyQuestion, Receipt};
 use crate::replies::{UserError, esc};
 use crate::store::groups::{self, GroupRow};
 use crate::store::outbox::{Channel, NewMessage, Priority};
@@ -106,14 +107,12 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
     match press {
         Press::Buy { .. } => {
             let product = product_of(&mut conn, &group).await?;
-            Ok(Step::Message(
-                format!(
-                    "Buy <b>{}</b> in group <code>{}</code>?",
-                    esc(&product.name),
-                    esc(&group.key)
-                ),
-                super::views::buy_keyboard(ctx, &group, &product),
-            ))
+            let question = BuyQuestion::Confirm {
+                product: product.name.clone(),
+                key: group.key.clone(),
+            };
+            let kb = super::views::buy_keyboard(ctx, &group, &product);
+            Ok(Step::Message(question.html(), kb))
         }
         Press::Other { .. } => other_products(ctx, &mut conn, &group).await,
         Press::Product { sku, .. } => {
@@ -148,11 +147,7 @@ async fn other_products(ctx: &Ctx, conn: &mut Conn, group: &GroupRow) -> AppResu
         let label = format!("{} — {}", p.name, ctx.money(p.price.minor()));
         kb = kb.row(vec![callback(label, press.encode())]);
     }
-    Ok(Step::Message(
-        "Any product of the catalog counts as your seat in this group. Which one would you like?"
-            .into(),
-        kb,
-    ))
+    Ok(Step::Message(BuyQuestion::WhichProduct.html(), kb))
 }
 
 /// The choice between spending `usable` points on `product` and keeping them.
@@ -175,13 +170,11 @@ fn use_points(ctx: &Ctx, group: &GroupRow, product: &Product, balance: i64, usab
             format!("Keep my points — pay {}", ctx.money(price)),
             pay(0),
         )]);
-    Step::Message(
-        format!(
-            "You have <b>{balance}</b> points. Use them on {}?",
-            esc(&product.name)
-        ),
-        kb,
-    )
+    let question = BuyQuestion::UsePoints {
+        balance,
+        product: product.name.clone(),
+    };
+    Step::Message(question.html(), kb)
 }
 
 async fn catalog_product(conn: &mut Conn, sku: &str) -> AppResult<Product> {
@@ -736,24 +729,18 @@ async fn ship(conn: &mut Conn, a: &Arrival<'_>, purchase_id: i64, product: &str)
 
 fn receipt_message(a: &Arrival<'_>, product: &str, bought: u32, token: &str) -> String {
     let (ctx, group, p) = (a.ctx, a.group, a.p);
-    let mut s = String::new();
-    let _ = writeln!(s, "<b>Thank you — payment received.</b>");
-    let _ = writeln!(s, "{}: {}", esc(product), ctx.money(p.price));
-    if p.redeem > 0 {
-        let _ = writeln!(s, "Points used: {}", p.redeem);
+    Receipt {
+        product: product.to_string(),
+        price: ctx.money(p.price),
+        paid: super::refund::amount_text(ctx, &a.pay.currency, a.pay.total),
+        points_used: p.redeem,
+        key: group.key.clone(),
+        bought,
+        head_count: group.head_count,
+        rate: ctx.config.tiers.rate_for(group.head_count),
+        receipt_url: ctx.receipt_url(&group.key, token),
     }
-    let paid = super::refund::amount_text(ctx, &a.pay.currency, a.pay.total);
-    let _ = writeln!(s, "Paid: {paid}");
-    let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
-    let rate = ctx.config.tiers.rate_for(group.head_count);
-    let _ = writeln!(
-        s,
-        "Group <code>{}</code>: {bought} of {} seats bought. When it fills, you get {rate} back as points.",
-        esc(&group.key),
-        group.head_count
-    );
-    let _ = write!(s, "Receipt: {}", esc(&ctx.receipt_url(&group.key, token)));
-    s
+    .html()
 }
 
 #[cfg(test)]

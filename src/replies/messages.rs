@@ -314,6 +314,76 @@ impl SettledSummary {
     }
 }
 
+/// The receipt for a payment that took its seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub product: String,
+    /// The normal price, and what was paid, for people ("34,800 JPY", "120 Stars").
+    pub price: String,
+    pub paid: String,
+    pub points_used: i64,
+    pub key: String,
+    pub bought: u32,
+    pub head_count: u32,
+    /// The discount when the group fills.
+    pub rate: Rate,
+    pub receipt_url: String,
+}
+
+impl Receipt {
+    pub fn html(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "<b>Thank you — payment received.</b>");
+        let _ = writeln!(s, "{}: {}", esc(&self.product), self.price);
+        if self.points_used > 0 {
+            let _ = writeln!(s, "Points used: {}", self.points_used);
+        }
+        let _ = writeln!(s, "Paid: {}", self.paid);
+        let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
+        let _ = writeln!(
+            s,
+            "Group <code>{}</code>: {} of {} seats bought. When it fills, you get {} back as points.",
+            esc(&self.key),
+            self.bought,
+            self.head_count,
+            self.rate
+        );
+        let _ = write!(s, "Receipt: {}", esc(&self.receipt_url));
+        s
+    }
+}
+
+/// The buy flow's questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyQuestion {
+    /// "Buy the group's product?" (with Buy and Another-product buttons).
+    Confirm { product: String, key: String },
+    /// Which catalog product to buy as the seat (claim 2).
+    WhichProduct,
+    /// Spend points on this product?
+    UsePoints { balance: i64, product: String },
+}
+
+impl BuyQuestion {
+    pub fn html(&self) -> String {
+        match self {
+            BuyQuestion::Confirm { product, key } => format!(
+                "Buy <b>{}</b> in group <code>{}</code>?",
+                esc(product),
+                esc(key)
+            ),
+            BuyQuestion::WhichProduct => {
+                "Any product of the catalog counts as your seat in this group. Which one would you like?"
+                    .into()
+            }
+            BuyQuestion::UsePoints { balance, product } => format!(
+                "You have <b>{balance}</b> points. Use them on {}?",
+                esc(product)
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
