@@ -384,6 +384,44 @@ impl BuyQuestion {
     }
 }
 
+/// Greetings and the other words of the chat itself; `help` is the generated `/help` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chat {
+    /// `/start` with no group.
+    Hello { first_name: String, help: String },
+    /// A message that is not a command.
+    WhatICanDo { first_name: String, help: String },
+    /// A command the bot does not have.
+    UnknownCommand { command: String, help: String },
+    /// `/buy` with several groups open to the person.
+    WhichGroup,
+    /// `/paysupport` (Telegram requires bots that take payments to answer it).
+    PaySupport { contact: String },
+}
+
+impl Chat {
+    pub fn html(&self) -> String {
+        match self {
+            Chat::Hello { first_name, help } => format!("Hello, {}!\n\n{help}", esc(first_name)),
+            Chat::WhatICanDo { first_name, help } => {
+                format!(
+                    "Hello, {}! Here is what I can do.\n\n{help}",
+                    esc(first_name)
+                )
+            }
+            Chat::UnknownCommand { command, help } => format!(
+                "I don't know the command {}.\n\n{help}",
+                esc(&super::short(command))
+            ),
+            Chat::WhichGroup => "Which group would you like to buy in?".into(),
+            Chat::PaySupport { contact } => format!(
+                "<b>Payment support</b>\n{}\n\nEvery payment is recorded once with its Telegram charge id; your receipts are in this chat.",
+                esc(contact)
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,8 @@ use super::{HandlerResult, person, update_id};
 use crate::app::{self, AppError, Ctx, Person};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::metrics::Metrics;
-use crate::replies::{UserError, esc};
+use crate::replies::UserError;
+use crate::replies::messages::Chat;
 use crate::telegram::commands::help;
 use teloxide::prelude::*;
 
@@ -111,7 +112,13 @@ async fn run(
                 let (html, kb) = app::access::start(ctx, who, p).await?;
                 Ok(Some((html, Some(kb))))
             }
-            None => text(format!("Hello, {}!\n\n{}", esc(&who.first_name), help())),
+            None => text(
+                Chat::Hello {
+                    first_name: who.first_name.clone(),
+                    help: help(),
+                }
+                .html(),
+            ),
         },
         Command::Help => text(help()),
         Command::NewGroup(args) => {
@@ -139,10 +146,7 @@ async fn run(
                                     Press::Buy { key: key.clone() }.encode(),
                                 )]);
                             }
-                            Ok(Some((
-                                "Which group would you like to buy in?".into(),
-                                Some(kb),
-                            )))
+                            Ok(Some((Chat::WhichGroup.html(), Some(kb))))
                         }
                     }
                 }
@@ -159,10 +163,12 @@ async fn run(
             app::forget::forget_me(ctx, who.id, update_id).await?;
             text(crate::replies::FORGOTTEN.to_string())
         }
-        Command::PaySupport => text(format!(
-            "<b>Payment support</b>\n{}\n\nEvery payment is recorded once with its Telegram charge id; your receipts are in this chat.",
-            esc(&ctx.config.support_contact)
-        )),
+        Command::PaySupport => text(
+            Chat::PaySupport {
+                contact: ctx.config.support_contact.clone(),
+            }
+            .html(),
+        ),
     }
 }
 
@@ -183,18 +189,17 @@ pub async fn on_other_message(msg: Message, ctx: Ctx, upd: Update) -> HandlerRes
     if private && queued == 0 {
         let text = msg.text().unwrap_or_default();
         let hint = if text.starts_with('/') {
-            format!(
-                "I don't know the command {}.\n\n{}",
-                esc(text.split_whitespace().next().unwrap_or(text)),
-                help()
-            )
+            Chat::UnknownCommand {
+                command: text.split_whitespace().next().unwrap_or(text).to_string(),
+                help: help(),
+            }
         } else {
-            format!(
-                "Hello, {}! Here is what I can do.\n\n{}",
-                esc(&who.first_name),
-                help()
-            )
-        };
+            Chat::WhatICanDo {
+                first_name: who.first_name.clone(),
+                help: help(),
+            }
+        }
+        .html();
         reply(&ctx, update_id(&upd), msg.chat.id, hint, None).await?;
     }
     Ok(())
