@@ -173,30 +173,15 @@ pub async fn create(
         .await?
         .ok_or_else(|| super::AppError::Other("group vanished".into()))?;
 
-    let mut reached = Vec::new();
-    let mut waiting = Vec::new();
-    let mut not_mailed = NotMailed::default();
-    let mut budget = email_budget(&mut tx, ctx, organiser.id, group_id, now).await?;
-    for m in &members {
-        if let MemberRef::Email(email) = m {
-            let hash = ctx.secrets.hash(Purpose::Unsubscribe, email.as_str());
-            if mailing::is_suppressed(&mut tx, &hash).await? {
-                not_mailed.refused.push(m.to_string());
-                continue;
-            }
-            if budget == 0 {
-                not_mailed.over_limit.push(m.to_string());
-                continue;
-            }
-            budget -= 1;
-        }
-        match invite(&mut tx, ctx, &group, &product, organiser, m, now).await? {
-            Invited::Prompted => reached.push(m.to_string()),
-            Invited::Emailed => reached.push(format!("{m} (by email)")),
-            Invited::Waiting => waiting.push(m.to_string()),
-        }
-    }
-    let html = created_message(ctx, &group, &product, &reached, &waiting, &not_mailed);
+    let told = invite_all(&mut tx, ctx, &group, &product, organiser, &members, now).await?;
+    let html = created_message(
+        ctx,
+        &group,
+        &product,
+        &told.reached,
+        &told.waiting,
+        &told.not_mailed,
+    );
     // The organiser waits for this one: an answer, served before the invitations.
     let confirmation = super::reply::message(format!("created:{group_id}"), chat_id, html, None);
     super::reply::queue(&mut tx, now, &confirmation).await?;
@@ -204,6 +189,50 @@ pub async fn create(
     ctx.answered();
     tracing::info!(group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
+}
+
+/// Who was reached at once, who waits for their first contact, and who was not mailed.
+#[derive(Debug, Default)]
+struct Told {
+    reached: Vec<String>,
+    waiting: Vec<String>,
+    not_mailed: NotMailed,
+}
+
+/// Invites every named member: a prompt to those who already talk to the bot, an email to
+/// email invitees (within the organiser's budget, never to a suppressed address), and a
+/// prompt waiting for the others' first contact.
+async fn invite_all(
+    tx: &mut Conn,
+    ctx: &Ctx,
+    group: &GroupRow,
+    product: &Product,
+    organiser: &Person,
+    members: &[MemberRef],
+    now: i64,
+) -> AppResult<Told> {
+    let mut told = Told::default();
+    let mut budget = email_budget(tx, ctx, organiser.id, group.id, now).await?;
+    for m in members {
+        if let MemberRef::Email(email) = m {
+            let hash = ctx.secrets.hash(Purpose::Unsubscribe, email.as_str());
+            if mailing::is_suppressed(tx, &hash).await? {
+                told.not_mailed.refused.push(m.to_string());
+                continue;
+            }
+            if budget == 0 {
+                told.not_mailed.over_limit.push(m.to_string());
+                continue;
+            }
+            budget -= 1;
+        }
+        match invite(tx, ctx, group, product, organiser, m, now).await? {
+            Invited::Prompted => told.reached.push(m.to_string()),
+            Invited::Emailed => told.reached.push(format!("{m} (by email)")),
+            Invited::Waiting => told.waiting.push(m.to_string()),
+        }
+    }
+    Ok(told)
 }
 
 /// Email members `/newgroup` left out, and why; their seats stay open to anyone with the link.
