@@ -310,6 +310,22 @@ fn already(r: &RefundRow) -> Refusal {
     }
 }
 
+/// Tells the buyer their purchase was reversed, and what happens to the money (`back`).
+async fn tell_reversed(
+    conn: &mut Conn,
+    p: &PurchaseRow,
+    group: &GroupRow,
+    back: &str,
+    clawed_back: i64,
+    now: i64,
+) -> AppResult<()> {
+    let product = product_name(conn, &p.sku).await?;
+    let text = replies::purchase_reversed(&product, &group.key, back, clawed_back);
+    let key = format!("reversed:{}", p.charge_id);
+    queue_message(conn, now, key, p.buyer_id, text, None, None).await?;
+    Ok(())
+}
+
 /// `groupbuy refund CHARGE_ID`: reverses a purchase. Stars go back through the refund
 /// worker; a provider payment becomes refund-due for the operator.
 pub async fn reverse(ctx: &Ctx, charge_id: &str) -> AppResult<Result<Reversed, Refusal>> {
@@ -328,20 +344,13 @@ pub async fn reverse(ctx: &Ctx, charge_id: &str) -> AppResult<Result<Reversed, R
     let Some(opened) = open(&mut tx, ctx, &p, &group, RefundReason::Reversed, now).await? else {
         return Ok(Err(Refusal::AlreadyDue(charge_id.to_string())));
     };
-    let text = replies::purchase_reversed(
-        &product_name(&mut tx, &p.sku).await?,
-        &group.key,
+    tell_reversed(
+        &mut tx,
+        &p,
+        &group,
         &opened.back_text,
         opened.clawed_back,
-    );
-    queue_message(
-        &mut tx,
         now,
-        format!("reversed:{charge_id}"),
-        p.buyer_id,
-        text,
-        None,
-        None,
     )
     .await?;
     tx.commit().await?;
@@ -439,22 +448,7 @@ pub async fn reported(
             let r = refunds::get(&mut tx, charge_id)
                 .await?
                 .ok_or_else(|| AppError::Other(format!("refund of {charge_id} vanished")))?;
-            let text = replies::purchase_reversed(
-                &product_name(&mut tx, &p.sku).await?,
-                &group.key,
-                "",
-                opened.clawed_back,
-            );
-            queue_message(
-                &mut tx,
-                now,
-                format!("reversed:{charge_id}"),
-                p.buyer_id,
-                text,
-                None,
-                None,
-            )
-            .await?;
+            tell_reversed(&mut tx, &p, &group, "", opened.clawed_back, now).await?;
             paid_out(&mut tx, ctx, &r, now).await?;
             Reported::Reversed
         }

@@ -569,3 +569,24 @@ pub fn deep_link_payload(text: &str) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()
 }
+
+/// A person's points balance.
+pub async fn balance(app: &TestApp, user: i64) -> i64 {
+    let mut conn = app.ctx.store.read().await.expect("connection");
+    groupbuy::store::ledger::balance(&mut conn, user)
+        .await
+        .expect("balance")
+        .value()
+}
+
+/// Every ledger transaction sums to zero, in one currency.
+pub async fn assert_ledger_balances(app: &TestApp) {
+    let mut conn = app.ctx.store.read().await.expect("connection");
+    assert_eq!(
+        groupbuy::store::ledger::audit(&mut conn)
+            .await
+            .expect("audit"),
+        (0, 0),
+        "every ledger transaction sums to zero, in one currency"
+    );
+}

@@ -61,23 +61,6 @@ async fn stars_only_app() -> TestApp {
     app
 }
 
-async fn balance(app: &TestApp, user: i64) -> i64 {
-    let mut conn = app.ctx.store.read().await.expect("connection");
-    ledger::balance(&mut conn, user)
-        .await
-        .expect("balance")
-        .value()
-}
-
-async fn assert_ledger_balances(app: &TestApp) {
-    let mut conn = app.ctx.store.read().await.expect("connection");
-    assert_eq!(
-        ledger::audit(&mut conn).await.expect("audit"),
-        (0, 0),
-        "every ledger transaction sums to zero, in one currency"
-    );
-}
-
 async fn sum_of(app: &TestApp, account: &str, currency: &str) -> i64 {
     let mut conn = app.ctx.store.read().await.expect("connection");
     ledger::account_sum_in(&mut conn, account, currency)

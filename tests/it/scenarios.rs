@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use crate::support::TgUser;
-use groupbuy::store::{ledger, purchases};
+use groupbuy::store::purchases;
 use serde_json::json;
 
 pub fn bob() -> TgUser {
@@ -17,23 +17,6 @@ pub fn dave() -> TgUser {
 }
 pub fn carol() -> TgUser {
     TgUser::new(1004, "Carol")
-}
-
-async fn balance(app: &TestApp, user: i64) -> i64 {
-    let mut conn = app.ctx.store.read().await.expect("connection");
-    ledger::balance(&mut conn, user)
-        .await
-        .expect("balance")
-        .value()
-}
-
-async fn assert_ledger_balances(app: &TestApp) {
-    let mut conn = app.ctx.store.read().await.expect("connection");
-    assert_eq!(
-        ledger::audit(&mut conn).await.expect("audit"),
-        (0, 0),
-        "every ledger transaction sums to zero"
-    );
 }
 
 /// Scenario (a): invited three ways, three buy (one a different product), settlement pays
