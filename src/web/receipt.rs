@@ -120,6 +120,62 @@ async fn product_name(conn: &mut Conn, sku: &str) -> Result<String, WebError> {
     Ok(product.map_or_else(|| sku.to_string(), |p| p.name))
 }
 
+/// A payment that does not count is owed back: why, and where the money is.
+async fn refund_line(
+    conn: &mut Conn,
+    p: &PurchaseRow,
+) -> Result<(&'static str, String, String), WebError> {
+    let refund = refunds::get(conn, &p.charge_id).await?;
+    let why = refund
+        .as_ref()
+        .map(|r| crate::replies::refund_reason(r.reason))
+        .unwrap_or("it could not count toward the group");
+    let state = match &refund {
+        Some(r) if r.done => format!(
+            "The payment was refunded on {}.",
+            r.done_at.map(when).unwrap_or_default()
+        ),
+        Some(r) if r.method == RefundMethod::Stars => {
+            "Its Telegram Stars are being refunded.".to_string()
+        }
+        _ => format!(
+            "The shop is refunding it to the card you paid with (reference {}).",
+            p.charge_id
+        ),
+    };
+    Ok((
+        "Group points",
+        "none".into(),
+        format!("This payment does not count toward the group because {why}. {state}"),
+    ))
+}
+
+/// An open group: what this purchase gets when the group fills, and what if it does not.
+fn expected_line(ctx: &Ctx, g: &GroupRow, p: &PurchaseRow) -> (&'static str, String, String) {
+    let rate = ctx.config.tiers.rate_for(g.head_count);
+    let expected = crate::domain::Money::from_minor(p.price)
+        .map(|m| Points::of(m.share(rate.basis_points())))
+        .unwrap_or_default();
+    let unless = match g.policy {
+        Policy::AllOrNothing => format!(
+            "If it has not filled by {}, there is no discount.",
+            when(g.expires_at)
+        ),
+        Policy::Partial => format!(
+            "If it has not filled by {}, you get the tier reached by then.",
+            when(g.expires_at)
+        ),
+    };
+    (
+        "Points expected",
+        expected.to_string(),
+        format!(
+            "{rate} of the price comes back when all {} seats are taken. {unless}",
+            g.head_count
+        ),
+    )
+}
+
 /// The points line: (label, amount, one sentence on why).
 async fn points(
     ctx: &Ctx,
@@ -128,30 +184,7 @@ async fn points(
     p: &PurchaseRow,
 ) -> Result<(&'static str, String, String), WebError> {
     if !p.counted {
-        // Every payment that does not count is owed back: say why and where the money is.
-        let refund = refunds::get(conn, &p.charge_id).await?;
-        let why = refund
-            .as_ref()
-            .map(|r| crate::replies::refund_reason(r.reason))
-            .unwrap_or("it could not count toward the group");
-        let state = match &refund {
-            Some(r) if r.done => format!(
-                "The payment was refunded on {}.",
-                r.done_at.map(when).unwrap_or_default()
-            ),
-            Some(r) if r.method == RefundMethod::Stars => {
-                "Its Telegram Stars are being refunded.".to_string()
-            }
-            _ => format!(
-                "The shop is refunding it to the card you paid with (reference {}).",
-                p.charge_id
-            ),
-        };
-        return Ok((
-            "Group points",
-            "none".into(),
-            format!("This payment does not count toward the group because {why}. {state}"),
-        ));
+        return refund_line(conn, p).await;
     }
     let now = ctx.now();
     Ok(match g.status {
@@ -168,30 +201,7 @@ async fn points(
                 note.into(),
             )
         }
-        GroupStatus::Open if !g.is_expired(now) => {
-            let rate = ctx.config.tiers.rate_for(g.head_count);
-            let expected = crate::domain::Money::from_minor(p.price)
-                .map(|m| Points::of(m.share(rate.basis_points())))
-                .unwrap_or_default();
-            let unless = match g.policy {
-                Policy::AllOrNothing => format!(
-                    "If it has not filled by {}, there is no discount.",
-                    when(g.expires_at)
-                ),
-                Policy::Partial => format!(
-                    "If it has not filled by {}, you get the tier reached by then.",
-                    when(g.expires_at)
-                ),
-            };
-            (
-                "Points expected",
-                expected.to_string(),
-                format!(
-                    "{rate} of the price comes back when all {} seats are taken. {unless}",
-                    g.head_count
-                ),
-            )
-        }
+        GroupStatus::Open if !g.is_expired(now) => expected_line(ctx, g, p),
         GroupStatus::Open => (
             "Points",
             "pending".into(),
