@@ -124,12 +124,3 @@ pub async fn prune(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
         .await?
         .rows_affected())
 }
-
-/// When the last unlapsed hold on any open group lapses (the sweep waits for it).
-pub async fn next_lapse(conn: &mut Conn, now: i64) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query("SELECT MIN(expires_at) FROM seat_holds WHERE expires_at > $1")
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)
-}

@@ -297,22 +297,6 @@ pub async fn settled_points(
     Ok(-sum)
 }
 
-/// Points the reversal of a purchase took back (`reverse:<charge>`), 0 if none.
-pub async fn reversed_points(
-    conn: &mut Conn,
-    charge_id: &str,
-    user_id: i64,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE txn = $1 AND account = $2",
-    )
-    .bind(format!("reverse:{charge_id}"))
-    .bind(format!("points:{user_id}"))
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)
-}
-
 /// Points of a user held for invoices other than `payload` that may still be paid.
 pub async fn held_for_others(
     conn: &mut Conn,
