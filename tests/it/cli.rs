@@ -186,6 +186,22 @@ async fn refunds_from_the_command_line() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("no refunds are owed"), "{}", text(&out));
 
+    // Taking a product off sale: an unknown or malformed code is refused and changes nothing.
+    let out = run(&["catalog", "remove", "telescope"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no product on sale has the code telescope"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["catalog", "remove", "bad sku"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("is not a product code"),
+        "{}",
+        text(&out)
+    );
+
     let out = run(&["refund", "no-such-charge"]);
     assert!(!out.status.success());
     assert!(
