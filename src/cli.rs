@@ -411,7 +411,7 @@ async fn print_refunds(ctx: &crate::app::Ctx, all: bool) -> anyhow::Result<()> {
             "{}\t{}\t{}\t{}\tuser={}\tpurchase=GB-{}\treason={}\t{}",
             r.charge_id,
             status,
-            crate::app::refund::amount_text(ctx, &r.currency, r.amount),
+            crate::app::refund::amount_text(&r.currency, r.amount),
             r.method.as_str(),
             r.user_id,
             r.purchase_id,

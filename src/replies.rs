@@ -1,11 +1,12 @@
 //! Everything the bot says, in one catalogue. Each variant renders to Telegram HTML with
 //! every user-supplied string escaped; tests assert on the variant and on the text.
 
-pub mod messages;
+pub(crate) mod group;
+pub(crate) mod messages;
 
+use crate::domain::HeadCount;
 use crate::domain::member::MemberError;
 use crate::domain::payment::{RefundMethod, RefundReason};
-use crate::domain::{GroupKey, HeadCount};
 use std::fmt::Write;
 
 /// Escapes text for Telegram's HTML parse mode (`<`, `>`, `&`, and `"` inside attributes).
@@ -392,10 +393,6 @@ pub fn refund_paid(amount: &str, product: &str) -> String {
 /// A list line such as "• Alice — bought".
 pub fn bullet(out: &mut String, line: &str) {
     let _ = writeln!(out, "• {line}");
-}
-
-pub fn key_code(key: &GroupKey) -> String {
-    format!("<code>{}</code>", esc(key.as_str()))
 }
 
 /// Addresses `/newgroup` did not mail because they asked never to get invitations.

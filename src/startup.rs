@@ -133,14 +133,11 @@ impl App {
         self.admin.local_addr()
     }
 
-    /// Runs everything until `shutdown` fires, then lets each part finish the work in hand.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let ctx = self.ctx.clone();
-        {
-            let mut conn = ctx.store.read().await?;
-            instances::register(&mut conn, ctx.store.backend(), &ctx.instance, ctx.now()).await?;
-        }
-        let mut tasks = vec![
+    /// The background workers: heartbeat, outbox delivery, settlement sweep, Stars refunds
+    /// and the update inbox.
+    fn spawn_workers(&self, shutdown: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+        let ctx = &self.ctx;
+        vec![
             tokio::spawn(heartbeat(ctx.clone(), shutdown.clone())),
             tokio::spawn(
                 OutboxWorker::new(ctx.clone(), self.bot.clone(), self.mailer.clone())
@@ -152,14 +149,23 @@ impl App {
                 self.bot.clone(),
                 shutdown.clone(),
             )),
-        ];
-        tasks.push(tokio::spawn(ingest::process(
-            self.bot.clone(),
-            self.me.clone(),
-            ctx.clone(),
-            shutdown.clone(),
-        )));
+            tokio::spawn(ingest::process(
+                self.bot.clone(),
+                self.me.clone(),
+                ctx.clone(),
+                shutdown.clone(),
+            )),
+        ]
+    }
 
+    /// Runs everything until `shutdown` fires, then lets each part finish the work in hand.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let ctx = self.ctx.clone();
+        {
+            let mut conn = ctx.store.read().await?;
+            instances::register(&mut conn, ctx.store.backend(), &ctx.instance, ctx.now()).await?;
+        }
+        let mut tasks = self.spawn_workers(&shutdown);
         let intake = ingest::Intake::new(self.bot.clone(), self.me.clone(), ctx.clone());
         let mut router = crate::web::router(ctx.clone());
         match ctx.config.webhook_secret_if_enabled() {

@@ -261,7 +261,7 @@ pub async fn count(ctx: &Ctx, sql: &'static str) -> i64 {
 
 pub fn person(id: i64) -> Person {
     Person {
-        id,
+        id: groupbuy::domain::UserId::new(id),
         username: None,
         first_name: format!("Buyer{id}"),
     }
@@ -282,9 +282,10 @@ pub async fn open_groups(
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let organiser = 9_000 + (i % 10) as i64;
+        let organiser_id = groupbuy::domain::UserId::new(organiser);
         users::seen(
             &mut tx,
-            organiser,
+            organiser_id,
             None,
             &format!("Org{organiser}"),
             true,
@@ -296,10 +297,11 @@ pub async fn open_groups(
         let id = groups::insert(
             &mut tx,
             &groups::NewGroup {
-                key: key.as_str(),
-                sku: "camera",
-                head_count,
-                organiser_id: organiser,
+                key: &key,
+                sku: &groupbuy::domain::Sku::parse("camera").expect("sku"),
+                head_count: groupbuy::domain::HeadCount::new(i64::from(head_count), u32::MAX)
+                    .expect("head count"),
+                organiser_id,
                 chat_id: chat.unwrap_or(organiser),
                 policy,
                 now,
@@ -308,7 +310,7 @@ pub async fn open_groups(
         )
         .await
         .expect("group");
-        ids.push(id);
+        ids.push(id.get());
     }
     tx.commit().await.expect("commit");
     ids
@@ -321,11 +323,11 @@ pub fn payment(group_id: i64, buyer: i64, charge: &str) -> groupbuy::app::purcha
         currency: "JPY".into(),
         total: PRICE,
         payload: Payload {
-            group_id,
-            buyer_id: buyer,
-            price: PRICE,
-            redeem: 0,
-            sku: "camera".into(),
+            group_id: groupbuy::domain::GroupId::new(group_id),
+            buyer_id: groupbuy::domain::UserId::new(buyer),
+            price: groupbuy::domain::Money::from_minor(PRICE).expect("price"),
+            redeem: groupbuy::domain::Points::new(0),
+            sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
             nonce: String::new(),
         }
         .encode(),

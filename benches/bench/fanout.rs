@@ -99,11 +99,11 @@ impl Settling {
     pub fn pay_last(&self) {
         let last = TgUser::new(5_000_000 + MEMBERS - 1, "Last");
         let payload = groupbuy::app::purchase::Payload {
-            group_id: self.group,
-            buyer_id: last.id,
-            price: PRICE,
-            redeem: 0,
-            sku: "camera".into(),
+            group_id: groupbuy::domain::GroupId::new(self.group),
+            buyer_id: groupbuy::domain::UserId::new(last.id),
+            price: groupbuy::domain::Money::from_minor(PRICE).expect("price"),
+            redeem: groupbuy::domain::Points::new(0),
+            sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
             nonce: String::new(),
         }
         .encode();

@@ -232,11 +232,11 @@ async fn end_to_end(kind: Kind, concurrency: usize, secs: u64) -> E2e {
                 let gid = groups[n as usize % groups.len()];
                 let charge = format!("e2e-{n}");
                 let payload = groupbuy::app::purchase::Payload {
-                    group_id: gid,
-                    buyer_id: buyer.id,
-                    price: PRICE,
-                    redeem: 0,
-                    sku: "camera".into(),
+                    group_id: groupbuy::domain::GroupId::new(gid),
+                    buyer_id: groupbuy::domain::UserId::new(buyer.id),
+                    price: groupbuy::domain::Money::from_minor(PRICE).expect("price"),
+                    redeem: groupbuy::domain::Points::new(0),
+                    sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
                     nonce: String::new(),
                 }
                 .encode();

@@ -1,21 +1,22 @@
 //! Someone contacts the bot: remember them, deliver any purchase prompt waiting for them
 //! (claim 11: "upon access"), and resolve group keys and invitation deep links.
 
-use super::new_group::queue_prompt;
+use super::new_group::{PromptTo, queue_prompt};
 use super::seats::check_can_buy;
 use super::views::{buy_keyboard, group_card};
 use super::{AppError, AppResult, Ctx, Person};
 use crate::domain::group_key::StartPayload;
-use crate::domain::{GroupKey, GroupStatus, MemberRef, Product, Sku};
+use crate::domain::{GroupKey, GroupStatus, MemberRef, Product};
 use crate::keyboard::Keyboard;
-use crate::replies::{UserError, esc};
+use crate::replies::UserError;
+use crate::replies::group::Welcome;
 use crate::secrets::Purpose;
 use crate::store::groups::{self, GroupRow};
-use crate::store::{Conn, products, purchases, users};
+use crate::store::{Conn, members, products, purchases, users};
 
 /// Records the contact and queues the prompts of every open group that named this person
 /// and could not reach them before. Returns how many prompts were queued.
-#[tracing::instrument(skip_all, fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = %person.id))]
 pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
@@ -31,26 +32,21 @@ pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize
     let mut queued = 0;
     if private {
         let email = before.and_then(|u| u.email);
-        for m in groups::unprompted_for(&mut tx, person.id, person.username.as_deref(), now).await?
+        for m in
+            members::unprompted_for(&mut tx, person.id, person.username.as_deref(), now).await?
         {
             let Some(group) = groups::by_id(&mut tx, m.group_id).await? else {
                 continue;
             };
             let product = product_of(&mut tx, &group).await?;
             let organiser = organiser_name(&mut tx, &group).await?;
-            groups::bind_member(&mut tx, m.id, person.id).await?;
-            queue_prompt(
-                &mut tx,
-                ctx,
-                &group,
-                &product,
-                &organiser,
-                m.id,
-                person.id,
-                email.clone(),
-                now,
-            )
-            .await?;
+            members::bind(&mut tx, m.id, person.id).await?;
+            let to = PromptTo {
+                member_id: m.id,
+                user_id: person.id,
+                email: email.clone(),
+            };
+            queue_prompt(&mut tx, ctx, &group, &product, &organiser, to, now).await?;
             queued += 1;
         }
     }
@@ -65,7 +61,7 @@ pub async fn touch(ctx: &Ctx, person: &Person, private: bool) -> AppResult<usize
 /// Parses a typed key and finds its group, open and unexpired.
 pub async fn open_group(conn: &mut Conn, raw: &str, now: i64) -> Result<GroupRow, AppError> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
-    let group = groups::by_key(conn, key.as_str())
+    let group = groups::by_key(conn, &key)
         .await?
         .ok_or(UserError::UnknownKey)?;
     ensure_open(&group, now)?;
@@ -75,13 +71,13 @@ pub async fn open_group(conn: &mut Conn, raw: &str, now: i64) -> Result<GroupRow
 pub fn ensure_open(group: &GroupRow, now: i64) -> Result<(), UserError> {
     match group.status {
         GroupStatus::Settled => Err(UserError::Settled {
-            key: group.key.clone(),
+            key: group.key.to_string(),
         }),
         GroupStatus::Cancelled => Err(UserError::Cancelled {
-            key: group.key.clone(),
+            key: group.key.to_string(),
         }),
         GroupStatus::Open if group.is_expired(now) => Err(UserError::Expired {
-            key: group.key.clone(),
+            key: group.key.to_string(),
             at: group.expires_at,
         }),
         GroupStatus::Open => Ok(()),
@@ -89,10 +85,9 @@ pub fn ensure_open(group: &GroupRow, now: i64) -> Result<(), UserError> {
 }
 
 pub async fn product_of(conn: &mut Conn, group: &GroupRow) -> AppResult<Product> {
-    let sku = Sku::parse(&group.sku).map_err(|e| AppError::Other(e.to_string()))?;
-    products::get(conn, &sku)
+    products::get(conn, &group.sku)
         .await?
-        .ok_or_else(|| AppError::Other(format!("product {sku} left the catalog")))
+        .ok_or_else(|| AppError::Other(format!("product {} left the catalog", group.sku)))
 }
 
 pub async fn organiser_name(conn: &mut Conn, group: &GroupRow) -> AppResult<String> {
@@ -115,7 +110,7 @@ pub(crate) async fn guarded<T>(
             AppError::User(UserError::MalformedKey(_) | UserError::UnknownKey)
         )
     };
-    let client = super::guard::Client::User(person.id);
+    let client = super::guard::Client::User(person.id.get());
     ctx.key_guard
         .check(client, ctx.now(), lookup, is_miss)
         .await?
@@ -147,13 +142,13 @@ async fn render_card(
     let organiser = organiser_name(conn, group).await?;
     let bought = purchases::count_counted(conn, group.id).await?;
     Ok((
-        group_card(ctx, group, &product, &organiser, bought),
+        group_card(ctx, group, &product, &organiser, bought).html(),
         buy_keyboard(ctx, group, &product),
     ))
 }
 
 /// `/start PAYLOAD` from a deep link: a group key, or a key plus an email invitee's code.
-#[tracing::instrument(skip_all, fields(user = person.id))]
+#[tracing::instrument(skip_all, fields(user = %person.id))]
 pub async fn start(ctx: &Ctx, person: &Person, payload: &str) -> AppResult<(String, Keyboard)> {
     guarded(ctx, person, unguarded_start(ctx, person, payload)).await
 }
@@ -168,15 +163,16 @@ async fn unguarded_start(
         .map_err(|_| UserError::MalformedKey(payload.trim().to_string()))?;
     let StartPayload::Invitation(key, code) = parsed else {
         let (card, kb) = unguarded_card(ctx, person, payload).await?;
-        return Ok((
-            format!("Welcome, {}!\n\n{card}", esc(&person.first_name)),
-            kb,
-        ));
+        let welcome = Welcome {
+            first_name: person.first_name.clone(),
+            invited_as: None,
+        };
+        return Ok((welcome.html(&card), kb));
     };
     let mut tx = ctx.store.write().await?;
     let group = open_group(&mut tx, key.as_str(), now).await?;
     let code_hash = ctx.secrets.hash(Purpose::Invite, code.as_str());
-    let member = groups::member_by_invite(&mut tx, &code_hash)
+    let member = members::by_invite(&mut tx, &code_hash)
         .await?
         .filter(|m| {
             m.group_id == group.id
@@ -188,31 +184,23 @@ async fn unguarded_start(
     match member.user_id {
         Some(other) if other != person.id => return Err(UserError::InvitationTaken.into()),
         Some(_) => {}
-        None => groups::bind_member(&mut tx, member.id, person.id).await?,
+        None => members::bind(&mut tx, member.id, person.id).await?,
     }
-    let greeting = match &member.member {
-        MemberRef::Email(email) => {
-            users::set_email(&mut tx, person.id, email.as_str()).await?;
-            format!(
-                "Welcome, {}! You were invited by email as {}.",
-                esc(&person.first_name),
-                esc(email.as_str())
-            )
-        }
-        other => format!(
-            "Welcome, {}! You were invited as {}.",
-            esc(&person.first_name),
-            esc(&other.to_string())
-        ),
+    if let MemberRef::Email(email) = &member.member {
+        users::set_email(&mut tx, person.id, email.as_str()).await?;
+    }
+    let welcome = Welcome {
+        first_name: person.first_name.clone(),
+        invited_as: Some(member.member.clone()),
     };
-    groups::mark_prompted(&mut tx, member.id, now).await?;
+    members::mark_prompted(&mut tx, member.id, now).await?;
     check_can_buy(&mut tx, &group, person, now).await?;
     let (card, kb) = render_card(ctx, &mut tx, &group).await?;
     tx.commit().await?;
     tracing::info!(
-        group_id = group.id,
+        group_id = %group.id,
         member_id = member.id,
         "email invitee arrived through their deep link"
     );
-    Ok((format!("{greeting}\n\n{card}"), kb))
+    Ok((welcome.html(&card), kb))
 }

@@ -6,6 +6,7 @@
 //! invitation recreates what was erased.
 
 use super::{AppResult, Ctx};
+use crate::domain::UserId;
 use crate::domain::email::EmailAddress;
 use crate::secrets::Purpose;
 use crate::store::forget::{self, Erased};
@@ -30,8 +31,8 @@ impl Whom {
 }
 
 /// `/forgetme`: erases the sender, and the raw update that asked (it carries their name).
-pub async fn forget_me(ctx: &Ctx, user_id: i64, update_id: i64) -> AppResult<Erased> {
-    let erased = forget(ctx, &Whom::User(user_id)).await?;
+pub async fn forget_me(ctx: &Ctx, user_id: UserId, update_id: i64) -> AppResult<Erased> {
+    let erased = forget(ctx, &Whom::User(user_id.get())).await?;
     let mut tx = ctx.store.write().await?;
     forget::blank_update(&mut tx, update_id).await?;
     tx.commit().await?;

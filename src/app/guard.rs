@@ -156,6 +156,7 @@ impl KeyGuard {
     }
 
     /// The same guard with another pause (tests).
+    #[cfg(test)]
     pub fn with_pause(mut self, pause: Duration) -> Self {
         self.pause = pause;
         self
@@ -262,6 +263,7 @@ impl KeyGuard {
     }
 
     /// Clients currently tracked (for tests).
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.windows.lock().map_or(0, |w| w.len())
     }

@@ -3,19 +3,20 @@
 //! adapters (telegram, web, workers) call these and deliver what they return.
 
 pub mod access;
-pub mod forget;
-pub mod guard;
+pub(crate) mod forget;
+pub(crate) mod guard;
 pub mod new_group;
 pub mod purchase;
-pub mod queries;
+pub(crate) mod queries;
 pub mod refund;
-pub mod reply;
-pub mod seats;
+pub(crate) mod reply;
+pub(crate) mod seats;
 pub mod settle;
-pub mod views;
+pub(crate) mod views;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::{Amount, GroupKey, Money, UserId};
 use crate::keyboard::Keyboard;
 use crate::mail::Rendered;
 use crate::replies::UserError;
@@ -27,7 +28,7 @@ use tokio::sync::Notify;
 /// A Telegram user as an update names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
-    pub id: i64,
+    pub id: UserId,
     pub username: Option<String>,
     pub first_name: String,
 }
@@ -131,19 +132,30 @@ impl Ctx {
         self.clock.now()
     }
 
+    /// An amount of minor units in the catalog currency, as text.
     pub fn money(&self, minor: i64) -> String {
         self.config.currency.format(minor)
+    }
+
+    /// An amount in the catalog currency, for a message to render.
+    pub fn amount(&self, money: Money) -> Amount {
+        Amount {
+            money,
+            currency: self.config.currency,
+        }
     }
 
     pub fn deep_link(&self, payload: &str) -> String {
         format!("https://t.me/{}?start={payload}", self.bot_username)
     }
 
-    pub fn page_url(&self, key: &str) -> String {
+    /// The group's web page.
+    pub fn page_url(&self, key: &GroupKey) -> String {
         format!("{}/g/{key}", self.config.public_url)
     }
 
-    pub fn receipt_url(&self, key: &str, token: &str) -> String {
+    /// A purchase's receipt page.
+    pub fn receipt_url(&self, key: &GroupKey, token: &str) -> String {
         format!("{}/g/{key}/receipt/{token}", self.config.public_url)
     }
 

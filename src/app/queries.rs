@@ -2,18 +2,20 @@
 
 use super::access::{organiser_name, product_of};
 use super::{AppResult, Ctx, Person, queue_message};
-use crate::domain::{GroupKey, GroupStatus as Status};
+use crate::domain::{GroupKey, GroupStatus as Status, UserId};
 use crate::replies::UserError;
 use crate::replies::messages::{
     Cancelled, GroupStatus, MyGroup, MyGroupState, MyGroups, PointsChange, PointsReport,
     StatusState,
 };
 use crate::store::groups::{self, GroupRow};
-use crate::store::{Conn, ledger, purchases, updates, users};
+use crate::store::purchases::PurchaseRow;
+use crate::store::settlements;
+use crate::store::{Conn, ledger, members, purchases, updates, users};
 
 async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
-    Ok(groups::by_key(conn, key.as_str())
+    Ok(groups::by_key(conn, &key)
         .await?
         .ok_or(UserError::UnknownKey)?)
 }
@@ -33,42 +35,11 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
     let organiser = organiser_name(&mut conn, &group).await?;
     let bought = purchases::counted(&mut conn, group.id).await?;
     let now = ctx.now();
-    let state = match group.status {
-        Status::Open if group.is_expired(now) => StatusState::Expired {
-            at: group.expires_at,
-        },
-        Status::Open => StatusState::Open {
-            until: group.expires_at,
-            left_secs: group.expires_at - now,
-        },
-        Status::Settled => match groups::settlement(&mut conn, group.id).await? {
-            Some(st) => StatusState::Settled {
-                at: st.created_at,
-                rate: crate::domain::Rate::from_basis_points(
-                    u32::try_from(st.rate_bp).unwrap_or(0),
-                )
-                .unwrap_or_default(),
-                points: st.total_points,
-            },
-            None => StatusState::SettledUnknown,
-        },
-        Status::Cancelled => StatusState::Cancelled,
-    };
+    let state = state_of(&mut conn, &group, now).await?;
     let is_insider =
         group.organiser_id == person.id || bought.iter().any(|p| p.buyer_id == person.id);
     let buyers = if is_insider {
-        let ids: Vec<i64> = bought.iter().map(|p| p.buyer_id).collect();
-        let known = users::get_many(&mut conn, &ids).await?;
-        Some(
-            ids.iter()
-                .map(|id| {
-                    known
-                        .get(id)
-                        .map(|u| u.first_name.clone())
-                        .unwrap_or_default()
-                })
-                .collect(),
-        )
+        Some(first_names(&mut conn, &bought).await?)
     } else {
         None
     };
@@ -79,10 +50,47 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
         bought: bought.len(),
         head_count: group.head_count,
         reached: ctx.config.tiers.rate_for(bought.len() as u32),
-        when_full: ctx.config.tiers.rate_for(group.head_count),
+        when_full: ctx.config.tiers.rate_for(group.head_count.get()),
         state,
         buyers,
     })
+}
+
+/// Where a group stands, for `/status`.
+async fn state_of(conn: &mut Conn, group: &GroupRow, now: i64) -> AppResult<StatusState> {
+    Ok(match group.status {
+        Status::Open if group.is_expired(now) => StatusState::Expired {
+            at: group.expires_at,
+        },
+        Status::Open => StatusState::Open {
+            until: group.expires_at,
+            left_secs: group.expires_at - now,
+        },
+        Status::Settled => match settlements::of(conn, group.id).await? {
+            Some(st) => StatusState::Settled {
+                at: st.created_at,
+                rate: st.rate,
+                points: st.total_points,
+            },
+            None => StatusState::SettledUnknown,
+        },
+        Status::Cancelled => StatusState::Cancelled,
+    })
+}
+
+/// The buyers' first names, in the order they bought.
+async fn first_names(conn: &mut Conn, bought: &[PurchaseRow]) -> AppResult<Vec<String>> {
+    let ids: Vec<UserId> = bought.iter().map(|p| p.buyer_id).collect();
+    let known = users::get_many(conn, &ids).await?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            known
+                .get(id)
+                .map(|u| u.first_name.clone())
+                .unwrap_or_default()
+        })
+        .collect())
 }
 
 /// `/points`: balance and the latest changes.
@@ -123,7 +131,7 @@ pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
         groups_out.push(MyGroup {
             organiser: g.organiser_id == person.id,
             key: g.key,
-            product: g.sku,
+            product: g.sku.to_string(),
             bought,
             head_count: g.head_count,
             state,
@@ -159,7 +167,7 @@ pub async fn cancel(
         || held.mine_elsewhere
     {
         return Err(UserError::HasPurchases {
-            key: group.key.clone(),
+            key: group.key.to_string(),
         }
         .into());
     }
@@ -171,35 +179,33 @@ pub async fn cancel(
             again: true,
         });
     }
-    for m in groups::members_of(&mut tx, group.id).await? {
-        if let (Some(uid), Some(_)) = (m.user_id, m.prompted_at) {
-            let text = Cancelled::ToMember {
-                key: group.key.clone(),
-            }
-            .html();
-            queue_message(
-                &mut tx,
-                now,
-                format!("cancelled:{}:{}", group.id, m.id),
-                uid,
-                text,
-                None,
-                None,
-            )
-            .await?;
-        }
-    }
+    tell_members(&mut tx, &group, now).await?;
     tx.commit().await?;
     ctx.committed();
-    tracing::info!(group_id = group.id, "group cancelled by its organiser");
+    tracing::info!(group_id = %group.id, "group cancelled by its organiser");
     Ok(Cancelled::ToOrganiser {
         key: group.key.clone(),
         again: false,
     })
 }
 
+/// Members who had been told about a cancelled group hear that it is cancelled.
+async fn tell_members(tx: &mut Conn, group: &GroupRow, now: i64) -> AppResult<()> {
+    let text = Cancelled::ToMember {
+        key: group.key.clone(),
+    }
+    .html();
+    for m in members::of(tx, group.id).await? {
+        if let (Some(uid), Some(_)) = (m.user_id, m.prompted_at) {
+            let key = format!("cancelled:{}:{}", group.id, m.id);
+            queue_message(tx, now, key, uid.get(), text.clone(), None, None).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Keys of the open groups this person may buy a seat in now, newest first.
-pub async fn buyable_groups(ctx: &Ctx, person: &Person) -> AppResult<Vec<String>> {
+pub async fn buyable_groups(ctx: &Ctx, person: &Person) -> AppResult<Vec<GroupKey>> {
     let mut conn = ctx.store.read().await?;
     let now = ctx.now();
     let mut keys = Vec::new();

@@ -10,10 +10,9 @@
 //! own credit, as far as the buyer's balance allows (rule 7 of [`crate::domain::settlement`]).
 
 use super::{AppError, AppResult, Ctx, queue_email, queue_message};
-use crate::domain::GroupStatus;
-use crate::domain::Points;
 use crate::domain::payment::{RefundMethod, RefundReason, STARS};
 use crate::domain::settlement::clawback;
+use crate::domain::{Currency, GroupStatus, Money, Points, Sku, UserId};
 use crate::mail::render::RefundDue;
 use crate::replies;
 use crate::store::groups::{self, GroupRow};
@@ -32,17 +31,17 @@ pub struct Opened {
 }
 
 /// The amount of a payment for people: "34,800 JPY", "120 Stars".
-pub fn amount_text(ctx: &Ctx, currency: &str, amount: i64) -> String {
-    if currency == STARS {
-        format!("{} Stars", Points::new(amount))
+pub fn amount_text(currency: &Currency, amount: Money) -> String {
+    if currency.code() == STARS {
+        format!("{} Stars", Points::of(amount))
     } else {
-        ctx.money(amount)
+        currency.format(amount.minor())
     }
 }
 
 /// The product a purchase bought, by name (taken out of the catalog or not).
-async fn product_name(conn: &mut Conn, sku: &str) -> AppResult<String> {
-    Ok(products::get_any(conn, sku)
+async fn product_name(conn: &mut Conn, sku: &Sku) -> AppResult<String> {
+    Ok(products::get_any(conn, sku.as_str())
         .await?
         .map(|p| p.name)
         .unwrap_or_else(|| sku.to_string()))
@@ -59,13 +58,13 @@ pub async fn open(
     reason: RefundReason,
     now: i64,
 ) -> AppResult<Option<Opened>> {
-    let method = RefundMethod::for_currency(&p.currency);
+    let method = RefundMethod::for_currency(p.currency.code());
     let refund = NewRefund {
         charge_id: &p.charge_id,
         purchase_id: p.id,
         user_id: p.buyer_id,
         amount: p.amount_paid,
-        currency: &p.currency,
+        currency: p.currency,
         method,
         reason,
         now,
@@ -80,18 +79,18 @@ pub async fn open(
     } else {
         0
     };
-    let amount = amount_text(ctx, &p.currency, p.amount_paid);
+    let amount = amount_text(&p.currency, p.amount_paid);
     tell_fulfilment(conn, ctx, p, group, reason, &amount, now).await?;
     crate::metrics::Metrics::inc(&ctx.metrics.refunds_total);
     tracing::info!(
-        charge = %p.charge_id, purchase_id = p.id, group_id = group.id, reason = reason.as_str(),
-        method = method.as_str(), amount = p.amount_paid, currency = %p.currency, clawed_back,
+        charge = %p.charge_id, purchase_id = %p.id, group_id = %group.id, reason = reason.as_str(),
+        method = method.as_str(), amount = p.amount_paid.minor(), currency = %p.currency, clawed_back,
         "refund opened"
     );
     Ok(Some(Opened {
         method,
         clawed_back,
-        back_text: replies::money_back(method, &amount, &p.charge_id, p.points_redeemed),
+        back_text: replies::money_back(method, &amount, &p.charge_id, p.points_redeemed.value()),
     }))
 }
 
@@ -113,16 +112,16 @@ async fn post_refund(
     );
     let refs = ledger::Refs {
         txn: &txn,
-        currency: &p.currency,
+        currency: p.currency.code(),
         group_id: Some(group.id),
         purchase_id: Some(p.id),
         memo: &memo,
         now,
     };
     let entries = [
-        ledger::Entry::refunds_due(-p.amount_paid),
-        ledger::Entry::points(p.buyer_id, -p.points_redeemed),
-        ledger::Entry::sales(p.amount_paid + p.points_redeemed),
+        ledger::Entry::refunds_due(-p.amount_paid.minor()),
+        ledger::Entry::points(p.buyer_id, -p.points_redeemed.value()),
+        ledger::Entry::sales(p.amount_paid.minor() + p.points_redeemed.value()),
     ];
     ledger::post(conn, &refs, &entries).await?;
     Ok(())
@@ -174,7 +173,7 @@ async fn tell_fulfilment(
     amount: &str,
     now: i64,
 ) -> AppResult<()> {
-    let to_pay_out = RefundMethod::for_currency(&p.currency) == RefundMethod::Provider;
+    let to_pay_out = RefundMethod::for_currency(p.currency.code()) == RefundMethod::Provider;
     let shipped = purchases::has_shipping_request(conn, p.id).await?;
     if !to_pay_out && !shipped {
         return Ok(());
@@ -192,7 +191,7 @@ async fn tell_fulfilment(
         amount: amount.to_string(),
         buyer,
         product: product_name(conn, &p.sku).await?,
-        key: group.key.clone(),
+        key: group.key.to_string(),
         reason: replies::refund_reason(reason).to_string(),
         to_pay_out,
         cancel_shipping: shipped,
@@ -206,7 +205,7 @@ async fn tell_fulfilment(
 /// Closes a due refund inside the caller's transaction: the money went back (Telegram
 /// confirmed a Stars refund, or the operator paid a provider refund). The buyer is told.
 /// False when it was not due.
-pub async fn paid_out(conn: &mut Conn, ctx: &Ctx, r: &RefundRow, now: i64) -> AppResult<bool> {
+pub async fn paid_out(conn: &mut Conn, r: &RefundRow, now: i64) -> AppResult<bool> {
     if !refunds::mark_done(conn, &r.charge_id, now).await? {
         return Ok(false);
     }
@@ -216,37 +215,37 @@ pub async fn paid_out(conn: &mut Conn, ctx: &Ctx, r: &RefundRow, now: i64) -> Ap
         conn,
         &ledger::Refs {
             txn: &txn,
-            currency: &r.currency,
+            currency: r.currency.code(),
             group_id: None,
             purchase_id: Some(r.purchase_id),
             memo: &memo,
             now,
         },
         &[
-            ledger::Entry::refunds_due(r.amount),
-            ledger::Entry::cash(-r.amount),
+            ledger::Entry::refunds_due(r.amount.minor()),
+            ledger::Entry::cash(-r.amount.minor()),
         ],
     )
     .await?;
     let sku = purchases::by_charge(conn, &r.charge_id)
         .await?
         .map(|p| p.sku)
-        .unwrap_or_default();
+        .ok_or_else(|| AppError::Other(format!("refund {} has no purchase", r.charge_id)))?;
     let text = replies::refund_paid(
-        &amount_text(ctx, &r.currency, r.amount),
+        &amount_text(&r.currency, r.amount),
         &product_name(conn, &sku).await?,
     );
     queue_message(
         conn,
         now,
         format!("refund-paid:{}", r.charge_id),
-        r.user_id,
+        r.user_id.get(),
         text,
         None,
         None,
     )
     .await?;
-    tracing::info!(charge = %r.charge_id, amount = r.amount, currency = %r.currency, "refund paid out");
+    tracing::info!(charge = %r.charge_id, amount = r.amount.minor(), currency = %r.currency, "refund paid out");
     Ok(true)
 }
 
@@ -320,9 +319,9 @@ async fn tell_reversed(
     now: i64,
 ) -> AppResult<()> {
     let product = product_name(conn, &p.sku).await?;
-    let text = replies::purchase_reversed(&product, &group.key, back, clawed_back);
+    let text = replies::purchase_reversed(&product, group.key.as_str(), back, clawed_back);
     let key = format!("reversed:{}", p.charge_id);
-    queue_message(conn, now, key, p.buyer_id, text, None, None).await?;
+    queue_message(conn, now, key, p.buyer_id.get(), text, None, None).await?;
     Ok(())
 }
 
@@ -358,7 +357,7 @@ pub async fn reverse(ctx: &Ctx, charge_id: &str) -> AppResult<Result<Reversed, R
     Ok(Ok(Reversed {
         charge_id: charge_id.to_string(),
         method: opened.method,
-        amount: amount_text(ctx, &p.currency, p.amount_paid),
+        amount: amount_text(&p.currency, p.amount_paid),
         clawed_back: opened.clawed_back,
     }))
 }
@@ -381,7 +380,7 @@ pub async fn mark_paid(ctx: &Ctx, charge_id: &str) -> AppResult<Result<RefundRow
     if r.method == RefundMethod::Stars {
         return Ok(Err(Refusal::StarsAreAutomatic(charge_id.to_string())));
     }
-    paid_out(&mut tx, ctx, &r, now).await?;
+    paid_out(&mut tx, &r, now).await?;
     tx.commit().await?;
     ctx.committed();
     Ok(Ok(r))
@@ -403,7 +402,7 @@ pub enum Reported {
 pub async fn reported(
     ctx: &Ctx,
     update_id: i64,
-    buyer_id: i64,
+    buyer_id: UserId,
     currency: &str,
     total: i64,
     charge_id: &str,
@@ -420,13 +419,13 @@ pub async fn reported(
             return Ok(Err(refusal));
         }
     };
-    if p.currency != currency || p.amount_paid != total || p.buyer_id != buyer_id {
+    if p.currency.code() != currency || p.amount_paid.minor() != total || p.buyer_id != buyer_id {
         tx.commit().await?;
         return Ok(Err(Refusal::Mismatch {
             charge: charge_id.to_string(),
             paid: format!(
                 "{} by user {}",
-                amount_text(ctx, &p.currency, p.amount_paid),
+                amount_text(&p.currency, p.amount_paid),
                 p.buyer_id
             ),
             reported: format!("{total} {currency} to user {buyer_id}"),
@@ -435,7 +434,7 @@ pub async fn reported(
     let outcome = match refunds::get(&mut tx, charge_id).await? {
         Some(r) if r.done => Reported::Duplicate,
         Some(r) => {
-            paid_out(&mut tx, ctx, &r, now).await?;
+            paid_out(&mut tx, &r, now).await?;
             Reported::Confirmed
         }
         None => {
@@ -449,7 +448,7 @@ pub async fn reported(
                 .await?
                 .ok_or_else(|| AppError::Other(format!("refund of {charge_id} vanished")))?;
             tell_reversed(&mut tx, &p, &group, "", opened.clawed_back, now).await?;
-            paid_out(&mut tx, ctx, &r, now).await?;
+            paid_out(&mut tx, &r, now).await?;
             Reported::Reversed
         }
     };

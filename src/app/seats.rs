@@ -6,8 +6,8 @@
 use super::{AppResult, Person};
 use crate::domain::payment::{self, Payer, Refusal, Seats};
 use crate::replies::UserError;
-use crate::store::groups::{self, GroupRow};
-use crate::store::{Conn, holds, purchases};
+use crate::store::groups::GroupRow;
+use crate::store::{Conn, holds, members, purchases};
 
 /// The seats of a group as `person` sees them when paying the invoice `payload` (empty: any
 /// invoice), and the person as admission cares.
@@ -20,7 +20,7 @@ pub async fn seats_for(
 ) -> AppResult<(Seats, Payer)> {
     let has_seat = purchases::has_seat(conn, group.id, person.id).await?;
     let counted = purchases::count_counted(conn, group.id).await?;
-    let invited = groups::member_for_user(conn, group.id, person.id, person.username.as_deref())
+    let invited = members::for_user(conn, group.id, person.id, person.username.as_deref())
         .await?
         .is_some();
     let others = holds::others(conn, group.id, person.id, payload, now).await?;
@@ -30,7 +30,7 @@ pub async fn seats_for(
         .saturating_sub(others.held_by_invited);
     Ok((
         Seats {
-            head_count: group.head_count,
+            head_count: group.head_count.get(),
             counted,
             held_by_others: others.held,
             reserved_for_others,
@@ -45,14 +45,14 @@ pub async fn seats_for(
 
 /// The reply to a refused seat.
 pub fn refusal(group: &GroupRow, r: Refusal) -> UserError {
-    let key = group.key.clone();
+    let key = group.key.to_string();
     match r {
         Refusal::AlreadyBought => UserError::AlreadyBought { key },
         Refusal::AlreadyPaying => UserError::AlreadyPaying { key },
         Refusal::Full { being_paid: true } => UserError::SeatBeingPaid { key },
         Refusal::Full { being_paid: false } => UserError::GroupFull {
             key,
-            seats: group.head_count,
+            seats: group.head_count.get(),
         },
         Refusal::NotInvited => UserError::NotInvited { key },
     }

@@ -8,17 +8,18 @@
 
 use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
-use crate::domain::{GroupStatus, HeadCount, Money, RegionCode};
+use crate::domain::{GroupId, GroupStatus, Points, PurchaseId, Sku, UserId};
 use crate::mail::render::DiscountNotice;
 use crate::replies::messages::SettledSummary;
-use crate::store::groups::{self, GroupRow, SettlementRow};
+use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
+use crate::store::settlements::{self, SettlementRow};
 use crate::store::{Conn, ledger, outbox, purchases, users};
 use std::collections::HashMap;
 
 /// Settles one due group in its own transaction. False if it was not due or already settled.
 #[tracing::instrument(skip(ctx))]
-pub async fn settle_group(ctx: &Ctx, group_id: i64) -> AppResult<bool> {
+pub async fn settle_group(ctx: &Ctx, group_id: GroupId) -> AppResult<bool> {
     let mut tx = ctx.store.write().await?;
     let done = settle_in(&mut tx, ctx, group_id).await?;
     tx.commit().await?;
@@ -61,7 +62,7 @@ pub async fn sweep(ctx: &Ctx) -> AppResult<usize> {
 /// the lot); if that fails, each in its own savepoint, so a group that fails is rolled back
 /// alone (and retried by the next sweep). A crash leaves the whole batch uncommitted, to be
 /// settled again from scratch.
-async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<(usize, usize)> {
+async fn settle_batch(ctx: &Ctx, ids: &[GroupId]) -> AppResult<(usize, usize)> {
     let mut tx = ctx.store.write().await?;
     let mut together = sqlx::Connection::begin(&mut *tx).await?;
     let mut set_aside = 0;
@@ -89,7 +90,7 @@ async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<(usize, usize)> {
                         groups::set_aside(&mut tx, id, &e.to_string(), retry_at).await?;
                         set_aside += 1;
                         crate::metrics::Metrics::inc(&ctx.metrics.settle_set_aside_total);
-                        tracing::error!(group_id = id, error = %e, retry_at, "settlement failed; the group is set aside and retried later")
+                        tracing::error!(group_id = %id, error = %e, retry_at, "settlement failed; the group is set aside and retried later")
                     }
                 }
             }
@@ -107,7 +108,7 @@ async fn settle_batch(ctx: &Ctx, ids: &[i64]) -> AppResult<(usize, usize)> {
 }
 
 /// Settles inside the caller's transaction (the N-th purchase settles in its own).
-pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: i64) -> AppResult<bool> {
+pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: GroupId) -> AppResult<bool> {
     Ok(settle_many(conn, ctx, &[group_id]).await? > 0)
 }
 
@@ -122,10 +123,10 @@ struct Closing {
 /// statements for the lot whatever their number or size (each statement costs a round trip):
 /// the groups and their purchases are read in one each, the closes, settlements, credits and
 /// notices written in one each. Returns how many it settled.
-pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<usize> {
+pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId]) -> AppResult<usize> {
     let now = ctx.now();
     let mut due = closing(conn, ctx, ids, now).await?;
-    let wanted: Vec<i64> = due.iter().map(|c| c.group.id).collect();
+    let wanted: Vec<GroupId> = due.iter().map(|c| c.group.id).collect();
     let closed = groups::close_many(conn, &wanted, GroupStatus::Settled, now).await?;
     due.retain(|c| closed.contains(&c.group.id));
     if due.is_empty() {
@@ -134,7 +135,7 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
     record_settlements(conn, &due, now).await?;
     // Balances before these credits: each notice then shows the balance after its own credit,
     // as when the groups are settled one by one.
-    let mut buyer_ids: Vec<i64> = due
+    let mut buyer_ids: Vec<UserId> = due
         .iter()
         .flat_map(|c| c.outcome.credits.iter().map(|credit| credit.buyer_id))
         .collect();
@@ -147,7 +148,7 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
     crate::failpoint::hit("settle_before_commit");
     for c in &due {
         tracing::info!(
-            group_id = c.group.id, buyers = c.outcome.buyers, filled = c.outcome.filled,
+            group_id = %c.group.id, buyers = c.outcome.buyers, filled = c.outcome.filled,
             rate = %c.outcome.rate, total_points = c.outcome.total.value(), "group settled"
         );
     }
@@ -157,9 +158,9 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[i64]) -> AppResult<u
 /// Those of `ids` that are open and due now — filled, or expired with no seat held for a
 /// payment under way (it may still count) — locked, with their counted purchases and what
 /// each buyer gets.
-async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[i64], now: i64) -> AppResult<Vec<Closing>> {
+async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId], now: i64) -> AppResult<Vec<Closing>> {
     let groups = groups::lock_many(conn, ctx.store.backend(), ids).await?;
-    let open: Vec<i64> = groups
+    let open: Vec<GroupId> = groups
         .iter()
         .filter(|g| g.status == GroupStatus::Open)
         .map(|g| g.id)
@@ -172,7 +173,7 @@ async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[i64], now: i64) -> AppResult
     let mut due = Vec::new();
     for group in groups.into_iter().filter(|g| g.status == GroupStatus::Open) {
         let mine = bought.remove(&group.id).unwrap_or_default();
-        let filled = mine.len() as u32 >= group.head_count;
+        let filled = mine.len() as u32 >= group.head_count.get();
         if !filled && (now < group.expires_at || held.contains(&group.id)) {
             continue;
         }
@@ -192,14 +193,14 @@ async fn record_settlements(conn: &mut Conn, due: &[Closing], now: i64) -> AppRe
         .iter()
         .map(|c| SettlementRow {
             group_id: c.group.id,
-            buyers: i64::from(c.outcome.buyers),
+            buyers: c.outcome.buyers,
             filled: c.outcome.filled,
-            rate_bp: i64::from(c.outcome.rate.basis_points()),
-            total_points: c.outcome.total.value(),
+            rate: c.outcome.rate,
+            total_points: c.outcome.total,
             created_at: now,
         })
         .collect();
-    let inserted = groups::insert_settlements(conn, &rows).await?;
+    let inserted = settlements::insert(conn, &rows).await?;
     if inserted != rows.len() as u64 {
         return Err(AppError::Other(format!(
             "{} of {} groups being settled already had a settlement row",
@@ -215,27 +216,21 @@ fn outcome_of(
     group: &GroupRow,
     bought: &[PurchaseRow],
 ) -> AppResult<settlement::Outcome> {
-    let head = HeadCount::new(i64::from(group.head_count), u32::MAX)
-        .map_err(|e| AppError::Other(format!("stored head count: {e}")))?;
     // Each purchase's discount is on the price recorded with it, never the live catalog's.
-    let lines = bought
+    let lines: Vec<PurchaseLine> = bought
         .iter()
-        .map(|p| {
-            Ok(PurchaseLine {
-                purchase_id: p.id,
-                buyer_id: p.buyer_id,
-                price: Money::from_minor(p.price).map_err(|e| {
-                    AppError::Other(format!("purchase {}: stored price {}: {e}", p.id, p.price))
-                })?,
-                region: p.region.as_deref().map(RegionCode::from_stored),
-                bought_at: p.created_at,
-            })
+        .map(|p| PurchaseLine {
+            purchase_id: p.id,
+            buyer_id: p.buyer_id,
+            price: p.price,
+            region: p.region.clone(),
+            bought_at: p.created_at,
         })
-        .collect::<AppResult<Vec<PurchaseLine>>>()?;
+        .collect();
     Ok(settlement::settle(
         group.policy,
         &ctx.config.tiers,
-        head,
+        group.head_count,
         &lines,
         ctx.config.region_bonus.as_ref(),
     ))
@@ -247,8 +242,8 @@ async fn post_credits(conn: &mut Conn, due: &[Closing], currency: &str, now: i64
     struct Credit {
         txn: String,
         memo_of: usize,
-        group_id: i64,
-        purchase_id: i64,
+        group_id: GroupId,
+        purchase_id: PurchaseId,
         entries: [ledger::Entry; 2],
     }
     let memos: Vec<String> = due
@@ -310,13 +305,13 @@ async fn queue_notices(
     conn: &mut Conn,
     ctx: &Ctx,
     due: &[Closing],
-    buyer_ids: &[i64],
-    mut balances: HashMap<i64, crate::domain::Points>,
+    buyer_ids: &[UserId],
+    mut balances: HashMap<UserId, Points>,
     now: i64,
 ) -> AppResult<()> {
     let buyers = users::get_many(conn, buyer_ids).await?;
     // The catalog's names, looked up once per SKU (None: no longer sold).
-    let mut catalog: HashMap<String, Option<String>> = HashMap::new();
+    let mut catalog: HashMap<Sku, Option<String>> = HashMap::new();
     let mut notices = Vec::new();
     for c in due {
         let (group, outcome) = (&c.group, &c.outcome);
@@ -329,14 +324,12 @@ async fn queue_notices(
             let name = product_name(conn, &mut catalog, &purchase.sku)
                 .await?
                 .unwrap_or_else(|| product.clone());
-            let balance = balances
-                .entry(credit.buyer_id)
-                .or_insert(crate::domain::Points::new(0));
-            *balance = crate::domain::Points::new(balance.value() + credit.points.value());
+            let balance = balances.entry(credit.buyer_id).or_insert(Points::ZERO);
+            *balance = Points::new(balance.value() + credit.points.value());
             let notice = notice_of(ctx, c, credit, purchase, name, *balance);
             notices.push(telegram_message(
                 format!("notice:{}:{}:tg", group.id, purchase.id),
-                credit.buyer_id,
+                credit.buyer_id.get(),
                 crate::replies::messages::discount_notice(&notice),
             ));
             if let Some(to) = buyers.get(&credit.buyer_id).and_then(|u| u.email.clone()) {
@@ -371,15 +364,15 @@ fn notice_of(
     credit: &settlement::Credit,
     purchase: &PurchaseRow,
     product: String,
-    balance: crate::domain::Points,
+    balance: Points,
 ) -> DiscountNotice {
     let (group, outcome) = (&c.group, &c.outcome);
     let points = credit.points.value();
     DiscountNotice {
-        key: group.key.clone(),
+        key: group.key.to_string(),
         product,
         buyers: outcome.buyers,
-        head_count: group.head_count,
+        head_count: group.head_count.get(),
         rate: outcome.rate.to_string(),
         points,
         points_text: credit.points.to_string(),
@@ -390,7 +383,7 @@ fn notice_of(
             outcome.filled,
             group.policy == crate::domain::Policy::Partial,
             outcome.buyers,
-            group.head_count,
+            group.head_count.get(),
         ),
         balance_text: balance.to_string(),
         // Receipt tokens are stored hashed; the link's token is derived from the charge again.
@@ -401,17 +394,16 @@ fn notice_of(
 /// The catalog name of `sku`, remembered in `catalog` for the rest of the batch.
 async fn product_name(
     conn: &mut Conn,
-    catalog: &mut HashMap<String, Option<String>>,
-    sku: &str,
+    catalog: &mut HashMap<Sku, Option<String>>,
+    sku: &Sku,
 ) -> AppResult<Option<String>> {
     if let Some(known) = catalog.get(sku) {
         return Ok(known.clone());
     }
-    let parsed = crate::domain::Sku::parse(sku).map_err(|e| AppError::Other(e.to_string()))?;
     // Taken out of the catalog or not: its groups still settle and still name it.
-    let name = crate::store::products::get_any(conn, parsed.as_str())
+    let name = crate::store::products::get_any(conn, sku.as_str())
         .await?
         .map(|p| p.name);
-    catalog.insert(sku.to_string(), name.clone());
+    catalog.insert(sku.clone(), name.clone());
     Ok(name)
 }

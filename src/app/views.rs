@@ -1,22 +1,11 @@
-//! Message bodies built from stored rows (Telegram HTML, every stored string escaped).
+//! What a group looks like in a chat, built from its stored row: the typed card (rendered in
+//! [`crate::replies::group`]) and its buy buttons.
 
 use super::Ctx;
-use crate::domain::{Product, TierTable};
+use crate::domain::Product;
 use crate::keyboard::{Keyboard, Press, callback, url};
-use crate::replies::{duration, esc, when};
+use crate::replies::group::{GroupCard, tier_line};
 use crate::store::groups::GroupRow;
-use std::fmt::Write;
-
-/// "2 → 3%, 3 → 5%, 4 → 10%" (tiers with a rate only).
-pub fn tier_line(tiers: &TierTable) -> String {
-    tiers
-        .tiers()
-        .iter()
-        .filter(|t| t.rate.basis_points() > 0)
-        .map(|t| format!("{} → {}", t.members, t.rate))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// The card shown with a purchase prompt, on `/start KEY`, `/join` and `/buy`.
 pub fn group_card(
@@ -25,54 +14,39 @@ pub fn group_card(
     product: &Product,
     organiser: &str,
     bought: u32,
-) -> String {
+) -> GroupCard {
     let now = ctx.now();
-    let rate_full = ctx.config.tiers.rate_for(g.head_count);
-    let mut s = String::new();
-    let _ = writeln!(s, "<b>Group purchase: {}</b>", esc(&product.name));
-    let _ = writeln!(
-        s,
-        "Organised by {} · key <code>{}</code>",
-        esc(organiser),
-        esc(&g.key)
-    );
-    let _ = writeln!(
-        s,
-        "Price: {} each — you pay the normal price now and your order ships right away.",
-        ctx.money(product.price.minor())
-    );
-    let _ = writeln!(s, "Seats: {bought} of {} bought", g.head_count);
-    let _ = writeln!(
-        s,
-        "When the group fills: {rate_full} back as points (tiers: {}).",
-        tier_line(&ctx.config.tiers)
-    );
-    if g.expires_at > now {
-        let _ = writeln!(
-            s,
-            "Open until {} ({} left).",
-            when(g.expires_at),
-            duration(g.expires_at - now)
-        );
+    GroupCard {
+        product: product.name.clone(),
+        organiser: organiser.to_string(),
+        key: g.key.clone(),
+        price: ctx.amount(product.price),
+        bought,
+        head_count: g.head_count,
+        when_full: ctx.config.tiers.rate_for(g.head_count.get()),
+        tiers: tier_line(&ctx.config.tiers),
+        open: (g.expires_at > now).then_some((g.expires_at, g.expires_at - now)),
+        page_url: ctx.page_url(&g.key),
     }
-    let _ = write!(s, "Group page: {}", esc(&ctx.page_url(&g.key)));
-    s
 }
 
 /// Buy buttons: the group's product, another catalog product (claim 2), the group page.
 pub fn buy_keyboard(ctx: &Ctx, g: &GroupRow, product: &Product) -> Keyboard {
     let mut kb = Keyboard::default().row(vec![
         callback(
-            format!("Buy — {}", ctx.money(product.price.minor())),
+            format!("Buy — {}", ctx.amount(product.price)),
             Press::Product {
-                key: g.key.clone(),
+                key: g.key.to_string(),
                 sku: product.sku.to_string(),
             }
             .encode(),
         ),
         callback(
             "Another product",
-            Press::Other { key: g.key.clone() }.encode(),
+            Press::Other {
+                key: g.key.to_string(),
+            }
+            .encode(),
         ),
     ]);
     // Telegram accepts only public https links on buttons.

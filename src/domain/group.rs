@@ -36,6 +36,13 @@ impl HeadCount {
         }
     }
 
+    /// A head count read back from the store: the operator's maximum may have changed since
+    /// the group was opened, so only the lower bound is checked.
+    pub fn stored(n: i64) -> Result<Self, HeadCountError> {
+        Self::new(n, u32::MAX)
+    }
+
+    /// N as a number.
     pub fn get(self) -> u32 {
         self.0
     }

@@ -118,12 +118,6 @@ impl StartPayload {
             Self::Invitation(k, i) => format!("{}-{}", k.0, i.0),
         }
     }
-
-    pub fn key(&self) -> &GroupKey {
-        match self {
-            Self::Group(k) | Self::Invitation(k, _) => k,
-        }
-    }
 }
 
 #[cfg(test)]

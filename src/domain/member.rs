@@ -8,7 +8,7 @@ pub enum MemberRef {
     /// A Telegram username, stored lower-case without the `@` (Telegram usernames are
     /// case-insensitive).
     Username(String),
-    UserId(i64),
+    UserId(super::UserId),
     Email(EmailAddress),
 }
 
@@ -45,7 +45,7 @@ impl MemberRef {
             && let Ok(id) = s.parse::<i64>()
             && id > 0
         {
-            return Ok(Self::UserId(id));
+            return Ok(Self::UserId(super::UserId::new(id)));
         }
         Err(MemberError::Unrecognised(s.to_string()))
     }
@@ -71,7 +71,10 @@ impl MemberRef {
     pub fn from_row(kind: &str, value: &str) -> Option<Self> {
         match kind {
             "username" => Some(Self::Username(value.to_string())),
-            "user_id" => value.parse().ok().map(Self::UserId),
+            "user_id" => value
+                .parse()
+                .ok()
+                .map(|id| Self::UserId(super::UserId::new(id))),
             "email" => EmailAddress::parse(value).ok().map(Self::Email),
             _ => None,
         }
@@ -100,7 +103,7 @@ mod tests {
         );
         assert_eq!(
             MemberRef::parse("1234567"),
-            Ok(MemberRef::UserId(1_234_567))
+            Ok(MemberRef::UserId(crate::domain::UserId::new(1_234_567)))
         );
         assert!(matches!(
             MemberRef::parse("carol@example.com"),

@@ -84,6 +84,19 @@ impl fmt::Display for Currency {
     }
 }
 
+/// An amount in a currency, as people read it: `34,800 JPY`, `12.50 USD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount {
+    pub money: Money,
+    pub currency: Currency,
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.currency.format(self.money.minor()))
+    }
+}
+
 /// A non-negative amount of money in minor units of one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i64);
@@ -141,10 +154,6 @@ impl Points {
 
     pub fn of(money: Money) -> Self {
         Self(money.minor())
-    }
-
-    pub fn as_money(self) -> Money {
-        Money(self.0.max(0))
     }
 }
 

@@ -33,11 +33,7 @@ pub enum Charge {
     Stars { stars: u32 },
 }
 
-impl Charge {
-    pub fn is_stars(&self) -> bool {
-        matches!(self, Charge::Stars { .. })
-    }
-}
+impl Charge {}
 
 /// Why a product cannot be sold right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +190,16 @@ pub enum GroupState {
 pub enum Verdict {
     Count,
     Refund(RefundReason),
+}
+
+impl Verdict {
+    /// Why the payment is refunded; None when it counts.
+    pub fn refund_reason(self) -> Option<RefundReason> {
+        match self {
+            Verdict::Count => None,
+            Verdict::Refund(reason) => Some(reason),
+        }
+    }
 }
 
 /// Judges a payment as it is recorded. `points_short`: the invoice redeems more points than

@@ -17,14 +17,15 @@
 //!    reversed purchase never counts toward its group again.
 
 use super::group::{HeadCount, Policy};
+use super::ids::{PurchaseId, UserId};
 use super::money::{Money, Points};
 use super::region::{RegionBonus, RegionCode};
 use super::tiers::{Rate, TierTable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseLine {
-    pub purchase_id: i64,
-    pub buyer_id: i64,
+    pub purchase_id: PurchaseId,
+    pub buyer_id: UserId,
     pub price: Money,
     pub region: Option<RegionCode>,
     pub bought_at: i64,
@@ -32,8 +33,8 @@ pub struct PurchaseLine {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credit {
-    pub purchase_id: i64,
-    pub buyer_id: i64,
+    pub purchase_id: PurchaseId,
+    pub buyer_id: UserId,
     pub discount: Money,
     pub region_bonus: Money,
     pub points: Points,
@@ -120,8 +121,8 @@ mod tests {
 
     fn line(id: i64, price: i64, region: Option<&str>, at: i64) -> PurchaseLine {
         PurchaseLine {
-            purchase_id: id,
-            buyer_id: 100 + id,
+            purchase_id: PurchaseId::new(id),
+            buyer_id: UserId::new(100 + id),
             price: Money::from_minor(price).expect("positive"),
             region: region.map(RegionCode::from_stored),
             bought_at: at,

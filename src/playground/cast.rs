@@ -1,7 +1,7 @@
 //! Who plays: the organiser and members of scenario (a) of the README, each a Telegram user
 //! with a private chat with the bot, and anyone added with "add a person".
 
-use bot_api_emulator::{ShippingAddress, TgUser};
+use bot_api_emulator::TgUser;
 use serde::Serialize;
 
 /// One person at the table: a Telegram account and, for those invited by email, an address.
@@ -35,18 +35,7 @@ impl Person {
     }
 }
 
-impl Address {
-    pub fn shipping(&self) -> ShippingAddress {
-        ShippingAddress {
-            country_code: self.country_code.clone(),
-            state: self.state.clone(),
-            city: self.city.clone(),
-            street_line1: self.street_line1.clone(),
-            street_line2: String::new(),
-            post_code: self.post_code.clone(),
-        }
-    }
-}
+impl Address {}
 
 fn address(state: &str, city: &str, street: &str, post_code: &str) -> Address {
     Address {

@@ -89,8 +89,34 @@ impl Playground {
         }
     }
 
-    async fn start_in(
+    /// The settings that point the service at the emulator, a mail folder and its own data.
+    fn against(
         mut config: Config,
+        emulator: &BotApiEmulator,
+        url: &str,
+        service_addr: SocketAddr,
+        data_dir: &Path,
+    ) -> anyhow::Result<Config> {
+        config.telegram_token = Some(Secret::new(emulator.token()));
+        config.telegram_api_url = Some(url_like::Url(emulator.api_url().to_string()));
+        config.database_url = format!("sqlite://{}", data_dir.join("groupbuy.db").display());
+        config.smtp_url = None;
+        config.mail_dir = data_dir.join("mail").display().to_string();
+        config.http_addr = service_addr;
+        config.admin_addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0);
+        config.public_url = url.trim_end_matches('/').to_string();
+        config.webhook_secret = None;
+        config.data_dir = data_dir.display().to_string();
+        config.server_secret = None;
+        let mut config = crate::secrets::resolve(config)?;
+        // Invoices in the shop's currency with a shipping address, as with a real provider.
+        // A test provider token in BotFather's form: physical goods are sold as in production.
+        config.payment_provider_token = Secret::new("284685063:TEST:playground-emulated-provider");
+        Ok(config)
+    }
+
+    async fn start_in(
+        config: Config,
         listener: tokio::net::TcpListener,
         addr: SocketAddr,
         data_dir: &Path,
@@ -110,22 +136,7 @@ impl Playground {
         // The service's own web side listens on another loopback port; the page serves it
         // (group pages, receipts) under its own address, so its links work in the browser.
         let service_addr = free_loopback_port()?;
-        config.telegram_token = Some(Secret::new(emulator.token()));
-        config.telegram_api_url = Some(url_like::Url(emulator.api_url().to_string()));
-        config.database_url = format!("sqlite://{}", data_dir.join("groupbuy.db").display());
-        config.smtp_url = None;
-        config.mail_dir = mail_dir.display().to_string();
-        config.http_addr = service_addr;
-        config.admin_addr = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0);
-        config.public_url = url.trim_end_matches('/').to_string();
-        config.webhook_secret = None;
-        config.data_dir = data_dir.display().to_string();
-        config.server_secret = None;
-        let mut config = crate::secrets::resolve(config)?;
-        // Invoices in the shop's currency with a shipping address, as with a real provider.
-        // A test provider token in BotFather's form: physical goods are sold as in production.
-        config.payment_provider_token = Secret::new("284685063:TEST:playground-emulated-provider");
-
+        let config = Self::against(config, &emulator, &url, service_addr, data_dir)?;
         let clock = Clock::system();
         let app = App::build(config, clock.clone())
             .await
@@ -141,16 +152,8 @@ impl Playground {
             mail_dir,
             format!("http://{service_addr}"),
         );
-        let mut stop = shutdown.clone();
         let router = api::router(state, api::Guard::for_address(addr));
-        let page = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the playground page stopped with an error");
-            }
-        });
+        let page = tokio::spawn(serve_page(listener, router, shutdown.clone()));
         Ok(Parts {
             service,
             page,
@@ -209,5 +212,19 @@ fn free_loopback_port() -> anyhow::Result<SocketAddr> {
 fn remove_quietly(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         tracing::warn!(error = %e, dir = %dir.display(), "could not remove the playground's data");
+    }
+}
+
+/// Serves the playground page until `shutdown` fires.
+async fn serve_page(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the playground page stopped with an error");
     }
 }

@@ -3,7 +3,7 @@
 //! escaped here and nowhere else. (Refusals are [`super::UserError`].)
 
 use super::{bullet, duration, esc, when};
-use crate::domain::{Points, Rate};
+use crate::domain::{Amount, GroupKey, HeadCount, Points, Rate};
 use std::fmt::Write;
 
 /// Buyers named in `/status`; 40 names of at most 40 characters stay far below Telegram's
@@ -14,10 +14,10 @@ const SHOWN_BUYERS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStatus {
     pub product: String,
-    pub key: String,
+    pub key: GroupKey,
     pub organiser: String,
     pub bought: usize,
-    pub head_count: u32,
+    pub head_count: HeadCount,
     /// The tier the buyers so far reach, and the one a full group reaches.
     pub reached: Rate,
     pub when_full: Rate,
@@ -39,7 +39,7 @@ pub enum StatusState {
     Settled {
         at: i64,
         rate: Rate,
-        points: i64,
+        points: Points,
     },
     /// Settled, but its settlement row could not be read.
     SettledUnknown,
@@ -53,7 +53,7 @@ impl GroupStatus {
             s,
             "<b>{}</b> — group <code>{}</code>",
             esc(&self.product),
-            esc(&self.key)
+            self.key
         );
         let _ = writeln!(s, "Organiser: {}", esc(&self.organiser));
         let _ = writeln!(s, "Seats: {} of {} bought", self.bought, self.head_count);
@@ -148,10 +148,10 @@ pub struct MyGroups {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyGroup {
-    pub key: String,
+    pub key: GroupKey,
     pub product: String,
     pub bought: u32,
-    pub head_count: u32,
+    pub head_count: HeadCount,
     pub state: MyGroupState,
     pub organiser: bool,
 }
@@ -182,7 +182,7 @@ impl MyGroups {
                 &mut s,
                 &format!(
                     "<code>{}</code> {} — {}/{} bought, {state} ({role})",
-                    esc(&g.key),
+                    g.key,
                     esc(&g.product),
                     g.bought,
                     g.head_count
@@ -197,27 +197,32 @@ impl MyGroups {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancelled {
     /// To the organiser; `again` when the group was already cancelled by this request.
-    ToOrganiser { key: String, again: bool },
+    ToOrganiser { key: GroupKey, again: bool },
     /// To a member who had been told about the group.
-    ToMember { key: String },
+    ToMember { key: GroupKey },
 }
 
 impl Cancelled {
     pub fn html(&self) -> String {
         match self {
             Cancelled::ToOrganiser { key, again: true } => {
-                format!("Group <code>{}</code> is cancelled.", esc(key))
+                format!("Group <code>{}</code> is cancelled.", key)
             }
             Cancelled::ToOrganiser { key, again: false } => format!(
                 "Group <code>{}</code> is cancelled. Invited members who were told about it get a note.",
-                esc(key)
+                key
             ),
             Cancelled::ToMember { key } => format!(
                 "The group purchase <code>{}</code> you were invited to was cancelled by its organiser.",
-                esc(key)
+                key
             ),
         }
     }
+}
+
+/// The link to a purchase's receipt page, as the last line of a message.
+pub fn receipt_line(url: &str) -> String {
+    format!("Receipt: {}", esc(url))
 }
 
 /// A buyer's notice when their group settles (sent by bot; the email renders the same values).
@@ -254,7 +259,7 @@ pub fn discount_notice(n: &crate::mail::render::DiscountNotice) -> String {
         "Your points balance: {} (1 point = 1 {}). Spend them on your next purchase.",
         n.balance_text, n.unit
     );
-    let _ = write!(s, "Receipt: {}", esc(&n.receipt_url));
+    s.push_str(&receipt_line(&n.receipt_url));
     s
 }
 
@@ -274,10 +279,10 @@ pub fn no_discount_reason(filled: bool, partial: bool, buyers: u32, head_count: 
 /// The organiser's summary when their group settles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettledSummary {
-    pub key: String,
+    pub key: GroupKey,
     pub product: String,
     pub buyers: u32,
-    pub head_count: u32,
+    pub head_count: HeadCount,
     pub filled: bool,
     pub rate: Rate,
     pub total: Points,
@@ -288,11 +293,7 @@ pub struct SettledSummary {
 impl SettledSummary {
     pub fn html(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "<b>Group <code>{}</code> is settled.</b>",
-            esc(&self.key)
-        );
+        let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", self.key);
         let _ = writeln!(
             s,
             "{}: {} of {} bought{}.",
@@ -319,12 +320,12 @@ impl SettledSummary {
 pub struct Receipt {
     pub product: String,
     /// The normal price, and what was paid, for people ("34,800 JPY", "120 Stars").
-    pub price: String,
+    pub price: Amount,
     pub paid: String,
-    pub points_used: i64,
-    pub key: String,
+    pub points_used: Points,
+    pub key: GroupKey,
     pub bought: u32,
-    pub head_count: u32,
+    pub head_count: HeadCount,
     /// The discount when the group fills.
     pub rate: Rate,
     pub receipt_url: String,
@@ -335,20 +336,17 @@ impl Receipt {
         let mut s = String::new();
         let _ = writeln!(s, "<b>Thank you — payment received.</b>");
         let _ = writeln!(s, "{}: {}", esc(&self.product), self.price);
-        if self.points_used > 0 {
-            let _ = writeln!(s, "Points used: {}", self.points_used);
+        if self.points_used > Points::ZERO {
+            let _ = writeln!(s, "Points used: {}", self.points_used.value());
         }
         let _ = writeln!(s, "Paid: {}", self.paid);
         let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
         let _ = writeln!(
             s,
             "Group <code>{}</code>: {} of {} seats bought. When it fills, you get {} back as points.",
-            esc(&self.key),
-            self.bought,
-            self.head_count,
-            self.rate
+            self.key, self.bought, self.head_count, self.rate
         );
-        let _ = write!(s, "Receipt: {}", esc(&self.receipt_url));
+        s.push_str(&receipt_line(&self.receipt_url));
         s
     }
 }
@@ -370,7 +368,7 @@ impl BuyQuestion {
             BuyQuestion::Confirm { product, key } => format!(
                 "Buy <b>{}</b> in group <code>{}</code>?",
                 esc(product),
-                esc(key)
+                key
             ),
             BuyQuestion::WhichProduct => {
                 "Any product of the catalog counts as your seat in this group. Which one would you like?"
@@ -430,10 +428,10 @@ mod tests {
     fn status_names_at_most_forty_buyers_and_escapes_them() {
         let status = GroupStatus {
             product: "Camera <b>".into(),
-            key: "K".into(),
+            key: GroupKey::generate().expect("a key"),
             organiser: "Bob & co".into(),
             bought: 45,
-            head_count: 50,
+            head_count: HeadCount::new(50, 100).expect("a head count"),
             reached: Rate::ZERO,
             when_full: Rate::ZERO,
             state: StatusState::Cancelled,

@@ -1,17 +1,18 @@
 //! Group purchases, their invited members, and settlement records.
 
-use super::{Backend, Conn};
-use crate::domain::{GroupStatus, MemberRef, Policy};
+use super::{Backend, Conn, decode_err};
+use crate::domain::{GroupId, GroupKey, GroupStatus, HeadCount, Policy, Sku, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRow {
-    pub id: i64,
-    pub key: String,
-    pub sku: String,
-    pub head_count: u32,
-    pub organiser_id: i64,
+    pub id: GroupId,
+    pub key: GroupKey,
+    pub sku: Sku,
+    pub head_count: HeadCount,
+    pub organiser_id: UserId,
+    /// The chat `/newgroup` was typed in (a Telegram chat id).
     pub chat_id: i64,
     pub policy: Policy,
     pub status: GroupStatus,
@@ -21,6 +22,7 @@ pub struct GroupRow {
 }
 
 impl GroupRow {
+    /// Whether the group's expiry has passed at `now`.
     pub fn is_expired(&self, now: i64) -> bool {
         now >= self.expires_at
     }
@@ -28,49 +30,51 @@ impl GroupRow {
 
 const COLUMNS: &str = "id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, closed_at";
 
-fn decode_err(what: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unexpected {what} in the database").into())
-}
-
 fn from_row(r: &AnyRow) -> Result<GroupRow, sqlx::Error> {
+    let id: i64 = r.try_get("id")?;
+    let bad = |what: &str, value: &dyn std::fmt::Display| decode_err("group", id, what, value);
+    let key: String = r.try_get("group_key")?;
+    let sku: String = r.try_get("sku")?;
+    let head: i64 = r.try_get("head_count")?;
     let policy: String = r.try_get("policy")?;
     let status: String = r.try_get("status")?;
-    let head: i64 = r.try_get("head_count")?;
     Ok(GroupRow {
-        id: r.try_get("id")?,
-        key: r.try_get("group_key")?,
-        sku: r.try_get("sku")?,
-        head_count: u32::try_from(head).map_err(|_| decode_err("head count"))?,
-        organiser_id: r.try_get("organiser_id")?,
+        id: GroupId::new(id),
+        key: GroupKey::parse(&key).map_err(|_| bad("key", &key))?,
+        sku: Sku::parse(&sku).map_err(|_| bad("product code", &sku))?,
+        head_count: HeadCount::stored(head).map_err(|_| bad("head count", &head))?,
+        organiser_id: UserId::new(r.try_get("organiser_id")?),
         chat_id: r.try_get("chat_id")?,
-        policy: Policy::parse(&policy).ok_or_else(|| decode_err("policy"))?,
-        status: GroupStatus::parse(&status).ok_or_else(|| decode_err("status"))?,
+        policy: Policy::parse(&policy).ok_or_else(|| bad("policy", &policy))?,
+        status: GroupStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         closed_at: r.try_get("closed_at")?,
     })
 }
 
+/// A group about to be opened.
 pub struct NewGroup<'a> {
-    pub key: &'a str,
-    pub sku: &'a str,
-    pub head_count: u32,
-    pub organiser_id: i64,
+    pub key: &'a GroupKey,
+    pub sku: &'a Sku,
+    pub head_count: HeadCount,
+    pub organiser_id: UserId,
     pub chat_id: i64,
     pub policy: Policy,
     pub now: i64,
     pub expires_at: i64,
 }
 
-pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<i64, sqlx::Error> {
+/// Opens a group; returns its id.
+pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<GroupId, sqlx::Error> {
     sqlx::query(
         "INSERT INTO group_buys (group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
     )
-    .bind(g.key)
-    .bind(g.sku)
-    .bind(i64::from(g.head_count))
-    .bind(g.organiser_id)
+    .bind(g.key.as_str())
+    .bind(g.sku.as_str())
+    .bind(i64::from(g.head_count.get()))
+    .bind(g.organiser_id.get())
     .bind(g.chat_id)
     .bind(g.policy.as_str())
     .bind(g.now)
@@ -78,23 +82,26 @@ pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<i64, sqlx::Erro
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)
+    .map(GroupId::new)
 }
 
-pub async fn by_key(conn: &mut Conn, key: &str) -> Result<Option<GroupRow>, sqlx::Error> {
+/// The group with this key.
+pub async fn by_key(conn: &mut Conn, key: &GroupKey) -> Result<Option<GroupRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM group_buys WHERE group_key = $1"
     )))
-    .bind(key)
+    .bind(key.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<GroupRow>, sqlx::Error> {
+/// The group with this id.
+pub async fn by_id(conn: &mut Conn, id: GroupId) -> Result<Option<GroupRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM group_buys WHERE id = $1"
     )))
-    .bind(id)
+    .bind(id.get())
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -105,7 +112,7 @@ pub async fn by_id(conn: &mut Conn, id: i64) -> Result<Option<GroupRow>, sqlx::E
 pub async fn lock(
     conn: &mut Conn,
     backend: Backend,
-    id: i64,
+    id: GroupId,
 ) -> Result<Option<GroupRow>, sqlx::Error> {
     let suffix = match backend {
         Backend::Sqlite => "",
@@ -114,7 +121,7 @@ pub async fn lock(
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM group_buys WHERE id = $1{suffix}"
     )))
-    .bind(id)
+    .bind(id.get())
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -125,7 +132,7 @@ pub async fn lock(
 pub async fn lock_many(
     conn: &mut Conn,
     backend: Backend,
-    ids: &[i64],
+    ids: &[GroupId],
 ) -> Result<Vec<GroupRow>, sqlx::Error> {
     let suffix = match backend {
         Backend::Sqlite => "",
@@ -143,7 +150,7 @@ pub async fn lock_many(
             list.join(", ")
         )));
         for id in chunk {
-            query = query.bind(*id);
+            query = query.bind(id.get());
         }
         for row in query.fetch_all(&mut *conn).await? {
             out.push(from_row(&row)?);
@@ -156,10 +163,10 @@ pub async fn lock_many(
 /// longer open: someone else closed them).
 pub async fn close_many(
     conn: &mut Conn,
-    ids: &[i64],
+    ids: &[GroupId],
     status: GroupStatus,
     now: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
+) -> Result<Vec<GroupId>, sqlx::Error> {
     let mut closed = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(super::IN_LIST) {
         let list: Vec<String> = (3..chunk.len() + 3).map(|k| format!("${k}")).collect();
@@ -171,10 +178,10 @@ pub async fn close_many(
         .bind(status.as_str())
         .bind(now);
         for id in chunk {
-            query = query.bind(*id);
+            query = query.bind(id.get());
         }
         for row in query.fetch_all(&mut *conn).await? {
-            closed.push(row.try_get(0)?);
+            closed.push(GroupId::new(row.try_get(0)?));
         }
     }
     Ok(closed)
@@ -183,14 +190,14 @@ pub async fn close_many(
 /// Moves an open group to `status`; false if it was no longer open (someone else closed it).
 pub async fn close(
     conn: &mut Conn,
-    id: i64,
+    id: GroupId,
     status: GroupStatus,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE group_buys SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'",
     )
-    .bind(id)
+    .bind(id.get())
     .bind(status.as_str())
     .bind(now)
     .execute(&mut *conn)
@@ -201,7 +208,7 @@ pub async fn close(
 /// Open groups that are expired or filled and so must be settled, oldest first — but not an
 /// unfilled group while a seat of it is held for a payment under way (it may still count),
 /// nor one set aside after a failed settlement until its retry time.
-pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<GroupId>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT g.id FROM (
             SELECT g.id, g.expires_at, g.head_count,
@@ -218,18 +225,20 @@ pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<i64>, sqlx
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(|r| r.try_get(0)).collect()
+    rows.iter()
+        .map(|r| r.try_get(0).map(GroupId::new))
+        .collect()
 }
 
 /// Sets a group whose settlement failed aside until `retry_at`, with the reason.
 pub async fn set_aside(
     conn: &mut Conn,
-    id: i64,
+    id: GroupId,
     error: &str,
     retry_at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE group_buys SET settle_error = $2, settle_retry_at = $3 WHERE id = $1")
-        .bind(id)
+        .bind(id.get())
         .bind(error)
         .bind(retry_at)
         .execute(&mut *conn)
@@ -240,8 +249,8 @@ pub async fn set_aside(
 /// A group set aside after a failed settlement, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetAside {
-    pub id: i64,
-    pub key: String,
+    pub id: GroupId,
+    pub key: GroupKey,
     pub error: String,
     pub retry_at: i64,
 }
@@ -257,11 +266,15 @@ pub async fn set_aside_list(conn: &mut Conn, limit: i64) -> Result<Vec<SetAside>
     .await?;
     rows.iter()
         .map(|r| {
+            let id: i64 = r.try_get(0)?;
+            let key: String = r.try_get(1)?;
+            let retry_at: Option<i64> = r.try_get(3)?;
             Ok(SetAside {
-                id: r.try_get(0)?,
-                key: r.try_get(1)?,
+                id: GroupId::new(id),
+                key: GroupKey::parse(&key).map_err(|_| decode_err("group", id, "key", &key))?,
                 error: r.try_get(2)?,
-                retry_at: r.try_get::<Option<i64>, _>(3)?.unwrap_or_default(),
+                // set_aside writes both columns together.
+                retry_at: retry_at.ok_or_else(|| decode_err("group", id, "retry time", &"none"))?,
             })
         })
         .collect()
@@ -270,9 +283,9 @@ pub async fn set_aside_list(conn: &mut Conn, limit: i64) -> Result<Vec<SetAside>
 /// Which of `ids` have a seat held for a payment under way at `now`.
 pub async fn with_unlapsed_holds(
     conn: &mut Conn,
-    ids: &[i64],
+    ids: &[GroupId],
     now: i64,
-) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+) -> Result<std::collections::HashSet<GroupId>, sqlx::Error> {
     let mut out = std::collections::HashSet::new();
     for chunk in ids.chunks(super::IN_LIST) {
         let list: Vec<String> = (2..chunk.len() + 2).map(|k| format!("${k}")).collect();
@@ -282,10 +295,10 @@ pub async fn with_unlapsed_holds(
         )))
         .bind(now);
         for id in chunk {
-            query = query.bind(*id);
+            query = query.bind(id.get());
         }
         for row in query.fetch_all(&mut *conn).await? {
-            out.insert(row.try_get(0)?);
+            out.insert(GroupId::new(row.try_get(0)?));
         }
     }
     Ok(out)
@@ -311,7 +324,7 @@ pub async fn next_expiry(conn: &mut Conn, now: i64) -> Result<Option<i64>, sqlx:
 /// Groups a user organised, was invited to, or bought in; newest first.
 pub async fn for_user(
     conn: &mut Conn,
-    user_id: i64,
+    user_id: UserId,
     limit: i64,
 ) -> Result<Vec<GroupRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -320,206 +333,9 @@ pub async fn for_user(
             OR id IN (SELECT group_id FROM purchases WHERE buyer_id = $1)
          ORDER BY created_at DESC, id DESC LIMIT $2"
     )))
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(from_row).collect()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRow {
-    pub id: i64,
-    pub group_id: i64,
-    pub member: MemberRef,
-    pub invite_code: Option<String>,
-    pub user_id: Option<i64>,
-    pub prompted_at: Option<i64>,
-}
-
-const MEMBER_COLUMNS: &str = "id, group_id, kind, value, invite_code, user_id, prompted_at";
-
-fn member_from_row(r: &AnyRow) -> Result<MemberRow, sqlx::Error> {
-    let kind: String = r.try_get("kind")?;
-    let value: String = r.try_get("value")?;
-    Ok(MemberRow {
-        id: r.try_get("id")?,
-        group_id: r.try_get("group_id")?,
-        member: MemberRef::from_row(&kind, &value).ok_or_else(|| decode_err("member"))?,
-        invite_code: r.try_get("invite_code")?,
-        user_id: r.try_get("user_id")?,
-        prompted_at: r.try_get("prompted_at")?,
-    })
-}
-
-pub async fn insert_member(
-    conn: &mut Conn,
-    group_id: i64,
-    member: &MemberRef,
-    invite_code: Option<&str>,
-    user_id: Option<i64>,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO members (group_id, kind, value, invite_code, user_id) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(group_id)
-    .bind(member.kind())
-    .bind(member.value())
-    .bind(invite_code)
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)
-}
-
-pub async fn members_of(conn: &mut Conn, group_id: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MEMBER_COLUMNS} FROM members WHERE group_id = $1 ORDER BY id"
-    )))
-    .bind(group_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(member_from_row).collect()
-}
-
-/// Members of open, unexpired groups who are this Telegram user (by id or username) and have
-/// not been prompted yet: the claim-11 "upon access" prompts.
-pub async fn unprompted_for(
-    conn: &mut Conn,
-    user_id: i64,
-    username: Option<&str>,
-    now: i64,
-) -> Result<Vec<MemberRow>, sqlx::Error> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MEMBER_COLUMNS} FROM members m WHERE m.prompted_at IS NULL
-            AND (m.user_id = $3 OR (m.user_id IS NULL AND ((m.kind = 'user_id' AND m.value = $1) OR (m.kind = 'username' AND m.value = $2))))
-            AND m.group_id IN (SELECT id FROM group_buys WHERE status = 'open' AND expires_at > $4)
-         ORDER BY m.id"
-    )))
-    .bind(user_id.to_string())
-    .bind(username.map(str::to_ascii_lowercase).unwrap_or_default())
-    .bind(user_id)
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(member_from_row).collect()
-}
-
-pub async fn member_by_invite(
-    conn: &mut Conn,
-    code: &str,
-) -> Result<Option<MemberRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MEMBER_COLUMNS} FROM members WHERE invite_code = $1"
-    )))
-    .bind(code)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(member_from_row).transpose()
-}
-
-/// The member row of a group that is this Telegram user, if they were invited.
-pub async fn member_for_user(
-    conn: &mut Conn,
-    group_id: i64,
-    user_id: i64,
-    username: Option<&str>,
-) -> Result<Option<MemberRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MEMBER_COLUMNS} FROM members WHERE group_id = $1
-            AND (user_id = $2 OR (user_id IS NULL AND ((kind = 'user_id' AND value = $3) OR (kind = 'username' AND value = $4))))
-         ORDER BY id LIMIT 1"
-    )))
-    .bind(group_id)
-    .bind(user_id)
-    .bind(user_id.to_string())
-    .bind(username.map(str::to_ascii_lowercase).unwrap_or_default())
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(member_from_row).transpose()
-}
-
-/// Binds a member row to the Telegram user it turned out to be.
-pub async fn bind_member(conn: &mut Conn, member_id: i64, user_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE members SET user_id = $2 WHERE id = $1")
-        .bind(member_id)
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn mark_prompted(conn: &mut Conn, member_id: i64, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE members SET prompted_at = $2 WHERE id = $1 AND prompted_at IS NULL")
-        .bind(member_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettlementRow {
-    pub group_id: i64,
-    pub buyers: i64,
-    pub filled: bool,
-    pub rate_bp: i64,
-    pub total_points: i64,
-    pub created_at: i64,
-}
-
-/// Settlement rows for several groups, a few dozen per statement; returns how many were new
-/// (a group already settled keeps its row: the primary key holds).
-pub async fn insert_settlements(
-    conn: &mut Conn,
-    rows: &[SettlementRow],
-) -> Result<u64, sqlx::Error> {
-    let mut inserted = 0;
-    for chunk in rows.chunks(32) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=6).map(|k| format!("${}", i * 6 + k)).collect();
-                format!("({})", p.join(", "))
-            })
-            .collect();
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO settlements (group_id, buyers, filled, rate_bp, total_points, created_at)
-             VALUES {} ON CONFLICT (group_id) DO NOTHING",
-            values.join(", ")
-        )));
-        for s in chunk {
-            query = query
-                .bind(s.group_id)
-                .bind(s.buyers)
-                .bind(i64::from(s.filled))
-                .bind(s.rate_bp)
-                .bind(s.total_points)
-                .bind(s.created_at);
-        }
-        inserted += query.execute(&mut *conn).await?.rows_affected();
-    }
-    Ok(inserted)
-}
-
-pub async fn settlement(
-    conn: &mut Conn,
-    group_id: i64,
-) -> Result<Option<SettlementRow>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT group_id, buyers, filled, rate_bp, total_points, created_at FROM settlements WHERE group_id = $1",
-    )
-    .bind(group_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|r| {
-        Ok(SettlementRow {
-            group_id: r.try_get("group_id")?,
-            buyers: r.try_get("buyers")?,
-            filled: r.try_get::<i64, _>("filled")? != 0,
-            rate_bp: r.try_get("rate_bp")?,
-            total_points: r.try_get("total_points")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .transpose()
 }

@@ -2,6 +2,7 @@
 //! [`crate::domain::payment`]). A hold is unlapsed while `expires_at > now`.
 
 use super::Conn;
+use crate::domain::{GroupId, UserId};
 use sqlx::Row;
 
 /// Holds a seat of `group_id` for the invoice `payload` until `expires_at` (an approved
@@ -9,8 +10,8 @@ use sqlx::Row;
 pub async fn hold(
     conn: &mut Conn,
     payload: &str,
-    group_id: i64,
-    buyer_id: i64,
+    group_id: GroupId,
+    buyer_id: UserId,
     now: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
@@ -19,8 +20,8 @@ pub async fn hold(
          ON CONFLICT (payload) DO UPDATE SET expires_at = excluded.expires_at",
     )
     .bind(payload)
-    .bind(group_id)
-    .bind(buyer_id)
+    .bind(group_id.get())
+    .bind(buyer_id.get())
     .bind(now)
     .bind(expires_at)
     .execute(&mut *conn)
@@ -40,8 +41,8 @@ pub struct Others {
 
 pub async fn others(
     conn: &mut Conn,
-    group_id: i64,
-    buyer_id: i64,
+    group_id: GroupId,
+    buyer_id: UserId,
     payload: &str,
     now: i64,
 ) -> Result<Others, sqlx::Error> {
@@ -53,8 +54,8 @@ pub async fn others(
             CAST(COALESCE(SUM(CASE WHEN h.buyer_id = $2 THEN 1 ELSE 0 END), 0) AS BIGINT)
          FROM seat_holds h WHERE h.group_id = $1 AND h.payload <> $3 AND h.expires_at > $4",
     )
-    .bind(group_id)
-    .bind(buyer_id)
+    .bind(group_id.get())
+    .bind(buyer_id.get())
     .bind(payload)
     .bind(now)
     .fetch_one(&mut *conn)
@@ -95,21 +96,21 @@ pub async fn release(conn: &mut Conn, payload: &str) -> Result<(), sqlx::Error> 
 /// invoices arriving later is a repeat, and refunded.
 pub async fn release_others_of(
     conn: &mut Conn,
-    group_id: i64,
-    buyer_id: i64,
+    group_id: GroupId,
+    buyer_id: UserId,
 ) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "DELETE FROM point_holds WHERE payload IN
             (SELECT payload FROM seat_holds WHERE group_id = $1 AND buyer_id = $2)",
     )
-    .bind(group_id)
-    .bind(buyer_id)
+    .bind(group_id.get())
+    .bind(buyer_id.get())
     .execute(&mut *conn)
     .await?;
     Ok(
         sqlx::query("DELETE FROM seat_holds WHERE group_id = $1 AND buyer_id = $2")
-            .bind(group_id)
-            .bind(buyer_id)
+            .bind(group_id.get())
+            .bind(buyer_id.get())
             .execute(&mut *conn)
             .await?
             .rows_affected(),

@@ -80,10 +80,3 @@ pub async fn prune(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
             .rows_affected(),
     )
 }
-
-pub async fn count_pending(conn: &mut Conn) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM inbox WHERE handled_at IS NULL")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)
-}

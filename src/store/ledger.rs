@@ -14,14 +14,15 @@
 //! zero in it.
 
 use super::Conn;
-use crate::domain::Points;
+use crate::domain::{GroupId, Points, PurchaseId, UserId};
 use sqlx::Row;
 
+/// One line of a ledger transaction: an account and a signed amount (debits positive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub account: String,
     pub amount: i64,
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
 }
 
 impl Entry {
@@ -53,7 +54,8 @@ impl Entry {
             user_id: None,
         }
     }
-    pub fn points(user_id: i64, amount: i64) -> Self {
+    /// What we owe `user_id` in points (their balance is minus the account's sum).
+    pub fn points(user_id: UserId, amount: i64) -> Self {
         Self {
             account: format!("points:{user_id}"),
             amount,
@@ -74,8 +76,8 @@ pub struct Refs<'a> {
     pub txn: &'a str,
     /// The currency of every entry of the transaction.
     pub currency: &'a str,
-    pub group_id: Option<i64>,
-    pub purchase_id: Option<i64>,
+    pub group_id: Option<GroupId>,
+    pub purchase_id: Option<PurchaseId>,
     pub memo: &'a str,
     pub now: i64,
 }
@@ -130,9 +132,9 @@ pub async fn post_many(
                 .bind(refs.txn)
                 .bind(&e.account)
                 .bind(e.amount)
-                .bind(e.user_id)
-                .bind(refs.group_id)
-                .bind(refs.purchase_id)
+                .bind(e.user_id.map(UserId::get))
+                .bind(refs.group_id.map(GroupId::get))
+                .bind(refs.purchase_id.map(PurchaseId::get))
                 .bind(refs.memo)
                 .bind(refs.now)
                 .bind(refs.currency);
@@ -145,9 +147,9 @@ pub async fn post_many(
 /// The points balances of several users at once (0 for a user with no entries).
 pub async fn balances(
     conn: &mut Conn,
-    user_ids: &[i64],
-) -> Result<std::collections::HashMap<i64, Points>, sqlx::Error> {
-    let mut out: std::collections::HashMap<i64, Points> =
+    user_ids: &[UserId],
+) -> Result<std::collections::HashMap<UserId, Points>, sqlx::Error> {
+    let mut out: std::collections::HashMap<UserId, Points> =
         user_ids.iter().map(|id| (*id, Points::new(0))).collect();
     for chunk in user_ids.chunks(super::IN_LIST) {
         let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
@@ -159,24 +161,25 @@ pub async fn balances(
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
-            query = query.bind(*id);
+            query = query.bind(id.get());
         }
         for row in query.fetch_all(&mut *conn).await? {
             let id: i64 = row.try_get("user_id")?;
             let owed: i64 = row.try_get("owed")?;
-            out.insert(id, Points::new(-owed));
+            out.insert(UserId::new(id), Points::new(-owed));
         }
     }
     Ok(out)
 }
 
-pub async fn balance(conn: &mut Conn, user_id: i64) -> Result<Points, sqlx::Error> {
+/// A user's points balance.
+pub async fn balance(conn: &mut Conn, user_id: UserId) -> Result<Points, sqlx::Error> {
     // `user_id` (indexed, and set on every points entry) keeps this off a ledger scan.
     let sum: i64 = sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE user_id = $2 AND account = $1",
     )
     .bind(format!("points:{user_id}"))
-    .bind(user_id)
+    .bind(user_id.get())
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
@@ -193,7 +196,7 @@ pub struct PointsLine {
 /// The latest changes to a user's points, newest first.
 pub async fn history(
     conn: &mut Conn,
-    user_id: i64,
+    user_id: UserId,
     limit: i64,
 ) -> Result<Vec<PointsLine>, sqlx::Error> {
     let rows = sqlx::query(
@@ -201,7 +204,7 @@ pub async fn history(
     )
     .bind(format!("points:{user_id}"))
     .bind(limit)
-    .bind(user_id)
+    .bind(user_id.get())
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -267,24 +270,12 @@ pub async fn backfill_currency(conn: &mut Conn, catalog: &str) -> Result<u64, sq
     )
 }
 
-/// Number of settlement credits (one per credited purchase) for a user.
-pub async fn credits_for(conn: &mut Conn, user_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "SELECT COUNT(*) FROM ledger WHERE user_id = $2 AND account = $1 AND txn LIKE 'settle:%' AND amount < 0",
-    )
-    .bind(format!("points:{user_id}"))
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)
-}
-
 /// Points the settlement of `group_id` credited for one purchase (0 if none).
 pub async fn settled_points(
     conn: &mut Conn,
-    group_id: i64,
-    purchase_id: i64,
-    user_id: i64,
+    group_id: GroupId,
+    purchase_id: PurchaseId,
+    user_id: UserId,
 ) -> Result<i64, sqlx::Error> {
     let sum: i64 = sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE txn = $1 AND account = $2",
@@ -300,7 +291,7 @@ pub async fn settled_points(
 /// Points of a user held for invoices other than `payload` that may still be paid.
 pub async fn held_for_others(
     conn: &mut Conn,
-    user_id: i64,
+    user_id: UserId,
     payload: &str,
     now: i64,
 ) -> Result<i64, sqlx::Error> {
@@ -308,7 +299,7 @@ pub async fn held_for_others(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM point_holds
          WHERE user_id = $1 AND payload <> $2 AND expires_at > $3",
     )
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(payload)
     .bind(now)
     .fetch_one(&mut *conn)
@@ -320,7 +311,7 @@ pub async fn held_for_others(
 pub async fn hold(
     conn: &mut Conn,
     payload: &str,
-    user_id: i64,
+    user_id: UserId,
     amount: i64,
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
@@ -329,7 +320,7 @@ pub async fn hold(
          ON CONFLICT (payload) DO UPDATE SET amount = excluded.amount, expires_at = excluded.expires_at",
     )
     .bind(payload)
-    .bind(user_id)
+    .bind(user_id.get())
     .bind(amount)
     .bind(expires_at)
     .execute(&mut *conn)

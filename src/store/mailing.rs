@@ -3,6 +3,7 @@
 //! invitation emails each organiser has had sent.
 
 use super::Conn;
+use crate::domain::{GroupId, UserId};
 use sqlx::Row;
 
 /// Adds an address (by its keyed hash) to the suppression list; true if it was not there.
@@ -28,8 +29,8 @@ pub async fn is_suppressed(conn: &mut Conn, address_hash: &str) -> Result<bool, 
 /// Invitation emails `organiser` had sent for `group_id`, and since `since` over all groups.
 pub async fn invites_sent(
     conn: &mut Conn,
-    organiser: i64,
-    group_id: i64,
+    organiser: UserId,
+    group_id: GroupId,
     since: i64,
 ) -> Result<(u32, u32), sqlx::Error> {
     let row = sqlx::query(
@@ -37,8 +38,8 @@ pub async fn invites_sent(
                 COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0)
          FROM email_invites WHERE organiser_id = $1",
     )
-    .bind(organiser)
-    .bind(group_id)
+    .bind(organiser.get())
+    .bind(group_id.get())
     .bind(since)
     .fetch_one(&mut *conn)
     .await?;
@@ -51,15 +52,15 @@ pub async fn invites_sent(
 /// Counts one invitation email against `organiser`.
 pub async fn count_invite(
     conn: &mut Conn,
-    organiser: i64,
-    group_id: i64,
+    organiser: UserId,
+    group_id: GroupId,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO email_invites (organiser_id, group_id, created_at) VALUES ($1, $2, $3)",
     )
-    .bind(organiser)
-    .bind(group_id)
+    .bind(organiser.get())
+    .bind(group_id.get())
     .bind(now)
     .execute(&mut *conn)
     .await?;

@@ -6,25 +6,44 @@
 //! `BEGIN IMMEDIATE`: a deferred transaction that later wants to write fails with "database is
 //! locked" without waiting for the busy timeout (RELIABILITY.md §4.2).
 
-pub mod forget;
+pub(crate) mod forget;
 pub mod groups;
 pub mod holds;
-pub mod inbox;
-pub mod instances;
+pub(crate) mod inbox;
+pub(crate) mod instances;
 pub mod ledger;
-pub mod locks;
+pub(crate) mod locks;
 pub mod mailing;
+pub(crate) mod members;
 pub mod outbox;
 pub mod products;
 pub mod purchases;
-pub mod refunds;
-pub mod tokens;
+pub(crate) mod refunds;
+pub(crate) mod settlements;
+pub(crate) mod tokens;
 pub mod updates;
 pub mod users;
 
 /// Ids per `IN (…)` list: one parameter each, few enough that binding stays cheap (sqlx-sqlite
 /// looks each parameter's name up, and SQLite's lookup is a linear scan).
 pub const IN_LIST: usize = 100;
+
+/// A stored value that does not decode into its domain type: an error naming the row and the
+/// value, never a default.
+pub(crate) fn decode_err(
+    table: &str,
+    id: impl std::fmt::Display,
+    what: &str,
+    value: &dyn std::fmt::Display,
+) -> sqlx::Error {
+    sqlx::Error::Decode(
+        format!(
+            "{table} {id}: unreadable {what} {value:?}",
+            value = value.to_string()
+        )
+        .into(),
+    )
+}
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
@@ -64,7 +83,44 @@ fn sqlite_url(url: &str) -> String {
     }
 }
 
+/// WAL is a property of the file; switching needs an exclusive lock that the busy timeout
+/// does not cover, so it is done once on a lone connection before the pool opens.
+async fn enable_wal(options: &AnyConnectOptions) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut conn = AnyConnection::connect_with(options)
+        .await
+        .context("opening the SQLite database")?;
+    conn.execute("PRAGMA journal_mode = WAL")
+        .await
+        .context("enabling WAL")?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// A pool of `size` connections, each set up for the backend.
+fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // FULL: a payment acknowledged to Telegram survives a power cut.
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 30000").await?;
+                    // Deleted and overwritten content is zeroed, so an emptied message
+                    // body or an erased person does not linger in free space.
+                    conn.execute("PRAGMA secure_delete = ON").await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 impl Store {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`): a read pool, and on SQLite a
+    /// one-connection writer pool (SQLite has one writer at a time).
     #[tracing::instrument(skip_all, fields(backend))]
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
@@ -81,35 +137,9 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing the database URL")?;
         if backend == Backend::Sqlite {
-            // WAL is a property of the file; switching needs an exclusive lock that the busy
-            // timeout does not cover, so do it once on a lone connection before the pool opens.
-            let mut conn = AnyConnection::connect_with(&options)
-                .await
-                .context("opening the SQLite database")?;
-            conn.execute("PRAGMA journal_mode = WAL")
-                .await
-                .context("enabling WAL")?;
-            conn.close().await.ok();
+            enable_wal(&options).await?;
         }
-        let pool_of = |size: u32| {
-            AnyPoolOptions::new()
-                .max_connections(size)
-                .acquire_timeout(Duration::from_secs(30))
-                .after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            // FULL: a payment acknowledged to Telegram survives a power cut.
-                            conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute("PRAGMA busy_timeout = 30000").await?;
-                            // Deleted and overwritten content is zeroed, so an emptied message
-                            // body or an erased person does not linger in free space.
-                            conn.execute("PRAGMA secure_delete = ON").await?;
-                        }
-                        Ok(())
-                    })
-                })
-        };
+        let pool_of = |size: u32| pool_options(backend, size);
         let pool = pool_of(if backend == Backend::Sqlite { 8 } else { 10 })
             .connect_with(options.clone())
             .await
@@ -175,12 +205,4 @@ impl Store {
 /// Whether an error is the violation of a unique constraint (a duplicate we can name).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// `SELECT … FOR UPDATE` on PostgreSQL; SQLite already serialises writers.
-pub fn for_update(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "",
-        Backend::Postgres => " FOR UPDATE",
-    }
 }

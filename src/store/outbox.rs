@@ -128,63 +128,27 @@ pub async fn enqueue_many(
 ) -> Result<u64, sqlx::Error> {
     let mut queued = 0;
     for chunk in messages.chunks(ROWS_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', 0, {}, {})",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[11]
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
                  fallback_email, priority, invoice, status, attempts, next_attempt_at, created_at)
              VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
-            values.join(", ")
+            values_list(chunk.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
-            let (channel, chat_id, keyboard, fallback, invoice, to, subject, html) =
-                match &m.channel {
-                    Channel::Telegram {
-                        chat_id,
-                        keyboard,
-                        fallback_email,
-                        invoice,
-                    } => (
-                        "telegram",
-                        Some(*chat_id),
-                        keyboard.clone(),
-                        fallback_email.clone(),
-                        invoice.clone(),
-                        None,
-                        String::new(),
-                        None,
-                    ),
-                    Channel::Email { to, subject, html } => (
-                        "email",
-                        None,
-                        None,
-                        None,
-                        None,
-                        Some(to.clone()),
-                        subject.clone(),
-                        html.clone(),
-                    ),
-                };
+            let c = Columns::of(m);
             query = query
                 .bind(m.dedupe_key.clone())
-                .bind(channel)
-                .bind(chat_id)
-                .bind(to)
-                .bind(subject)
+                .bind(c.channel)
+                .bind(c.chat_id)
+                .bind(c.to)
+                .bind(c.subject)
                 .bind(m.text.clone())
-                .bind(html)
-                .bind(keyboard)
-                .bind(fallback)
+                .bind(c.html)
+                .bind(c.keyboard)
+                .bind(c.fallback)
                 .bind(m.priority.as_i64())
-                .bind(invoice)
+                .bind(c.invoice)
                 .bind(now);
         }
         queued += query.execute(&mut *conn).await?.rows_affected();
@@ -192,16 +156,62 @@ pub async fn enqueue_many(
     Ok(queued)
 }
 
-/// Pending rows whose time has come, oldest first.
-pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
-    )))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(from_row).collect()
+/// `($1, …, $11, 'pending', 0, $12, $12), (…)` for `rows` rows of 12 parameters.
+fn values_list(rows: usize) -> String {
+    let row = |i: usize| {
+        let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
+        format!(
+            "({}, 'pending', 0, {}, {})",
+            p[..11].join(", "),
+            p[11],
+            p[11]
+        )
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// The channel-specific columns of one outbox row.
+struct Columns {
+    channel: &'static str,
+    chat_id: Option<i64>,
+    keyboard: Option<String>,
+    fallback: Option<String>,
+    invoice: Option<String>,
+    to: Option<String>,
+    subject: String,
+    html: Option<String>,
+}
+
+impl Columns {
+    fn of(m: &NewMessage) -> Self {
+        match &m.channel {
+            Channel::Telegram {
+                chat_id,
+                keyboard,
+                fallback_email,
+                invoice,
+            } => Self {
+                channel: "telegram",
+                chat_id: Some(*chat_id),
+                keyboard: keyboard.clone(),
+                fallback: fallback_email.clone(),
+                invoice: invoice.clone(),
+                to: None,
+                subject: String::new(),
+                html: None,
+            },
+            Channel::Email { to, subject, html } => Self {
+                channel: "email",
+                chat_id: None,
+                keyboard: None,
+                fallback: None,
+                invoice: None,
+                to: Some(to.clone()),
+                subject: subject.clone(),
+                html: html.clone(),
+            },
+        }
+    }
 }
 
 pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
@@ -269,14 +279,6 @@ pub async fn stuck(conn: &mut Conn, limit: i64) -> Result<Vec<OutboxRow>, sqlx::
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(from_row).collect()
-}
-
-pub async fn count_by_status(conn: &mut Conn, status: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1")
-        .bind(status)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)
 }
 
 /// Puts a dead or waiting row back in line for an immediate attempt; false if no such row

@@ -2,18 +2,20 @@
 //! paid by the refund worker through `refundStarPayment`; provider refunds by the operator,
 //! who closes them with `groupbuy refunds done CHARGE_ID`.
 
-use super::Conn;
+use super::{Conn, decode_err};
 use crate::domain::payment::{RefundMethod, RefundReason};
+use crate::domain::{Currency, Money, PurchaseId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+/// One charge owed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {
     pub charge_id: String,
-    pub purchase_id: i64,
-    pub user_id: i64,
-    pub amount: i64,
-    pub currency: String,
+    pub purchase_id: PurchaseId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub currency: Currency,
     pub method: RefundMethod,
     pub reason: RefundReason,
     pub done: bool,
@@ -26,24 +28,26 @@ pub struct RefundRow {
 const COLUMNS: &str = "charge_id, purchase_id, user_id, amount, currency, method, reason, status, attempts, last_error, created_at, done_at";
 
 fn from_row(r: &AnyRow) -> Result<RefundRow, sqlx::Error> {
-    let bad = |what: &str| {
-        sqlx::Error::Decode(format!("unexpected refund {what} in the database").into())
-    };
+    let charge_id: String = r.try_get("charge_id")?;
+    let bad_value =
+        |what: &str, value: &dyn std::fmt::Display| decode_err("refund", &charge_id, what, value);
     let method: String = r.try_get("method")?;
     let reason: String = r.try_get("reason")?;
     let status: String = r.try_get("status")?;
+    let amount: i64 = r.try_get("amount")?;
+    let currency: String = r.try_get("currency")?;
     Ok(RefundRow {
-        charge_id: r.try_get("charge_id")?,
-        purchase_id: r.try_get("purchase_id")?,
-        user_id: r.try_get("user_id")?,
-        amount: r.try_get("amount")?,
-        currency: r.try_get("currency")?,
-        method: RefundMethod::parse(&method).ok_or_else(|| bad("method"))?,
-        reason: RefundReason::parse(&reason).ok_or_else(|| bad("reason"))?,
+        charge_id: charge_id.clone(),
+        purchase_id: PurchaseId::new(r.try_get("purchase_id")?),
+        user_id: UserId::new(r.try_get("user_id")?),
+        amount: Money::from_minor(amount).map_err(|_| bad_value("amount", &amount))?,
+        currency: Currency::parse(&currency).map_err(|_| bad_value("currency", &currency))?,
+        method: RefundMethod::parse(&method).ok_or_else(|| bad_value("method", &method))?,
+        reason: RefundReason::parse(&reason).ok_or_else(|| bad_value("reason", &reason))?,
         done: match status.as_str() {
             "due" => false,
             "done" => true,
-            _ => return Err(bad("status")),
+            _ => return Err(bad_value("status", &status)),
         },
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
@@ -54,10 +58,10 @@ fn from_row(r: &AnyRow) -> Result<RefundRow, sqlx::Error> {
 
 pub struct NewRefund<'a> {
     pub charge_id: &'a str,
-    pub purchase_id: i64,
-    pub user_id: i64,
-    pub amount: i64,
-    pub currency: &'a str,
+    pub purchase_id: PurchaseId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub currency: Currency,
     pub method: RefundMethod,
     pub reason: RefundReason,
     pub now: i64,
@@ -70,10 +74,10 @@ pub async fn insert(conn: &mut Conn, r: &NewRefund<'_>) -> Result<bool, sqlx::Er
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'due', $8, $8) ON CONFLICT (charge_id) DO NOTHING",
     )
     .bind(r.charge_id)
-    .bind(r.purchase_id)
-    .bind(r.user_id)
-    .bind(r.amount)
-    .bind(r.currency)
+    .bind(r.purchase_id.get())
+    .bind(r.user_id.get())
+    .bind(r.amount.minor())
+    .bind(r.currency.code())
     .bind(r.method.as_str())
     .bind(r.reason.as_str())
     .bind(r.now)

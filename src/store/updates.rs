@@ -3,14 +3,6 @@
 
 use super::Conn;
 
-pub async fn seen(conn: &mut Conn, update_id: i64) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM processed_updates WHERE update_id = $1")
-        .bind(update_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some())
-}
-
 /// Claims an update inside the transaction that applies its effects; false if it was handled.
 pub async fn claim(conn: &mut Conn, update_id: i64, now: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(

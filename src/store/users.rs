@@ -1,12 +1,13 @@
 //! People who have talked to the bot.
 
 use super::Conn;
+use crate::domain::UserId;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
-    pub id: i64,
+    pub id: UserId,
     pub username: Option<String>,
     pub first_name: String,
     pub started: bool,
@@ -16,7 +17,7 @@ pub struct UserRow {
 
 fn from_row(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
-        id: r.try_get("id")?,
+        id: UserId::new(r.try_get("id")?),
         username: r.try_get("username")?,
         first_name: r.try_get("first_name")?,
         started: r.try_get::<i64, _>("started")? != 0,
@@ -31,7 +32,7 @@ const COLUMNS: &str = "id, username, first_name, started, unreachable, email";
 /// Returns the row as it was before (None for a newcomer).
 pub async fn seen(
     conn: &mut Conn,
-    id: i64,
+    id: UserId,
     username: Option<&str>,
     first_name: &str,
     private: bool,
@@ -47,7 +48,7 @@ pub async fn seen(
              unreachable = CASE WHEN excluded.started = 1 THEN 0 ELSE users.unreachable END,
              updated_at = excluded.updated_at",
     )
-    .bind(id)
+    .bind(id.get())
     .bind(username)
     .bind(first_name)
     .bind(i64::from(private))
@@ -57,11 +58,11 @@ pub async fn seen(
     Ok(before)
 }
 
-pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn get(conn: &mut Conn, id: UserId) -> Result<Option<UserRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = $1"
     )))
-    .bind(id)
+    .bind(id.get())
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -70,8 +71,8 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<UserRow>, sqlx::Erro
 /// Several users at once, by id (those unknown are absent).
 pub async fn get_many(
     conn: &mut Conn,
-    ids: &[i64],
-) -> Result<std::collections::HashMap<i64, UserRow>, sqlx::Error> {
+    ids: &[UserId],
+) -> Result<std::collections::HashMap<UserId, UserRow>, sqlx::Error> {
     let mut out = std::collections::HashMap::new();
     for chunk in ids.chunks(super::IN_LIST) {
         let list: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
@@ -80,7 +81,7 @@ pub async fn get_many(
             list.join(", ")
         )));
         for id in chunk {
-            query = query.bind(*id);
+            query = query.bind(id.get());
         }
         for row in query.fetch_all(&mut *conn).await? {
             let user = from_row(&row)?;
@@ -100,18 +101,18 @@ pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<UserR
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn set_email(conn: &mut Conn, id: i64, email: &str) -> Result<(), sqlx::Error> {
+pub async fn set_email(conn: &mut Conn, id: UserId, email: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET email = $2 WHERE id = $1")
-        .bind(id)
+        .bind(id.get())
         .bind(email)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-pub async fn mark_unreachable(conn: &mut Conn, id: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_unreachable(conn: &mut Conn, id: UserId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET unreachable = 1 WHERE id = $1")
-        .bind(id)
+        .bind(id.get())
         .execute(&mut *conn)
         .await?;
     Ok(())

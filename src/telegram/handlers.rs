@@ -32,11 +32,11 @@ pub fn note_failure(ctx: &Ctx, who: &Person, what: &str, e: &AppError) {
     match e {
         AppError::User(u) => {
             Metrics::inc(&ctx.metrics.bad_input_total);
-            tracing::info!(user = who.id, what, code = u.code(), "bad input");
+            tracing::info!(user = %who.id, what, code = u.code(), "bad input");
         }
         other => {
             Metrics::inc(&ctx.metrics.errors_total);
-            tracing::error!(user = who.id, what, error = %other, "request failed");
+            tracing::error!(user = %who.id, what, error = %other, "request failed");
         }
     }
 }
@@ -62,7 +62,7 @@ pub async fn on_command(msg: Message, cmd: Command, ctx: Ctx, upd: Update) -> Ha
     let chat = msg.chat.id;
     let private = msg.chat.is_private();
     if let Err(e) = app::access::touch(&ctx, &who, private).await {
-        tracing::error!(user = who.id, error = %e, "could not record the contact");
+        tracing::error!(user = %who.id, error = %e, "could not record the contact");
     }
     let id = update_id(&upd);
     match run(&ctx, &who, chat, private, &cmd, id).await {
@@ -137,13 +137,16 @@ async fn run(
                     let open = app::queries::buyable_groups(ctx, who).await?;
                     match open.as_slice() {
                         [] => Err(UserError::NoOpenGroup.into()),
-                        [only] => card(only.clone()).await,
+                        [only] => card(only.to_string()).await,
                         many => {
                             let mut kb = Keyboard::default();
                             for key in many {
                                 kb = kb.row(vec![callback(
                                     format!("Group {key}"),
-                                    Press::Buy { key: key.clone() }.encode(),
+                                    Press::Buy {
+                                        key: key.to_string(),
+                                    }
+                                    .encode(),
                                 )]);
                             }
                             Ok(Some((Chat::WhichGroup.html(), Some(kb))))
@@ -182,7 +185,7 @@ pub async fn on_other_message(msg: Message, ctx: Ctx, upd: Update) -> HandlerRes
     let queued = match app::access::touch(&ctx, &who, private).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(user = who.id, error = %e, "could not record the contact");
+            tracing::error!(user = %who.id, error = %e, "could not record the contact");
             0
         }
     };

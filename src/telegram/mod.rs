@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod payments;
 
 use crate::app::Person;
+use crate::domain::UserId;
 use commands::Command;
 use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
@@ -16,7 +17,7 @@ pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 pub fn person(u: &User) -> Person {
     Person {
-        id: i64::try_from(u.id.0).unwrap_or(i64::MAX),
+        id: UserId::new(i64::try_from(u.id.0).unwrap_or(i64::MAX)),
         username: u.username.clone(),
         first_name: u.first_name.clone(),
     }

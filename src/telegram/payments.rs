@@ -23,7 +23,7 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
     if let Err(e) = bot.answer_callback_query(q.id.clone()).await {
         tracing::warn!(error = %e, "could not answer a callback query");
     }
-    let chat = ChatId(who.id);
+    let chat = ChatId(who.id.get());
     let id = update_id(&upd);
     let step = match q.data.as_deref().and_then(Press::decode) {
         Some(press) => purchase::press(&ctx, &who, &press).await,
@@ -93,7 +93,7 @@ pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> Handler
     match &verdict {
         Ok(()) => {
             bot.answer_pre_checkout_query(q.id.clone(), true).await?;
-            tracing::info!(user = who.id, "pre-checkout approved");
+            tracing::info!(user = %who.id, "pre-checkout approved");
         }
         Err(e) => {
             super::handlers::note_failure(&ctx, &who, "pre-checkout", e);
@@ -136,7 +136,7 @@ pub async fn on_shipping(bot: Bot, q: ShippingQuery, ctx: Ctx) -> HandlerResult 
                 .await?;
         }
         Err(e) => {
-            tracing::info!(user = who.id, code = e.code(), "shipping address refused");
+            tracing::info!(user = %who.id, code = e.code(), "shipping address refused");
             bot.answer_shipping_query(q.id.clone(), false)
                 .error_message(e.plain())
                 .await?;
@@ -167,12 +167,12 @@ pub async fn on_refunded_payment(msg: Message, ctx: Ctx, upd: Update) -> Handler
     .await
     {
         Ok(Ok(outcome)) => {
-            tracing::info!(user = who.id, %charge, ?outcome, "Telegram reported a refund");
+            tracing::info!(user = %who.id, %charge, ?outcome, "Telegram reported a refund");
             Ok(())
         }
         Ok(Err(refusal)) => {
             crate::metrics::Metrics::inc(&ctx.metrics.bad_input_total);
-            tracing::warn!(user = who.id, %charge, reason = %refusal, "a refunded_payment changed nothing");
+            tracing::warn!(user = %who.id, %charge, reason = %refusal, "a refunded_payment changed nothing");
             Ok(())
         }
         // Stays in the inbox and is tried again: a refund is never lost.

@@ -8,7 +8,7 @@ use super::error::{Closed, WebError};
 use super::view::{self, iso};
 use crate::app::Ctx;
 use crate::app::access::{organiser_name, product_of};
-use crate::domain::{Points, Policy, Product};
+use crate::domain::{GroupKey, HeadCount, Points, Policy, Product, TierTable};
 use crate::replies::{duration, when};
 use crate::store::groups::GroupRow;
 use crate::store::{Conn, products, purchases};
@@ -49,12 +49,12 @@ struct OtherProduct {
 #[derive(Template)]
 #[template(path = "pages/group.html")]
 struct GroupPage {
-    key: String,
+    key: GroupKey,
     product: String,
     price: String,
     others: Vec<OtherProduct>,
     organiser: String,
-    head_count: u32,
+    head_count: HeadCount,
     filled: u32,
     seats_left: u32,
     buyers: Vec<String>,
@@ -106,6 +106,40 @@ async fn other_products(
         .collect())
 }
 
+/// What happens to an unfilled group, in words.
+fn policy_note(g: &GroupRow) -> String {
+    match g.policy {
+        Policy::AllOrNothing => format!(
+            "If fewer than {} people have bought when the group expires, there is no discount; everyone keeps their order at the normal price.",
+            g.head_count
+        ),
+        Policy::Partial => {
+            "If the group has not filled when it expires, everyone gets the tier reached by then."
+                .into()
+        }
+    }
+}
+
+/// The tiers a group of this size can reach, the one reached by `filled` buyers marked.
+fn tier_rows(tiers: &TierTable, g: &GroupRow, product: &Product, filled: u32) -> Vec<TierRow> {
+    let reached = tiers
+        .tiers()
+        .iter()
+        .rfind(|t| t.members <= filled)
+        .map(|t| t.members);
+    tiers
+        .tiers()
+        .iter()
+        .filter(|t| t.members <= g.head_count.get())
+        .map(|t| TierRow {
+            members: t.members,
+            rate: t.rate.to_string(),
+            points: Points::of(product.price.share(t.rate.basis_points())).to_string(),
+            reached: Some(t.members) == reached,
+        })
+        .collect()
+}
+
 fn build(
     ctx: &Ctx,
     g: &GroupRow,
@@ -116,39 +150,18 @@ fn build(
 ) -> GroupPage {
     let tiers = &ctx.config.tiers;
     let filled = u32::try_from(buyers.len()).unwrap_or(u32::MAX);
-    let reached = tiers
-        .tiers()
-        .iter()
-        .rfind(|t| t.members <= filled)
-        .map(|t| t.members);
-    let rows = tiers
-        .tiers()
-        .iter()
-        .filter(|t| t.members <= g.head_count)
-        .map(|t| TierRow {
-            members: t.members,
-            rate: t.rate.to_string(),
-            points: Points::of(product.price.share(t.rate.basis_points())).to_string(),
-            reached: Some(t.members) == reached,
-        })
-        .collect();
-    let rate_full = tiers.rate_for(g.head_count).to_string();
+    let rows = tier_rows(tiers, g, product, filled);
+    let rate_full = tiers.rate_for(g.head_count.get()).to_string();
     let price = ctx.money(product.price.minor());
     let now = ctx.now();
     let expires = when(g.expires_at);
-    let deep_link = ctx.deep_link(&g.key);
+    let deep_link = ctx.deep_link(g.key.as_str());
     GroupPage {
         description: format!(
             "{price} each, shipped right away. When {} people have bought, everyone gets {rate_full} back as points. {filled} of {} seats taken; open until {expires}.",
             g.head_count, g.head_count
         ),
-        policy_note: match g.policy {
-            Policy::AllOrNothing => format!(
-                "If fewer than {} people have bought when the group expires, there is no discount; everyone keeps their order at the normal price.",
-                g.head_count
-            ),
-            Policy::Partial => "If the group has not filled when it expires, everyone gets the tier reached by then.".into(),
-        },
+        policy_note: policy_note(g),
         qr: super::qr::svg(&deep_link, "QR code of the link to buy in Telegram"),
         key: g.key.clone(),
         product: product.name.clone(),
@@ -157,7 +170,7 @@ fn build(
         organiser,
         head_count: g.head_count,
         filled,
-        seats_left: g.head_count.saturating_sub(filled),
+        seats_left: g.head_count.get().saturating_sub(filled),
         buyers,
         tiers: rows,
         rate_full,

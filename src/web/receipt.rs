@@ -8,7 +8,7 @@ use super::error::WebError;
 use super::view::{self, Phase};
 use crate::app::Ctx;
 use crate::domain::payment::RefundMethod;
-use crate::domain::{Currency, GroupStatus, Points, Policy, Sku};
+use crate::domain::{GroupId, GroupKey, GroupStatus, HeadCount, Points, Policy, Sku};
 use crate::replies::when;
 use crate::secrets::Purpose;
 use crate::store::groups::GroupRow;
@@ -42,8 +42,8 @@ struct ReceiptPage {
     points_used: Option<String>,
     paid: String,
     bought_at: String,
-    key: String,
-    head_count: u32,
+    key: GroupKey,
+    head_count: HeadCount,
     filled: u32,
     phase: Phase,
     points_label: &'static str,
@@ -60,16 +60,15 @@ async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebE
     let filled = purchases::count_counted(&mut conn, group.id).await?;
     let phase = view::phase(ctx, &mut conn, &group, filled).await?;
     let (points_label, points, points_note) = points(ctx, &mut conn, &group, &purchase).await?;
-    let currency = Currency::parse(&purchase.currency).unwrap_or(ctx.config.currency);
     Ok(ReceiptPage {
         order: format!("GB-{}", purchase.id),
-        product: product_name(&mut conn, &purchase.sku).await?,
-        price: ctx.money(purchase.price),
-        points_used: (purchase.points_redeemed > 0)
-            .then(|| Points::new(purchase.points_redeemed).to_string()),
-        paid: match currency.code() {
-            "XTR" => format!("{} Stars", Points::new(purchase.amount_paid)),
-            _ => currency.format(purchase.amount_paid),
+        product: product_name(&mut conn, purchase.sku.as_str()).await?,
+        price: ctx.amount(purchase.price).to_string(),
+        points_used: (purchase.points_redeemed > Points::ZERO)
+            .then(|| purchase.points_redeemed.to_string()),
+        paid: match purchase.currency.code() {
+            "XTR" => format!("{} Stars", Points::of(purchase.amount_paid)),
+            _ => purchase.currency.format(purchase.amount_paid.minor()),
         },
         bought_at: when(purchase.created_at),
         key: group.key.clone(),
@@ -90,7 +89,7 @@ async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebE
 async fn find(
     ctx: &Ctx,
     conn: &mut Conn,
-    group_id: i64,
+    group_id: GroupId,
     token: &str,
 ) -> Result<PurchaseRow, WebError> {
     if token.is_empty() || token.len() > 64 {
@@ -152,10 +151,8 @@ async fn refund_line(
 
 /// An open group: what this purchase gets when the group fills, and what if it does not.
 fn expected_line(ctx: &Ctx, g: &GroupRow, p: &PurchaseRow) -> (&'static str, String, String) {
-    let rate = ctx.config.tiers.rate_for(g.head_count);
-    let expected = crate::domain::Money::from_minor(p.price)
-        .map(|m| Points::of(m.share(rate.basis_points())))
-        .unwrap_or_default();
+    let rate = ctx.config.tiers.rate_for(g.head_count.get());
+    let expected = Points::of(p.price.share(rate.basis_points()));
     let unless = match g.policy {
         Policy::AllOrNothing => format!(
             "If it has not filled by {}, there is no discount.",

@@ -7,13 +7,12 @@ use crate::domain::{GroupKey, GroupStatus, Rate};
 use crate::replies::{duration, when};
 use crate::store::Conn;
 use crate::store::groups::{self, GroupRow};
+use crate::store::settlements;
 
 /// The group of a key from a URL. Malformed and unknown keys are the same [`WebError::NotFound`].
 pub async fn group_by_key(conn: &mut Conn, raw: &str) -> Result<GroupRow, WebError> {
     let key = GroupKey::parse(raw).map_err(|_| WebError::NotFound)?;
-    groups::by_key(conn, key.as_str())
-        .await?
-        .ok_or(WebError::NotFound)
+    groups::by_key(conn, &key).await?.ok_or(WebError::NotFound)
 }
 
 /// "2026-11-24T09:00:00Z", for `<time datetime=…>`.
@@ -77,13 +76,10 @@ pub async fn phase(
 }
 
 async fn settled_detail(conn: &mut Conn, g: &GroupRow) -> Result<String, WebError> {
-    let Some(s) = groups::settlement(conn, g.id).await? else {
+    let Some(s) = settlements::of(conn, g.id).await? else {
         return Ok("It has closed.".into());
     };
-    let rate = u32::try_from(s.rate_bp)
-        .ok()
-        .and_then(Rate::from_basis_points)
-        .unwrap_or_default();
+    let rate = s.rate;
     let head = format!(
         "It closed on {} with {} of {} seats taken",
         when(s.created_at),

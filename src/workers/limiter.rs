@@ -183,10 +183,6 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(now: u64) -> Self {
-        Self::with_rate(now, 30)
-    }
-
     /// `per_second` is this instance's share of the bot's ~30 messages a second (with N
     /// instances on one database, give each 30 / N).
     pub fn with_rate(_now: u64, per_second: u32) -> Self {
@@ -248,11 +244,6 @@ impl Limiter {
         self.chat(chat_id, now).ready_at(now)
     }
 
-    /// Records a send within the free rate (call only when `ready_at` said now).
-    pub fn take(&mut self, chat_id: i64, now: u64) {
-        self.take_in(chat_id, now, Lane::Free);
-    }
-
     /// Records a send in `lane` (call only when `bulk_ready_at` said now for it).
     pub fn take_in(&mut self, chat_id: i64, now: u64, lane: Lane) {
         self.chat(chat_id, now).take(now);
@@ -264,14 +255,9 @@ impl Limiter {
         }
     }
 
-    /// The send last taken for this chat was answered at `now` (whatever the answer): the
-    /// windows count it from then, not from when it was taken. With this, what Telegram sees
-    /// keeps to the limits however long a send spent between `take` and its arrival.
-    pub fn completed(&mut self, chat_id: i64, now: u64) {
-        self.completed_in(chat_id, now, Lane::Free);
-    }
-
-    /// [`Limiter::completed`] for a send taken in `lane`.
+    /// The send last taken for this chat in `lane` was answered at `now` (whatever the
+    /// answer): the windows count it from then, not from when it was taken. With this, what
+    /// Telegram sees keeps to the limits however long a send spent between taking and arrival.
     pub fn completed_in(&mut self, chat_id: i64, now: u64, lane: Lane) {
         if let Some(c) = self.chats.get_mut(&chat_id) {
             c.completed(now);
@@ -300,6 +286,22 @@ impl Limiter {
     /// Forgets idle chats so the map stays small.
     pub fn trim(&mut self, now: u64) {
         self.chats.retain(|_, c| !c.idle(now));
+    }
+}
+
+/// The free lane's shorthands, used by the tests of the windows.
+#[cfg(test)]
+impl Limiter {
+    fn new(now: u64) -> Self {
+        Self::with_rate(now, 30)
+    }
+
+    fn take(&mut self, chat_id: i64, now: u64) {
+        self.take_in(chat_id, now, Lane::Free);
+    }
+
+    fn completed(&mut self, chat_id: i64, now: u64) {
+        self.completed_in(chat_id, now, Lane::Free);
     }
 }
 

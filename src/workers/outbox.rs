@@ -18,6 +18,7 @@
 use super::limiter::{Lane, Limiter};
 use crate::app::Ctx;
 use crate::app::purchase::InvoiceSpec;
+use crate::domain::UserId;
 use crate::keyboard::{Action, Keyboard};
 use crate::mail::Mailer;
 use crate::mail::transport::{MailError, Outgoing};
@@ -117,7 +118,7 @@ async fn unreachable(
         return Ok(());
     };
     if *chat_id > 0 {
-        users::mark_unreachable(tx, *chat_id).await?;
+        users::mark_unreachable(tx, UserId::new(*chat_id)).await?;
     }
     if let Some(to) = fallback_email {
         let fallback = NewMessage {

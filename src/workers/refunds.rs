@@ -84,7 +84,7 @@ pub async fn pay_due(ctx: &Ctx, bot: &Bot) -> Result<usize, AppError> {
 }
 
 async fn pay_one(ctx: &Ctx, bot: &Bot, r: &RefundRow) -> Result<bool, AppError> {
-    let Ok(user) = u64::try_from(r.user_id) else {
+    let Ok(user) = u64::try_from(r.user_id.get()) else {
         return Err(AppError::Other(format!(
             "refund {} names user {}",
             r.charge_id, r.user_id
@@ -97,7 +97,7 @@ async fn pay_one(ctx: &Ctx, bot: &Bot, r: &RefundRow) -> Result<bool, AppError> 
     let mut tx = ctx.store.write().await?;
     let done = match &outcome {
         Outcome::Refunded => {
-            let done = refund::paid_out(&mut tx, ctx, r, now).await?;
+            let done = refund::paid_out(&mut tx, r, now).await?;
             Metrics::inc(&ctx.metrics.refunds_paid_total);
             done
         }

@@ -107,7 +107,7 @@ async fn migrate_import_and_settle_from_the_command_line() {
         .expect("store");
     let ctx = Ctx::new(store, std::sync::Arc::new(config), clock.clone(), "bot");
     let org = Person {
-        id: 1,
+        id: groupbuy::domain::UserId::new(1),
         username: None,
         first_name: "Olga".into(),
     };

@@ -573,7 +573,7 @@ pub fn deep_link_payload(text: &str) -> String {
 /// A person's points balance.
 pub async fn balance(app: &TestApp, user: i64) -> i64 {
     let mut conn = app.ctx.store.read().await.expect("connection");
-    groupbuy::store::ledger::balance(&mut conn, user)
+    groupbuy::store::ledger::balance(&mut conn, groupbuy::domain::UserId::new(user))
         .await
         .expect("balance")
         .value()

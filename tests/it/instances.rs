@@ -65,11 +65,11 @@ async fn three_instances_on_one_database_settle_every_group_once() {
     // 100 groups by 10 organisers; 500 buyers who have started the bot.
     for g in 0..GROUPS {
         let org = Person {
-            id: 70_000 + g % 10,
+            id: groupbuy::domain::UserId::new(70_000 + g % 10),
             username: None,
             first_name: format!("Org{}", g % 10),
         };
-        groupbuy::app::new_group::create(&ctx, 3_000_000 + g, &org, org.id, "camera 5 7d")
+        groupbuy::app::new_group::create(&ctx, 3_000_000 + g, &org, org.id.get(), "camera 5 7d")
             .await
             .expect("group");
     }
@@ -88,7 +88,7 @@ async fn three_instances_on_one_database_settle_every_group_once() {
         .collect();
     for b in &buyers {
         let p = Person {
-            id: b.id,
+            id: groupbuy::domain::UserId::new(b.id),
             username: None,
             first_name: b.first_name.clone(),
         };
@@ -128,11 +128,11 @@ async fn three_instances_on_one_database_settle_every_group_once() {
         for k in 0..SEATS as usize {
             let b = &buyers[g * SEATS as usize + k];
             let payload = Payload {
-                group_id: *gid,
-                buyer_id: b.id,
-                price: 34_800,
-                redeem: 0,
-                sku: "camera".into(),
+                group_id: groupbuy::domain::GroupId::new(*gid),
+                buyer_id: groupbuy::domain::UserId::new(b.id),
+                price: groupbuy::domain::Money::from_minor(34_800).expect("price"),
+                redeem: groupbuy::domain::Points::new(0),
+                sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
                 nonce: String::new(),
             }
             .encode();

@@ -607,13 +607,13 @@ impl World {
     async fn setup(ctx: Ctx, case: &Case) -> R<Self> {
         let buyers: Vec<Person> = (0..BUYERS)
             .map(|i| Person {
-                id: 60_001 + i as i64,
+                id: groupbuy::domain::UserId::new(60_001 + i as i64),
                 username: Some(format!("buyer_{i}")),
                 first_name: format!("Buyer{i}"),
             })
             .collect();
         let organiser = Person {
-            id: 3_001,
+            id: groupbuy::domain::UserId::new(3_001),
             username: Some("olga_org".into()),
             first_name: "Olga".into(),
         };
@@ -694,7 +694,7 @@ impl World {
             &self.ctx,
             uid,
             &self.organiser,
-            self.organiser.id,
+            self.organiser.id.get(),
             &args,
         )
         .await
@@ -710,8 +710,8 @@ impl World {
             .or_fail("group")?
             .ok_or_else(|| TestCaseError::fail("the new group is missing"))?;
         self.m.groups.push(GroupM {
-            id: row.id,
-            head: row.head_count,
+            id: row.id.get(),
+            head: row.head_count.get(),
             expires_at: row.expires_at,
             settled: false,
         });
@@ -740,11 +740,11 @@ impl World {
         let redeem = usable * i64::from(redeem_pct) / 100;
         let n = self.m.invoices.len();
         let payload = Payload {
-            group_id: self.m.groups[g].id,
+            group_id: groupbuy::domain::GroupId::new(self.m.groups[g].id),
             buyer_id: self.buyers[buyer].id,
-            price: PRICE,
-            redeem,
-            sku: "camera".into(),
+            price: groupbuy::domain::Money::from_minor(PRICE).expect("price"),
+            redeem: groupbuy::domain::Points::new(redeem),
+            sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
             nonce: format!("{:06x}{nonce:02x}", n % 0x100_0000),
         }
         .encode();
@@ -1259,13 +1259,13 @@ impl World {
                 "fresh update id"
             );
             let new = purchases::NewPurchase {
-                group_id: group.id,
+                group_id: groupbuy::domain::GroupId::new(group.id),
                 buyer_id,
-                sku: "camera",
-                price: PRICE,
-                points_redeemed: inv.redeem,
-                amount_paid: inv.total,
-                currency: CURRENCY,
+                sku: &groupbuy::domain::Sku::parse("camera").or_fail("sku")?,
+                price: groupbuy::domain::Money::from_minor(PRICE).or_fail("price")?,
+                points_redeemed: groupbuy::domain::Points::new(inv.redeem),
+                amount_paid: groupbuy::domain::Money::from_minor(inv.total).or_fail("total")?,
+                currency: groupbuy::domain::Currency::parse(CURRENCY).or_fail("currency")?,
                 charge_id: &charge,
                 provider_charge_id: "prov-crash",
                 counted: !self.m.has_seat(inv.group, inv.buyer),
@@ -1284,7 +1284,7 @@ impl World {
                 &ledger::Refs {
                     txn: &txn,
                     currency: CURRENCY,
-                    group_id: Some(group.id),
+                    group_id: Some(groupbuy::domain::GroupId::new(group.id)),
                     purchase_id: Some(purchase_id),
                     memo: "crash",
                     now,
@@ -1470,7 +1470,7 @@ async fn check_invariants(w: &mut World) -> R<()> {
             return fail(format!("charge {charge} is not one the model paid"));
         };
         prop_assert_eq!(group_id, m.groups[p.group].id, "group of {}", charge);
-        prop_assert_eq!(buyer_id, w.buyers[p.payer].id, "buyer of {}", charge);
+        prop_assert_eq!(buyer_id, w.buyers[p.payer].id.get(), "buyer of {}", charge);
         prop_assert_eq!(
             (paid, redeemed),
             (p.total, p.redeem),

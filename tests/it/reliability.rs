@@ -17,7 +17,7 @@ fn organiser() -> TgUser {
 
 fn buyer(i: i64) -> Person {
     Person {
-        id: 40_000 + i,
+        id: groupbuy::domain::UserId::new(40_000 + i),
         username: None,
         first_name: format!("Buyer{i}"),
     }
@@ -26,11 +26,11 @@ fn buyer(i: i64) -> Person {
 /// Records a paid purchase for `p` straight through the use case (no chat round trip).
 async fn pay(ctx: &Ctx, update_id: i64, p: &Person, group_id: i64, charge: &str) -> Recorded {
     let payload = Payload {
-        group_id,
+        group_id: groupbuy::domain::GroupId::new(group_id),
         buyer_id: p.id,
-        price: 34_800,
-        redeem: 0,
-        sku: "camera".into(),
+        price: groupbuy::domain::Money::from_minor(34_800).expect("price"),
+        redeem: groupbuy::domain::Points::new(0),
+        sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
         nonce: String::new(),
     }
     .encode();
@@ -196,11 +196,11 @@ async fn twenty_concurrent_payments_for_the_last_seats_settle_once() {
         .collect();
     for r in &racers {
         let payload = Payload {
-            group_id,
-            buyer_id: r.id,
-            price: 34_800,
-            redeem: 0,
-            sku: "camera".into(),
+            group_id: groupbuy::domain::GroupId::new(group_id),
+            buyer_id: groupbuy::domain::UserId::new(r.id),
+            price: groupbuy::domain::Money::from_minor(34_800).expect("price"),
+            redeem: groupbuy::domain::Points::new(0),
+            sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
             nonce: String::new(),
         }
         .encode();
@@ -297,15 +297,15 @@ async fn a_429_burst_is_waited_out_and_every_notice_arrives_once() {
             .iter()
             .filter(|c| {
                 !c.failed
-                    && c.chat_id() == Some(p.id)
+                    && c.chat_id() == Some(p.id.get())
                     && c.text().is_some_and(|t| t.contains("points are yours"))
             })
             .collect();
         assert_eq!(ok.len(), 1, "buyer {} got one notice", p.id);
-        if let Some(first_429) = refused.iter().find(|c| c.chat_id() == Some(p.id)) {
+        if let Some(first_429) = refused.iter().find(|c| c.chat_id() == Some(p.id.get())) {
             let retry = calls
                 .iter()
-                .find(|c| !c.failed && c.chat_id() == Some(p.id) && c.at > first_429.at)
+                .find(|c| !c.failed && c.chat_id() == Some(p.id.get()) && c.at > first_429.at)
                 .expect("retried");
             assert!(
                 retry.at.duration_since(first_429.at) >= Duration::from_millis(1_950),
@@ -436,11 +436,11 @@ async fn kill_during_settlement_of_200_members_then_restart() {
     // Seed 199 paid members through the library on the same database.
     let ctx = library_ctx(&fake, &smtp, &db).await;
     let org = Person {
-        id: 3001,
+        id: groupbuy::domain::UserId::new(3001),
         username: Some("olga_org".into()),
         first_name: "Olga".into(),
     };
-    groupbuy::app::new_group::create(&ctx, 900_000, &org, org.id, &format!("camera {N} 7d"))
+    groupbuy::app::new_group::create(&ctx, 900_000, &org, org.id.get(), &format!("camera {N} 7d"))
         .await
         .expect("group");
     let group_id = 1;
@@ -459,13 +459,13 @@ async fn kill_during_settlement_of_200_members_then_restart() {
         .execute(ctx.store.pool())
         .await
         .expect("receipts count as sent");
-    let last = TgUser::new(buyer(1_000 + N - 1).id, "Last");
+    let last = TgUser::new(buyer(1_000 + N - 1).id.get(), "Last");
     let payload = Payload {
-        group_id,
-        buyer_id: last.id,
-        price: 34_800,
-        redeem: 0,
-        sku: "camera".into(),
+        group_id: groupbuy::domain::GroupId::new(group_id),
+        buyer_id: groupbuy::domain::UserId::new(last.id),
+        price: groupbuy::domain::Money::from_minor(34_800).expect("price"),
+        redeem: groupbuy::domain::Points::new(0),
+        sku: groupbuy::domain::Sku::parse("camera").expect("sku"),
         nonce: String::new(),
     }
     .encode();
@@ -614,13 +614,19 @@ async fn sweep_and_final_purchase_race_settles_once() {
     const ROUNDS: i64 = 30;
     for r in 0..ROUNDS {
         let org = Person {
-            id: 3001,
+            id: groupbuy::domain::UserId::new(3001),
             username: Some("olga_org".into()),
             first_name: "Olga".into(),
         };
-        groupbuy::app::new_group::create(&app.ctx, 800_000 + r * 10, &org, org.id, "camera 2 7d")
-            .await
-            .expect("group");
+        groupbuy::app::new_group::create(
+            &app.ctx,
+            800_000 + r * 10,
+            &org,
+            org.id.get(),
+            "camera 2 7d",
+        )
+        .await
+        .expect("group");
         let group_id = app.sql_i64("SELECT MAX(id) FROM group_buys").await;
         let (a, b) = (buyer(5_000 + r * 2), buyer(5_001 + r * 2));
         pay(&app.ctx, 800_001 + r * 10, &a, group_id, &format!("r{r}a")).await;
@@ -811,10 +817,14 @@ async fn pre_checkout_is_answered_while_the_write_lock_is_held() {
 async fn lock_group(app: &TestApp) -> groupbuy::store::Tx {
     let id = app.sql_i64("SELECT id FROM group_buys").await;
     let mut tx = app.ctx.store.write().await.expect("write lock");
-    groupbuy::store::groups::lock(&mut tx, app.ctx.store.backend(), id)
-        .await
-        .expect("group row lock")
-        .expect("the group");
+    groupbuy::store::groups::lock(
+        &mut tx,
+        app.ctx.store.backend(),
+        groupbuy::domain::GroupId::new(id),
+    )
+    .await
+    .expect("group row lock")
+    .expect("the group");
     tx
 }
 

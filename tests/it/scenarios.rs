@@ -363,7 +363,7 @@ async fn a_restart_settles_an_expired_group_exactly_once() {
     );
     let group_id = app.sql_i64("SELECT id FROM group_buys").await;
     assert!(
-        !groupbuy::app::settle::settle_group(&app.ctx, group_id)
+        !groupbuy::app::settle::settle_group(&app.ctx, groupbuy::domain::GroupId::new(group_id))
             .await
             .expect("settle")
     );

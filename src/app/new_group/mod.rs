@@ -1,0 +1,146 @@
+//! `/newgroup PRODUCT N [MEMBER…] [EXPIRY]`: the application (claims 1, 4, 11, 14) and the
+//! issue of key, expiry, page URL and deep link (claims 3, 10, 12).
+
+mod invite;
+mod words;
+
+pub use invite::{PromptTo, queue_prompt};
+pub use words::{Request, parse_expiry, parse_members, parse_words};
+
+use super::{AppResult, Ctx, Person};
+use crate::domain::{GroupId, GroupKey, HeadCount, Product, UserId};
+use crate::replies::UserError;
+use crate::replies::group::{GroupCreated, tier_line};
+use crate::store::groups::{self, GroupRow, NewGroup};
+use crate::store::{Conn, is_unique_violation, products, updates, users};
+use invite::{Told, invite_all};
+use words::find_product;
+
+/// What the organiser is told; also returned so callers can show it directly.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub group_id: GroupId,
+    pub key: GroupKey,
+}
+
+/// Creates the group and queues the organiser's confirmation, each reachable member's
+/// prompt and each email member's invitation. `update_id` makes a redelivered command a no-op.
+#[tracing::instrument(skip_all, fields(organiser = %organiser.id, chat_id, update_id))]
+pub async fn create(
+    ctx: &Ctx,
+    update_id: i64,
+    organiser: &Person,
+    chat_id: i64,
+    args: &str,
+) -> AppResult<Option<Created>> {
+    let req = parse_words(args)?;
+    let now = ctx.now();
+    let mut conn = ctx.store.read().await?;
+    let catalog = products::list(&mut conn).await?;
+    drop(conn);
+    let product = find_product(&catalog, &req.product)?;
+    let head_count = HeadCount::parse(&req.head_count, ctx.config.max_head_count)
+        .map_err(|_| UserError::from_head_count(&req.head_count, ctx.config.max_head_count))?;
+    let members = parse_members(&req.members, head_count)?;
+    let lifetime = match &req.expiry {
+        Some(raw) => parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?,
+        None => ctx.config.key_lifetime_secs,
+    };
+
+    let mut tx = ctx.store.write().await?;
+    if !updates::claim(&mut tx, update_id, now).await? {
+        tracing::info!(update_id, "duplicate /newgroup ignored");
+        return Ok(None);
+    }
+    users::seen(
+        &mut tx,
+        organiser.id,
+        organiser.username.as_deref(),
+        &organiser.first_name,
+        chat_id == organiser.id.get(),
+        now,
+    )
+    .await?;
+    let opening = Opening {
+        organiser: organiser.id,
+        chat_id,
+        product: &product,
+        head_count,
+        now,
+        expires_at: now + lifetime,
+    };
+    let (group_id, key) = insert_with_fresh_key(&mut tx, ctx, &opening).await?;
+    let group = groups::by_id(&mut tx, group_id)
+        .await?
+        .ok_or_else(|| super::AppError::Other("group vanished".into()))?;
+
+    let told = invite_all(&mut tx, ctx, &group, &product, organiser, &members, now).await?;
+    let html = confirmation(ctx, &group, &product, told).html();
+    // The organiser waits for this one: an answer, served before the invitations.
+    let confirmation = super::reply::message(format!("created:{group_id}"), chat_id, html, None);
+    super::reply::queue(&mut tx, now, &confirmation).await?;
+    tx.commit().await?;
+    ctx.answered();
+    tracing::info!(%group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
+    Ok(Some(Created { group_id, key }))
+}
+
+/// A group about to be opened: who, where, what, how many, until when.
+struct Opening<'a> {
+    organiser: UserId,
+    chat_id: i64,
+    product: &'a Product,
+    head_count: HeadCount,
+    now: i64,
+    expires_at: i64,
+}
+
+/// Inserts the group under a freshly drawn key.
+async fn insert_with_fresh_key(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    o: &Opening<'_>,
+) -> AppResult<(GroupId, GroupKey)> {
+    // 90 random bits make a collision practically impossible; a retry costs nothing.
+    for _ in 0..3 {
+        let key = GroupKey::generate()?;
+        let g = NewGroup {
+            key: &key,
+            sku: &o.product.sku,
+            head_count: o.head_count,
+            organiser_id: o.organiser,
+            chat_id: o.chat_id,
+            policy: ctx.config.policy,
+            now: o.now,
+            expires_at: o.expires_at,
+        };
+        match groups::insert(conn, &g).await {
+            Ok(id) => return Ok((id, key)),
+            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(super::AppError::Other(
+        "could not draw a unique group key".into(),
+    ))
+}
+
+/// The organiser's confirmation, from the group and what became of each member.
+fn confirmation(ctx: &Ctx, g: &GroupRow, product: &Product, told: Told) -> GroupCreated {
+    let c = &ctx.config;
+    GroupCreated {
+        product: product.name.clone(),
+        head_count: g.head_count,
+        price: ctx.amount(product.price),
+        key: g.key.clone(),
+        until: g.expires_at,
+        page_url: ctx.page_url(&g.key),
+        invite_link: ctx.deep_link(g.key.as_str()),
+        tiers: tier_line(&c.tiers),
+        reached: told.reached,
+        waiting: told.waiting,
+        refused: told.not_mailed.refused,
+        over_limit: told.not_mailed.over_limit,
+        limits: (c.email_invites_per_group, c.email_invites_per_day),
+    }
+}

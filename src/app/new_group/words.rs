@@ -1,0 +1,174 @@
+//! The words of `/newgroup PRODUCT N [MEMBER…] [EXPIRY]`, parsed without touching the store.
+
+use crate::domain::catalog::{self, ProductMatch};
+use crate::domain::{HeadCount, MemberRef, Product};
+use crate::replies::UserError;
+use std::collections::HashSet;
+
+/// The parsed words of a `/newgroup` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub product: String,
+    pub head_count: String,
+    pub members: Vec<String>,
+    pub expiry: Option<String>,
+}
+
+/// Splits the words: the product is every word before the first whole number (the head
+/// count); after it come members, and optionally one expiry such as `48h`.
+pub fn parse_words(args: &str) -> Result<Request, UserError> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| {
+            w.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                && w.bytes().any(|b| b.is_ascii_digit())
+        })
+        .ok_or(UserError::NewGroupUsage)?;
+    if at == 0 {
+        return Err(UserError::NewGroupUsage);
+    }
+    let mut members = Vec::new();
+    let mut expiry = None;
+    for w in &words[at + 1..] {
+        if parse_expiry(w).is_some() || (expiry.is_none() && looks_like_expiry(w)) {
+            if expiry.is_some() {
+                return Err(UserError::BadExpiry((*w).to_string()));
+            }
+            expiry = Some((*w).to_string());
+        } else {
+            members.push((*w).to_string());
+        }
+    }
+    Ok(Request {
+        product: words[..at].join(" "),
+        head_count: words[at].to_string(),
+        members,
+        expiry,
+    })
+}
+
+/// Splits `48h` into `("48", 'h')`; `None` for an empty word. Safe for any Unicode input.
+fn number_and_unit(w: &str) -> Option<(&str, char)> {
+    let unit = w.chars().last()?;
+    Some((&w[..w.len() - unit.len_utf8()], unit))
+}
+
+/// A number followed by a letter: meant as an expiry, even if not a valid one.
+fn looks_like_expiry(w: &str) -> bool {
+    number_and_unit(w).is_some_and(|(num, unit)| {
+        !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && unit.is_alphabetic()
+    })
+}
+
+/// `30m`, `48h`, `7d` → seconds; 5 minutes to 365 days.
+pub fn parse_expiry(w: &str) -> Option<i64> {
+    let (num, unit) = number_and_unit(w)?;
+    let n: i64 = num.parse().ok()?;
+    let secs = n.checked_mul(match unit {
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return None,
+    })?;
+    (300..=365 * 86_400).contains(&secs).then_some(secs)
+}
+
+/// Parses members, refusing malformed and duplicate ones and more than `seats`.
+pub fn parse_members(raw: &[String], seats: HeadCount) -> Result<Vec<MemberRef>, UserError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut seen = HashSet::new();
+    for w in raw {
+        let m = MemberRef::parse(w).map_err(UserError::BadMember)?;
+        if !seen.insert((m.kind(), m.value())) {
+            return Err(UserError::DuplicateMember(m.to_string()));
+        }
+        out.push(m);
+    }
+    if out.len() > seats.get() as usize {
+        return Err(UserError::TooManyMembers {
+            members: out.len(),
+            seats: seats.get(),
+        });
+    }
+    Ok(out)
+}
+
+/// The one catalog product `query` names.
+pub(super) fn find_product(all: &[Product], query: &str) -> Result<Product, UserError> {
+    match catalog::find(all, query) {
+        ProductMatch::Found(p) => Ok(p.clone()),
+        ProductMatch::Ambiguous(ps) => Err(UserError::AmbiguousProduct {
+            query: query.to_string(),
+            candidates: ps.iter().map(|p| p.sku.to_string()).collect(),
+        }),
+        ProductMatch::Unknown => Err(UserError::UnknownProduct(query.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_into_product_count_members_expiry() {
+        let r = parse_words("camera 3 @alice 123456 carol@example.com 48h").expect("valid");
+        assert_eq!(r.product, "camera");
+        assert_eq!(r.head_count, "3");
+        assert_eq!(r.members, vec!["@alice", "123456", "carol@example.com"]);
+        assert_eq!(r.expiry.as_deref(), Some("48h"));
+        let r = parse_words("Photo scanner 2").expect("valid");
+        assert_eq!(r.product, "Photo scanner");
+        assert_eq!(parse_words("camera"), Err(UserError::NewGroupUsage));
+        assert_eq!(parse_words("3 @alice"), Err(UserError::NewGroupUsage));
+        assert_eq!(
+            parse_words("camera 3 1h 2h"),
+            Err(UserError::BadExpiry("2h".into()))
+        );
+        assert_eq!(
+            parse_words("camera 3 @a 99x").map(|r| r.expiry),
+            Ok(Some("99x".into()))
+        );
+    }
+
+    #[test]
+    fn expiry_bounds() {
+        assert_eq!(parse_expiry("30m"), Some(1_800));
+        assert_eq!(parse_expiry("48h"), Some(172_800));
+        assert_eq!(parse_expiry("7d"), Some(604_800));
+        assert_eq!(parse_expiry("1m"), None);
+        assert_eq!(parse_expiry("366d"), None);
+        assert_eq!(parse_expiry("5x"), None);
+        // Multi-byte words must not split inside a character.
+        assert_eq!(parse_expiry("3日"), None);
+        assert_eq!(parse_expiry("café"), None);
+        assert_eq!(parse_expiry(""), None);
+        assert!(parse_words("camera 3 café").is_ok());
+        assert_eq!(
+            parse_words("camera 3 3日").map(|r| r.expiry),
+            Ok(Some("3日".into()))
+        );
+    }
+
+    #[test]
+    fn members_are_checked() {
+        let n = HeadCount::new(2, 10).expect("valid");
+        let words = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(parse_members(&words(&["@alice", "123"]), n).is_ok());
+        assert_eq!(
+            parse_members(&words(&["@alice", "@Alice"]), n),
+            Err(UserError::DuplicateMember("@alice".into()))
+        );
+        assert_eq!(
+            parse_members(&words(&["@alice", "1", "2"]), n),
+            Err(UserError::TooManyMembers {
+                members: 3,
+                seats: 2
+            })
+        );
+        assert!(matches!(
+            parse_members(&words(&["bob@x"]), n),
+            Err(UserError::BadMember(_))
+        ));
+    }
+}
