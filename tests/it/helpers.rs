@@ -512,6 +512,30 @@ impl TestApp {
             .expect("integer")
     }
 
+    /// Waits until the processor has handled the update `update_id` (its inbox row marked
+    /// handled): whatever its handler did is committed by then, and nothing more will come
+    /// of it. Use this, not a sleep, before asserting that an update changed nothing.
+    pub async fn handled(&self, update_id: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let handled: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbox WHERE update_id = $1 AND handled_at IS NOT NULL",
+            )
+            .bind(update_id)
+            .fetch_one(self.ctx.store.pool())
+            .await
+            .expect("query");
+            if handled == 1 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "update {update_id} was not handled in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the outbox has nothing pending.
     pub async fn outbox_drained(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -9,6 +9,7 @@ use groupbuy::app::{Ctx, Person};
 use serde_json::json;
 use std::collections::HashMap;
 use std::process::{Child, Command};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn organiser() -> TgUser {
@@ -842,12 +843,13 @@ async fn a_payment_that_fails_to_record_is_retried_until_it_is() {
     let buyer = TgUser::new(3400, "Alice");
     let invoice = app.invoice_after(&buyer, &format!("s:{key}:camera")).await;
     let payload = invoice.str_param("payload").expect("payload").to_string();
-    // Make recording fail: the purchases table is renamed away for six seconds.
+    // Make recording fail: the purchases table is renamed away until the handler has failed.
     sqlx::query("ALTER TABLE purchases RENAME TO purchases_away")
         .execute(app.ctx.store.pool())
         .await
         .expect("rename");
-    app.fake.inject(bot_api::successful_payment(
+    let failed_before = app.ctx.metrics.errors_total.load(Ordering::Relaxed);
+    let update_id = app.fake.inject(bot_api::successful_payment(
         &buyer,
         "JPY",
         34_800,
@@ -856,8 +858,23 @@ async fn a_payment_that_fails_to_record_is_retried_until_it_is() {
         "prov",
         Some(tokyo()),
     ));
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The handler has run and failed (each failed handling counts one error) ...
+    let deadline = Instant::now() + WAIT;
+    while app.ctx.metrics.errors_total.load(Ordering::Relaxed) == failed_before {
+        assert!(Instant::now() < deadline, "the payment was never handled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ... and the update is still pending, with nothing recorded or told.
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM inbox WHERE update_id = $1 AND handled_at IS NULL",
+    )
+    .bind(update_id)
+    .fetch_one(app.ctx.store.pool())
+    .await
+    .expect("inbox");
+    assert_eq!(pending, 1, "a payment that failed stays in the inbox");
     assert_eq!(app.messages_to(buyer.id, "payment received"), 0);
+    // Only a retry can record it now.
     sqlx::query("ALTER TABLE purchases_away RENAME TO purchases")
         .execute(app.ctx.store.pool())
         .await

@@ -194,7 +194,13 @@ async fn invitation_emails_are_limited_per_group_and_per_day() {
 
     app.outbox_drained().await;
     assert!(app.smtp.wait_for_count(3, WAIT).await);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Nothing more can go: the outbox holds just the three (sent) invitations, the addresses
+    // over the limit were never queued, and the sink keeps a mail before it acknowledges it.
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM outbox WHERE channel = 'email'")
+            .await,
+        3
+    );
     let mailed: Vec<String> = app
         .smtp
         .messages()
@@ -330,7 +336,13 @@ async fn one_click_unsubscribe_from_the_received_mail() {
     assert!(said[note..].contains("carol@example.com"), "{said}");
     assert!(app.smtp.wait_for_count(2, WAIT).await);
     app.outbox_drained().await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Nothing pending: every queued mail has reached the sink (it keeps a mail before it
+    // acknowledges it), and the second invitation to Carol was never queued.
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM outbox WHERE LOWER(email_to) = 'carol@example.com'")
+            .await,
+        1
+    );
     assert_eq!(
         app.smtp.mails_to("carol@example.com").len(),
         1,
@@ -508,11 +520,11 @@ async fn forgetme_erases_a_buyer_everywhere() {
             > 0
     );
 
-    app.say(&alice(), "/forgetme");
+    let forgetme = app.say(&alice(), "/forgetme");
     app.message_to(alice().id, "I have forgotten you").await;
     app.outbox_drained().await;
-    // Let the processor mark the /forgetme update handled.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Marking the /forgetme update handled empties its body (which names Alice).
+    app.handled(forgetme).await;
 
     for (what, sql) in [
         (
@@ -616,9 +628,9 @@ async fn forget_by_email_from_the_command_line_and_inbox_retention() {
 
     // Retention: handled updates keep their id and lose their body at once; a body left
     // behind (a crash between handling and emptying) goes a day later.
-    app.say(&dave(), "/start");
+    let start = app.say(&dave(), "/start");
     app.message_to(dave().id, "Hello, Dave").await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.handled(start).await;
     assert_eq!(
         app.sql_i64("SELECT COUNT(*) FROM inbox WHERE handled_at IS NOT NULL AND body <> ''")
             .await,
