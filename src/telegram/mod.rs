@@ -22,17 +22,6 @@ pub fn person(u: &User) -> Person {
     }
 }
 
-/// Messages carry links (group pages, receipts); previews of them would only add noise.
-pub fn no_link_preview() -> teloxide::types::LinkPreviewOptions {
-    teloxide::types::LinkPreviewOptions {
-        is_disabled: true,
-        url: None,
-        prefer_small_media: false,
-        prefer_large_media: false,
-        show_above_text: false,
-    }
-}
-
 pub fn update_id(upd: &Update) -> i64 {
     i64::from(upd.id.0)
 }
