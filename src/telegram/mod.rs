@@ -7,8 +7,7 @@ pub mod ingest;
 pub mod payments;
 
 use crate::app::Person;
-use commands::Command;
-use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
+use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
 use teloxide::types::User;
 
@@ -43,11 +42,7 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
                     })
                     .endpoint(payments::on_refunded_payment),
                 )
-                .branch(
-                    dptree::entry()
-                        .filter_command::<Command>()
-                        .endpoint(handlers::on_command),
-                )
+                .branch(handlers::commands())
                 .endpoint(handlers::on_other_message),
         )
 }
