@@ -11,10 +11,14 @@
 //!   side on [`SHARDS`] tasks. Pre-checkout queries skip the queue: Telegram wants the answer
 //!   within 10 s.
 
+mod poll;
+
+pub use poll::{poll, poll_when_leader};
+
 use crate::app::Ctx;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::store::{inbox, locks};
+use crate::store::inbox;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,125 +97,6 @@ fn accepted(ctx: &Ctx, update_id: i64, fresh: bool) {
     }
 }
 
-/// Long polling on one instance at a time: the instance holding the polling lock polls; the
-/// others try again every few seconds and take over when the holder dies.
-pub async fn poll_when_leader(intake: Intake, mut shutdown: Shutdown) {
-    loop {
-        match locks::try_take(&intake.ctx.store, locks::POLLING).await {
-            Ok(Some(mut held)) => {
-                tracing::info!(instance = %intake.ctx.instance, "this instance polls Telegram");
-                poll(intake.clone(), shutdown.clone(), &mut held).await;
-                held.release().await;
-            }
-            Ok(None) => tracing::debug!("another instance polls Telegram"),
-            Err(e) => tracing::warn!(error = %e, "could not ask for the polling lock"),
-        }
-        if shutdown.is_triggered() {
-            return;
-        }
-        pause(&mut shutdown, Duration::from_secs(5)).await;
-        if shutdown.is_triggered() {
-            return;
-        }
-    }
-}
-
-/// Long polling: fetch, store, then confirm by asking from the next offset. Returns at
-/// shutdown, or when the polling lock was lost.
-pub async fn poll(intake: Intake, mut shutdown: Shutdown, held: &mut locks::Held) {
-    let bot = intake.bot.clone();
-    let mut offset: Option<i32> = None;
-    let mut failures: u32 = 0;
-    loop {
-        let mut req = bot.get_updates().timeout(POLL_TIMEOUT);
-        if let Some(o) = offset {
-            req = req.offset(o);
-        }
-        // A silent stall of the connection must not stop the bot (RELIABILITY T-TG-14).
-        let watchdog = Duration::from_secs(u64::from(POLL_TIMEOUT) + 30);
-        let batch = tokio::select! {
-            r = tokio::time::timeout(watchdog, req.send()) => r,
-            _ = shutdown.wait() => break,
-        };
-        match batch {
-            Ok(Ok(updates)) => {
-                failures = 0;
-                match store_batch(&intake, updates).await {
-                    Ok(next) => offset = next.or(offset),
-                    Err(e) => {
-                        // Not stored: do not confirm; the same batch comes again.
-                        tracing::error!(error = %e, "could not store updates; asking again");
-                        pause(&mut shutdown, Duration::from_secs(1)).await;
-                    }
-                }
-            }
-            Ok(Err(e)) => {
-                failures += 1;
-                let wait = match &e {
-                    teloxide::RequestError::RetryAfter(s) => s.duration(),
-                    _ => Duration::from_secs(u64::from(failures.min(5)) * 2),
-                };
-                tracing::warn!(error = %e, wait_secs = wait.as_secs(), "getUpdates failed");
-                pause(&mut shutdown, wait).await;
-            }
-            Err(_) => tracing::warn!("getUpdates stalled past its timeout; polling again"),
-        }
-        if shutdown.is_triggered() {
-            break;
-        }
-        if !held.still_held().await {
-            tracing::warn!("lost the polling lock; stopping polling here");
-            break;
-        }
-    }
-    // Confirm what was stored, so a restart is not served the same updates again.
-    if let Some(o) = offset {
-        let confirm = bot.get_updates().offset(o).timeout(0).limit(1);
-        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), confirm.send()).await {
-            tracing::warn!(error = %e, "final offset confirmation timed out");
-        }
-    }
-}
-
-async fn pause(shutdown: &mut Shutdown, d: Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = shutdown.wait() => {}
-    }
-}
-
-/// Stores every update of a batch in one transaction (one commit, not one per update);
-/// returns the offset that confirms them. Pre-checkout queries are answered on arrival.
-async fn store_batch(intake: &Intake, updates: Vec<Update>) -> Result<Option<i32>, sqlx::Error> {
-    let mut next = None;
-    let mut rows = Vec::with_capacity(updates.len());
-    for u in updates {
-        let body = serde_json::to_string(&u).unwrap_or_default();
-        let after = i32::try_from(u.id.0).unwrap_or(i32::MAX).saturating_add(1);
-        next = Some(next.map_or(after, |n: i32| n.max(after)));
-        let id = i64::from(u.id.0);
-        if matches!(u.kind, UpdateKind::PreCheckoutQuery(_)) {
-            let this = intake.clone();
-            tokio::spawn(async move {
-                handle(&this.bot, &this.me, &this.ctx, &this.handler, u).await;
-            });
-        }
-        rows.push((id, body));
-    }
-    let ctx = &intake.ctx;
-    let now = ctx.now();
-    let mut tx = ctx.store.write().await?;
-    let mut fresh = Vec::with_capacity(rows.len());
-    for (id, body) in &rows {
-        fresh.push(inbox::accept(&mut tx, *id, body, now).await?);
-    }
-    tx.commit().await?;
-    for ((id, _), f) in rows.iter().zip(fresh) {
-        accepted(ctx, *id, f);
-    }
-    Ok(next)
-}
-
 /// Which queue an update belongs to: its chat, or its sender.
 fn shard_of(u: &Update) -> usize {
     let key = u
@@ -232,30 +117,16 @@ async fn claim(ctx: &Ctx) -> Result<Vec<(i64, String)>, sqlx::Error> {
 
 /// Handles pending inbox rows until shutdown; finishes the update in hand before stopping.
 pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
-    let handler = Arc::new(super::schema());
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
-    let mut queues = Vec::with_capacity(SHARDS);
-    let mut workers = Vec::with_capacity(SHARDS);
+    let dispatch = Dispatch {
+        bot,
+        me,
+        ctx: ctx.clone(),
+        handler: Arc::new(super::schema()),
+    };
+    let in_flight: Mutex<HashSet<i64>> = Mutex::default();
     let (done, handled) = tokio::sync::mpsc::unbounded_channel::<i64>();
     let marker = tokio::spawn(mark_handled(ctx.clone(), handled));
-    for _ in 0..SHARDS {
-        let (tx, rx) = tokio::sync::mpsc::channel::<(i64, Update)>(1_024);
-        let again = tx.clone();
-        queues.push(tx);
-        let dispatch = Dispatch {
-            bot: bot.clone(),
-            me: me.clone(),
-            ctx: ctx.clone(),
-            handler: handler.clone(),
-        };
-        workers.push(tokio::spawn(shard(
-            rx,
-            again,
-            dispatch,
-            shutdown.clone(),
-            done.clone(),
-        )));
-    }
+    let (queues, workers) = start_shards(&dispatch, &shutdown, &done);
     drop(done);
     let mut stop = shutdown.clone();
     loop {
@@ -267,33 +138,8 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
             tracing::error!(error = %e, "reading the inbox failed");
             Vec::new()
         });
-        // Ids stay marked until a read no longer shows them pending: a row read just before
-        // a worker marked it handled is then still recognised as taken.
-        if let Ok(mut taken) = in_flight.lock() {
-            let pending: HashSet<i64> = rows.iter().map(|(id, _)| *id).collect();
-            taken.retain(|id| pending.contains(id));
-        }
-        for (id, body) in rows {
-            if !in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false) {
-                continue;
-            }
-            let update: Update = match serde_json::from_str(&body) {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::error!(update_id = id, error = %e, "an inbox row is not an update; skipping it");
-                    finish(&ctx, id).await;
-                    continue;
-                }
-            };
-            if matches!(update.kind, UpdateKind::PreCheckoutQuery(_)) {
-                // Answered on arrival by the intake (Telegram waits at most 10 s).
-                finish(&ctx, id).await;
-                continue;
-            }
-            if queues[shard_of(&update)].send((id, update)).await.is_err() {
-                break;
-            }
-        }
+        forget_finished(&in_flight, &rows);
+        route(&ctx, &in_flight, &queues, rows).await;
         tokio::select! {
             _ = ctx.inbox_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -305,6 +151,72 @@ pub async fn process(bot: Bot, me: Me, ctx: Ctx, shutdown: Shutdown) {
         let _ = w.await;
     }
     let _ = marker.await;
+}
+
+/// A shard's queue: an update id and the update.
+type Queue = tokio::sync::mpsc::Sender<(i64, Update)>;
+
+/// Starts [`SHARDS`] tasks, each handling its chats' updates in order; returns their queues.
+fn start_shards(
+    dispatch: &Dispatch,
+    shutdown: &Shutdown,
+    done: &tokio::sync::mpsc::UnboundedSender<i64>,
+) -> (Vec<Queue>, Vec<tokio::task::JoinHandle<()>>) {
+    let mut queues = Vec::with_capacity(SHARDS);
+    let mut workers = Vec::with_capacity(SHARDS);
+    for _ in 0..SHARDS {
+        let (tx, rx) = tokio::sync::mpsc::channel::<(i64, Update)>(1_024);
+        let shard = Shard {
+            rx,
+            again: tx.clone(),
+            dispatch: dispatch.clone(),
+            shutdown: shutdown.clone(),
+            done: done.clone(),
+        };
+        queues.push(tx);
+        workers.push(tokio::spawn(shard.run()));
+    }
+    (queues, workers)
+}
+
+/// Ids stay marked until a read no longer shows them pending: a row read just before a
+/// worker marked it handled is then still recognised as taken.
+fn forget_finished(in_flight: &Mutex<HashSet<i64>>, rows: &[(i64, String)]) {
+    if let Ok(mut taken) = in_flight.lock() {
+        let pending: HashSet<i64> = rows.iter().map(|(id, _)| *id).collect();
+        taken.retain(|id| pending.contains(id));
+    }
+}
+
+/// Sends each row not already taken to its chat's shard. Rows that are not updates, and
+/// pre-checkout queries (answered on arrival), are marked handled here.
+async fn route(
+    ctx: &Ctx,
+    in_flight: &Mutex<HashSet<i64>>,
+    queues: &[Queue],
+    rows: Vec<(i64, String)>,
+) {
+    for (id, body) in rows {
+        if !in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false) {
+            continue;
+        }
+        let update: Update = match serde_json::from_str(&body) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(update_id = id, error = %e, "an inbox row is not an update; skipping it");
+                finish(ctx, id).await;
+                continue;
+            }
+        };
+        if matches!(update.kind, UpdateKind::PreCheckoutQuery(_)) {
+            // Answered on arrival by the intake (Telegram waits at most 10 s).
+            finish(ctx, id).await;
+            continue;
+        }
+        if queues[shard_of(&update)].send((id, update)).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Marks handled updates in batches: whatever the shards finished while the last batch was
@@ -341,65 +253,76 @@ struct Dispatch {
     handler: Arc<Handler>,
 }
 
-async fn shard(
-    mut rx: tokio::sync::mpsc::Receiver<(i64, Update)>,
-    again: tokio::sync::mpsc::Sender<(i64, Update)>,
-    dispatch: Dispatch,
-    mut shutdown: Shutdown,
-    done: tokio::sync::mpsc::UnboundedSender<i64>,
-) {
-    let Dispatch {
-        bot,
-        me,
-        ctx,
-        handler,
-    } = dispatch;
-    // Failed attempts per update still being retried.
-    let mut failures: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
-    loop {
-        let next = tokio::select! {
-            n = rx.recv() => n,
-            _ = shutdown.wait() => None,
-        };
-        let Some((id, update)) = next else { return };
-        let payment = is_payment(&update);
-        // A task of its own, so a panic in one handler fails that update, not the shard.
-        let task = {
-            let (bot, me, ctx, handler, update) = (
-                bot.clone(),
-                me.clone(),
-                ctx.clone(),
-                handler.clone(),
-                update.clone(),
-            );
-            tokio::spawn(async move { handle(&bot, &me, &ctx, &handler, update).await })
-        };
-        let ok = task.await.unwrap_or_else(|e| {
+impl Dispatch {
+    /// Handles one update in a task of its own, so a panic in one handler fails that
+    /// update, not the shard.
+    async fn isolated(&self, id: i64, update: Update) -> bool {
+        let d = self.clone();
+        let task =
+            tokio::spawn(async move { handle(&d.bot, &d.me, &d.ctx, &d.handler, update).await });
+        task.await.unwrap_or_else(|e| {
             tracing::error!(update_id = id, error = %e, "a handler panicked");
             false
-        });
-        let tries = if ok {
-            0
-        } else {
-            failures.get(&id).copied().unwrap_or(0) + 1
-        };
-        // A payment is never given up (the money was taken); anything else after 3 tries.
-        if ok || (!payment && tries >= 3) {
-            failures.remove(&id);
-            if !ok {
-                Metrics::inc(&ctx.metrics.updates_given_up_total);
-                tracing::error!(
-                    update_id = id,
-                    tries,
-                    "giving up on an update that keeps failing"
-                );
+        })
+    }
+}
+
+/// One shard: its queue, the way back into it for retries, and where handled ids go.
+struct Shard {
+    rx: tokio::sync::mpsc::Receiver<(i64, Update)>,
+    again: Queue,
+    dispatch: Dispatch,
+    shutdown: Shutdown,
+    done: tokio::sync::mpsc::UnboundedSender<i64>,
+}
+
+impl Shard {
+    /// Handles the shard's updates one at a time until shutdown or the queue closes.
+    async fn run(mut self) {
+        // Failed attempts per update still being retried.
+        let mut failures: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+        loop {
+            let next = tokio::select! {
+                n = self.rx.recv() => n,
+                _ = self.shutdown.wait() => None,
+            };
+            let Some((id, update)) = next else { return };
+            let payment = is_payment(&update);
+            let ok = self.dispatch.isolated(id, update.clone()).await;
+            let tries = if ok {
+                0
+            } else {
+                failures.get(&id).copied().unwrap_or(0) + 1
+            };
+            // A payment is never given up (the money was taken); anything else after 3 tries.
+            if ok || (!payment && tries >= 3) {
+                failures.remove(&id);
+                self.done_with(id, ok, tries).await;
+                continue;
             }
-            if done.send(id).is_err() {
-                finish(&ctx, id).await;
-            }
-            continue;
+            failures.insert(id, tries);
+            self.retry_later(id, update, tries, payment);
         }
-        failures.insert(id, tries);
+    }
+
+    /// Hands a handled (or given up) update to the marker, or marks it here if that is gone.
+    async fn done_with(&self, id: i64, ok: bool, tries: u32) {
+        let ctx = &self.dispatch.ctx;
+        if !ok {
+            Metrics::inc(&ctx.metrics.updates_given_up_total);
+            tracing::error!(
+                update_id = id,
+                tries,
+                "giving up on an update that keeps failing"
+            );
+        }
+        if self.done.send(id).is_err() {
+            finish(ctx, id).await;
+        }
+    }
+
+    /// Puts a failed update back in the queue after a backoff (2 s, 4 s, … up to 64 s).
+    fn retry_later(&self, id: i64, update: Update, tries: u32, payment: bool) {
         let wait = Duration::from_secs(2u64.saturating_pow(tries.min(6)));
         tracing::warn!(
             update_id = id,
@@ -408,7 +331,7 @@ async fn shard(
             payment,
             "update failed; trying again later"
         );
-        let again = again.clone();
+        let again = self.again.clone();
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             // Closed at shutdown: the update then stays pending for the next start.
