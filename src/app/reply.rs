@@ -34,7 +34,7 @@ pub fn message(dedupe_key: String, chat_id: i64, html: String, kb: Option<Keyboa
     }
 }
 
-/// An invoice someone asked for; the worker sends it with `telegram::payments::invoice_request`.
+/// An invoice someone asked for; the worker sends it with `workers::outbox::telegram::invoice_request`.
 pub fn invoice(dedupe_key: String, chat_id: i64, spec: &InvoiceSpec) -> AppResult<NewMessage> {
     let json = serde_json::to_string(spec)
         .map_err(|e| AppError::Other(format!("storing an invoice: {e}")))?;

@@ -42,51 +42,91 @@ pub async fn user(
     id: i64,
     now: i64,
 ) -> Result<(Erased, Option<String>), sqlx::Error> {
+    let (username, email) = on_record(conn, id).await?;
+    let mut e = Erased {
+        users: blank_user(conn, id, now).await?,
+        ..Default::default()
+    };
+    e.members = forget_memberships(conn, id, username.as_deref()).await?;
+    e.shipping_requests = blank_shipping(conn, id).await?;
+    // An empty username names no one in messages or updates.
+    let named = username.as_deref().filter(|u| !u.is_empty());
+    (e.outbox_deleted, e.outbox_scrubbed) = scrub_outbox(conn, id, named).await?;
+    e.inbox_deleted = delete_updates_of(conn, id, named).await?;
+    Ok((e, email))
+}
+
+/// The username and email on record for user `id`, if any.
+async fn on_record(
+    conn: &mut Conn,
+    id: i64,
+) -> Result<(Option<String>, Option<String>), sqlx::Error> {
     let known = sqlx::query("SELECT username, email FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    let (username, email): (Option<String>, Option<String>) = match &known {
-        Some(r) => (r.try_get(0)?, r.try_get(1)?),
-        None => (None, None),
-    };
-    let mut e = Erased {
-        users: sqlx::query(
-            "UPDATE users SET username = NULL, first_name = '', email = NULL, updated_at = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected(),
-        ..Default::default()
-    };
-    e.members = sqlx::query(
+    match &known {
+        Some(r) => Ok((r.try_get(0)?, r.try_get(1)?)),
+        None => Ok((None, None)),
+    }
+}
+
+/// Blanks the user's own row: name, username and email.
+async fn blank_user(conn: &mut Conn, id: i64, now: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE users SET username = NULL, first_name = '', email = NULL, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// Replaces every member entry naming them (by id, numeric id or username).
+async fn forget_memberships(
+    conn: &mut Conn,
+    id: i64,
+    username: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
         "UPDATE members SET value = 'forgotten-' || CAST(id AS TEXT), invite_code = NULL
          WHERE user_id = $1 OR (kind = 'user_id' AND value = $2) OR (kind = 'username' AND value = $3)",
     )
     .bind(id)
     .bind(id.to_string())
-    .bind(username.clone())
+    .bind(username)
     .execute(&mut *conn)
     .await?
-    .rows_affected();
-    e.shipping_requests = sqlx::query(
+    .rows_affected())
+}
+
+/// Blanks the recipient and address of their purchases' shipping requests.
+async fn blank_shipping(conn: &mut Conn, id: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
         "UPDATE shipping_requests SET recipient = '', address = ''
          WHERE purchase_id IN (SELECT id FROM purchases WHERE buyer_id = $1)",
     )
     .bind(id)
     .execute(&mut *conn)
     .await?
-    .rows_affected();
-    // Messages to them not yet sent are dropped; what was sent to them, or to the
-    // warehouse about their purchases, keeps its row (the delivery record) without the words.
-    e.outbox_deleted = sqlx::query("DELETE FROM outbox WHERE status = 'pending' AND chat_id = $1")
+    .rows_affected())
+}
+
+/// Messages to them not yet sent are dropped; what was sent to them, or to the warehouse
+/// about their purchases, keeps its row (the delivery record) without the words.
+/// Returns (deleted, scrubbed).
+async fn scrub_outbox(
+    conn: &mut Conn,
+    id: i64,
+    username: Option<&str>,
+) -> Result<(u64, u64), sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM outbox WHERE status = 'pending' AND chat_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    e.outbox_scrubbed = sqlx::query(
+    let mut scrubbed = sqlx::query(
         "UPDATE outbox SET body_text = '', body_html = NULL, subject = '', keyboard = NULL, fallback_email = NULL
          WHERE status <> 'pending' AND (chat_id = $1
              OR dedupe_key IN (SELECT 'ship:' || CAST(id AS TEXT) FROM purchases WHERE buyer_id = $1))",
@@ -95,18 +135,26 @@ pub async fn user(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    if let Some(u) = username.as_deref().filter(|u| !u.is_empty()) {
-        e.outbox_scrubbed += scrub_mentions(conn, &format!("@{u}")).await?;
+    if let Some(u) = username {
+        scrubbed += scrub_mentions(conn, &format!("@{u}")).await?;
     }
-    e.inbox_deleted = delete_updates_mentioning(conn, &format!("\"id\":{id},")).await?
+    Ok((deleted, scrubbed))
+}
+
+/// Deletes stored updates from them, and others' commands that named them.
+async fn delete_updates_of(
+    conn: &mut Conn,
+    id: i64,
+    username: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let mut deleted = delete_updates_mentioning(conn, &format!("\"id\":{id},")).await?
         + delete_updates_mentioning(conn, &format!("\"id\":{id}}}")).await?;
-    if let Some(u) = username.as_deref().filter(|u| !u.is_empty()) {
-        e.inbox_deleted +=
-            delete_updates_mentioning(conn, &format!("\"username\":\"{u}\"")).await?;
+    if let Some(u) = username {
+        deleted += delete_updates_mentioning(conn, &format!("\"username\":\"{u}\"")).await?;
         // Others' commands that named them (`/newgroup camera 3 @alice`).
-        e.inbox_deleted += delete_updates_mentioning(conn, &format!("@{u}")).await?;
+        deleted += delete_updates_mentioning(conn, &format!("@{u}")).await?;
     }
-    Ok((e, email))
+    Ok(deleted)
 }
 
 /// Erases an email address wherever it is stored (members, outbox, inbox).

@@ -9,6 +9,8 @@ use crate::metrics::Metrics;
 use crate::replies::UserError;
 use crate::replies::messages::Chat;
 use crate::telegram::commands::help;
+use teloxide::dispatching::{HandlerExt, UpdateHandler};
+use teloxide::dptree::case;
 use teloxide::prelude::*;
 
 /// An answer: HTML and an optional keyboard.
@@ -54,125 +56,194 @@ pub async fn reply_error(
     reply(ctx, update_id, chat_id, e.user_error().html(), None).await
 }
 
-pub async fn on_command(msg: Message, cmd: Command, ctx: Ctx, upd: Update) -> HandlerResult {
-    let Some(from) = msg.from.as_ref() else {
-        return Ok(());
-    };
-    let who = person(from);
-    let chat = msg.chat.id;
-    let private = msg.chat.is_private();
-    if let Err(e) = app::access::touch(&ctx, &who, private).await {
-        tracing::error!(user = %who.id, error = %e, "could not record the contact");
+/// Who sent a command, where, and in which update: what every command endpoint needs.
+#[derive(Clone)]
+struct Asker {
+    ctx: Ctx,
+    who: Person,
+    chat: ChatId,
+    private: bool,
+    update_id: i64,
+}
+
+impl Asker {
+    /// Records the contact (every command counts as one) and says who asked; None for a
+    /// message without a sender, which gets no answer.
+    async fn from_message(msg: Message, ctx: Ctx, upd: Update) -> Option<Asker> {
+        let who = person(msg.from.as_ref()?);
+        let private = msg.chat.is_private();
+        if let Err(e) = app::access::touch(&ctx, &who, private).await {
+            tracing::error!(user = %who.id, error = %e, "could not record the contact");
+        }
+        Some(Asker {
+            ctx,
+            who,
+            chat: msg.chat.id,
+            private,
+            update_id: update_id(&upd),
+        })
     }
-    let id = update_id(&upd);
-    match run(&ctx, &who, chat, private, &cmd, id).await {
-        Ok(Some((html, kb))) => reply(&ctx, id, chat, html, kb).await,
-        Ok(None) => Ok(()),
-        Err(e) => reply_error(&ctx, id, chat, &who, command_name(&cmd), &e).await,
+
+    /// Queues the answer to command `what` (none when the use case queued its own), or
+    /// tells the person what went wrong.
+    async fn answer(&self, what: &str, answer: Result<Option<Answer>, AppError>) -> HandlerResult {
+        let (ctx, id, chat) = (&self.ctx, self.update_id, self.chat);
+        match answer {
+            Ok(Some((html, kb))) => reply(ctx, id, chat, html, kb).await,
+            Ok(None) => Ok(()),
+            Err(e) => reply_error(ctx, id, chat, &self.who, what, &e).await,
+        }
+    }
+
+    /// A group's card: what it is, where it stands, and its Buy button.
+    async fn card(&self, key: &str) -> Result<Option<Answer>, AppError> {
+        let (html, kb) = app::access::card(&self.ctx, &self.who, key).await?;
+        Ok(Some((html, Some(kb))))
     }
 }
 
-fn command_name(cmd: &Command) -> &'static str {
-    match cmd {
-        Command::Start(_) => "start",
-        Command::Help => "help",
-        Command::NewGroup(_) => "newgroup",
-        Command::Join(_) => "join",
-        Command::Buy(_) => "buy",
-        Command::Status(_) => "status",
-        Command::MyGroups => "mygroups",
-        Command::Points => "points",
-        Command::Cancel(_) => "cancel",
-        Command::PaySupport => "paysupport",
-        Command::ForgetMe => "forgetme",
-    }
+/// The commands' branch of the handler tree: who asked, then one endpoint per command.
+pub fn commands() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'static>> {
+    dptree::entry()
+        .filter_command::<Command>()
+        .filter_map_async(Asker::from_message)
+        .branch(case![Command::Start(payload)].endpoint(start))
+        .branch(case![Command::Help].endpoint(help_command))
+        .branch(case![Command::NewGroup(args)].endpoint(new_group))
+        .branch(case![Command::Join(key)].endpoint(join))
+        .branch(case![Command::Buy(key)].endpoint(buy))
+        .branch(case![Command::Status(key)].endpoint(status))
+        .branch(case![Command::MyGroups].endpoint(my_groups))
+        .branch(case![Command::Points].endpoint(points))
+        .branch(case![Command::Cancel(key)].endpoint(cancel))
+        .branch(case![Command::PaySupport].endpoint(pay_support))
+        .branch(case![Command::ForgetMe].endpoint(forget_me))
 }
 
 fn arg(s: &str) -> Option<&str> {
     Some(s.trim()).filter(|s| !s.is_empty())
 }
 
-/// Runs the command; returns the answer to queue (None when the use case queued its own).
-async fn run(
-    ctx: &Ctx,
-    who: &Person,
-    chat: ChatId,
-    private: bool,
-    cmd: &Command,
-    update_id: i64,
-) -> Result<Option<Answer>, AppError> {
-    let card = |key: String| async move {
-        let (html, kb) = app::access::card(ctx, who, &key).await?;
-        Ok::<_, AppError>(Some((html, Some(kb))))
-    };
-    let text = |html: String| Ok(Some((html, None)));
-    match cmd {
-        Command::Start(payload) => match arg(payload) {
-            Some(p) => {
-                let (html, kb) = app::access::start(ctx, who, p).await?;
-                Ok(Some((html, Some(kb))))
-            }
-            None => text(
-                Chat::Hello {
-                    first_name: who.first_name.clone(),
-                    help: help(),
-                }
-                .html(),
-            ),
-        },
-        Command::Help => text(help()),
-        Command::NewGroup(args) => {
-            // The confirmation goes out through the outbox with the rest of the effects.
-            app::new_group::create(ctx, update_id, who, chat.0, args).await?;
-            Ok(None)
-        }
-        Command::Join(key) => card(arg(key).ok_or(UserError::KeyUsage("join"))?.to_string()).await,
-        Command::Buy(key) => {
-            if !private {
-                return Err(UserError::PrivateOnly.into());
-            }
-            match arg(key) {
-                Some(key) => card(key.to_string()).await,
-                None => {
-                    let open = app::queries::buyable_groups(ctx, who).await?;
-                    match open.as_slice() {
-                        [] => Err(UserError::NoOpenGroup.into()),
-                        [only] => card(only.to_string()).await,
-                        many => {
-                            let mut kb = Keyboard::default();
-                            for key in many {
-                                kb = kb.row(vec![callback(
-                                    format!("Group {key}"),
-                                    Press::Buy {
-                                        key: key.to_string(),
-                                    }
-                                    .encode(),
-                                )]);
-                            }
-                            Ok(Some((Chat::WhichGroup.html(), Some(kb))))
-                        }
-                    }
-                }
-            }
-        }
-        Command::Status(key) => text(app::queries::status(ctx, who, arg(key)).await?.html()),
-        Command::MyGroups => text(app::queries::my_groups(ctx, who).await?.html()),
-        Command::Points => text(app::queries::points(ctx, who).await?.html()),
-        Command::Cancel(key) => {
-            let key = arg(key).ok_or(UserError::KeyUsage("cancel"))?;
-            text(app::queries::cancel(ctx, update_id, who, key).await?.html())
-        }
-        Command::ForgetMe => {
-            app::forget::forget_me(ctx, who.id, update_id).await?;
-            text(crate::replies::FORGOTTEN.to_string())
-        }
-        Command::PaySupport => text(
-            Chat::PaySupport {
-                contact: ctx.config.support_contact.clone(),
+/// A text answer without buttons.
+fn text(html: String) -> Result<Option<Answer>, AppError> {
+    Ok(Some((html, None)))
+}
+
+/// `/start`: a greeting, or an invitation link's group.
+async fn start(a: Asker, payload: String) -> HandlerResult {
+    let answer = match arg(&payload) {
+        Some(p) => app::access::start(&a.ctx, &a.who, p)
+            .await
+            .map(|(html, kb)| Some((html, Some(kb)))),
+        None => text(
+            Chat::Hello {
+                first_name: a.who.first_name.clone(),
+                help: help(),
             }
             .html(),
         ),
+    };
+    a.answer("start", answer).await
+}
+
+/// `/help`: the command list.
+async fn help_command(a: Asker) -> HandlerResult {
+    a.answer("help", text(help())).await
+}
+
+/// `/newgroup`: the confirmation goes out through the outbox with the rest of the effects.
+async fn new_group(a: Asker, args: String) -> HandlerResult {
+    let created = app::new_group::create(&a.ctx, a.update_id, &a.who, a.chat.0, &args).await;
+    a.answer("newgroup", created.map(|_| None)).await
+}
+
+/// `/join KEY`: the group's card.
+async fn join(a: Asker, key: String) -> HandlerResult {
+    let answer = match arg(&key) {
+        Some(key) => a.card(key).await,
+        None => Err(UserError::KeyUsage("join").into()),
+    };
+    a.answer("join", answer).await
+}
+
+/// `/buy [KEY]`: in private only; without a key, the one open group or a choice of them.
+async fn buy(a: Asker, key: String) -> HandlerResult {
+    let answer = if !a.private {
+        Err(UserError::PrivateOnly.into())
+    } else if let Some(key) = arg(&key) {
+        a.card(key).await
+    } else {
+        which_group(&a).await
+    };
+    a.answer("buy", answer).await
+}
+
+/// The group `/buy` without a key means: the only open one, or a button for each.
+async fn which_group(a: &Asker) -> Result<Option<Answer>, AppError> {
+    let open = app::queries::buyable_groups(&a.ctx, &a.who).await?;
+    match open.as_slice() {
+        [] => Err(UserError::NoOpenGroup.into()),
+        [only] => a.card(only.as_str()).await,
+        many => {
+            let mut kb = Keyboard::default();
+            for key in many {
+                kb = kb.row(vec![callback(
+                    format!("Group {key}"),
+                    Press::Buy {
+                        key: key.to_string(),
+                    }
+                    .encode(),
+                )]);
+            }
+            Ok(Some((Chat::WhichGroup.html(), Some(kb))))
+        }
     }
+}
+
+/// `/status [KEY]`: seats, time left and discount.
+async fn status(a: Asker, key: String) -> HandlerResult {
+    let status = app::queries::status(&a.ctx, &a.who, arg(&key)).await;
+    a.answer("status", status.and_then(|s| text(s.html())))
+        .await
+}
+
+/// `/mygroups`: the person's group purchases.
+async fn my_groups(a: Asker) -> HandlerResult {
+    let groups = app::queries::my_groups(&a.ctx, &a.who).await;
+    a.answer("mygroups", groups.and_then(|g| text(g.html())))
+        .await
+}
+
+/// `/points`: the balance and how it was earned.
+async fn points(a: Asker) -> HandlerResult {
+    let points = app::queries::points(&a.ctx, &a.who).await;
+    a.answer("points", points.and_then(|p| text(p.html())))
+        .await
+}
+
+/// `/cancel KEY`: the organiser cancels a group nobody bought in yet.
+async fn cancel(a: Asker, key: String) -> HandlerResult {
+    let answer = match arg(&key) {
+        Some(key) => app::queries::cancel(&a.ctx, a.update_id, &a.who, key)
+            .await
+            .and_then(|c| text(c.html())),
+        None => Err(UserError::KeyUsage("cancel").into()),
+    };
+    a.answer("cancel", answer).await
+}
+
+/// `/paysupport`: whom to write about a payment.
+async fn pay_support(a: Asker) -> HandlerResult {
+    let contact = a.ctx.config.support_contact.clone();
+    a.answer("paysupport", text(Chat::PaySupport { contact }.html()))
+        .await
+}
+
+/// `/forgetme`: erases the person's name, username, email and addresses.
+async fn forget_me(a: Asker) -> HandlerResult {
+    let forgotten = app::forget::forget_me(&a.ctx, a.who.id, a.update_id).await;
+    let answer = forgotten.and_then(|_| text(crate::replies::FORGOTTEN.to_string()));
+    a.answer("forgetme", answer).await
 }
 
 /// Any other message: counts as "contact" for waiting prompts (claim 11).

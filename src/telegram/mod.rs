@@ -8,8 +8,7 @@ pub mod payments;
 
 use crate::app::Person;
 use crate::domain::UserId;
-use commands::Command;
-use teloxide::dispatching::{HandlerExt, UpdateFilterExt, UpdateHandler};
+use teloxide::dispatching::{UpdateFilterExt, UpdateHandler};
 use teloxide::prelude::*;
 use teloxide::types::User;
 
@@ -20,17 +19,6 @@ pub fn person(u: &User) -> Person {
         id: UserId::new(i64::try_from(u.id.0).unwrap_or(i64::MAX)),
         username: u.username.clone(),
         first_name: u.first_name.clone(),
-    }
-}
-
-/// Messages carry links (group pages, receipts); previews of them would only add noise.
-pub fn no_link_preview() -> teloxide::types::LinkPreviewOptions {
-    teloxide::types::LinkPreviewOptions {
-        is_disabled: true,
-        url: None,
-        prefer_small_media: false,
-        prefer_large_media: false,
-        show_above_text: false,
     }
 }
 
@@ -55,11 +43,7 @@ pub fn schema() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'stat
                     })
                     .endpoint(payments::on_refunded_payment),
                 )
-                .branch(
-                    dptree::entry()
-                        .filter_command::<Command>()
-                        .endpoint(handlers::on_command),
-                )
+                .branch(handlers::commands())
                 .endpoint(handlers::on_other_message),
         )
 }

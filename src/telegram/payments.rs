@@ -3,15 +3,13 @@
 
 use super::handlers::{reply, reply_error};
 use super::{HandlerResult, person, update_id};
-use crate::app::purchase::{self, Address, InvoiceSpec, Payment, Recorded, Step};
+use crate::app::purchase::{self, Address, Payment, Recorded, Step};
 use crate::app::reply::{invoice, key, send};
 use crate::app::{AppError, Ctx};
 use crate::keyboard::Press;
 use crate::replies::UserError;
 use std::time::Duration;
-use teloxide::payloads::SendInvoice;
 use teloxide::prelude::*;
-use teloxide::requests::JsonRequest;
 use teloxide::types::{LabeledPrice, ShippingAddress, ShippingOption};
 
 /// Telegram wants the pre-checkout answer within 10 s; we answer "try again" at 8 s.
@@ -32,48 +30,13 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
     match step {
         Ok(Step::Message(html, kb)) => reply(&ctx, id, chat, html, Some(kb)).await?,
         Ok(Step::Invoice(spec)) => {
-            // Sent by the outbox worker with `invoice_request`; if Telegram refuses it, the
-            // worker tells the person (UserError::InvoiceRefused).
+            // Sent by the outbox worker (`workers::outbox::invoice_request`); if Telegram
+            // refuses it, the worker tells the person (UserError::InvoiceRefused).
             send(&ctx, &invoice(key(chat.0, id), chat.0, &spec)?).await?
         }
         Err(e) => reply_error(&ctx, id, chat, &who, "button", &e).await?,
     }
     Ok(())
-}
-
-/// The one place an invoice becomes a `sendInvoice` request (the outbox worker sends it).
-pub fn invoice_request(
-    bot: &Bot,
-    ctx: &Ctx,
-    chat: ChatId,
-    spec: &InvoiceSpec,
-) -> JsonRequest<SendInvoice> {
-    let prices: Vec<LabeledPrice> = spec
-        .prices
-        .iter()
-        .map(|(label, amount)| {
-            LabeledPrice::new(label.clone(), u32::try_from(*amount).unwrap_or(u32::MAX))
-        })
-        .collect();
-    let mut req = bot.send_invoice(
-        chat,
-        &spec.title,
-        &spec.description,
-        &spec.payload,
-        &spec.currency,
-        prices,
-    );
-    // A forwarded copy shows a deep link into the group, not a Pay button.
-    req = req.start_parameter(spec.start_parameter.clone());
-    // Rows queued before `provider` existed: any currency but Stars went through the provider.
-    if spec.provider || spec.currency != crate::domain::payment::STARS {
-        req = req
-            .provider_token(ctx.config.payment_provider_token.expose())
-            .need_name(true)
-            .need_shipping_address(spec.need_shipping)
-            .is_flexible(spec.need_shipping);
-    }
-    req
 }
 
 pub async fn on_pre_checkout(bot: Bot, q: PreCheckoutQuery, ctx: Ctx) -> HandlerResult {
