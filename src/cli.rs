@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The `groupbuy` command line.
 #[derive(Parser, Debug)]
 #[command(
     name = "groupbuy",
@@ -27,6 +28,7 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// What `groupbuy` is asked to do.
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Try groupbuy without Telegram: the real bot, a built-in Telegram emulator and a browser
@@ -80,6 +82,7 @@ pub enum Cmd {
     },
 }
 
+/// `groupbuy refunds` actions.
 #[derive(Subcommand, Debug)]
 pub enum RefundsCmd {
     /// You refunded this provider payment through the provider's dashboard: close it and tell
@@ -90,6 +93,7 @@ pub enum RefundsCmd {
     },
 }
 
+/// `groupbuy outbox` actions.
 #[derive(Subcommand, Debug)]
 pub enum OutboxCmd {
     /// Send one stuck message or email again now (`groupbuy serve` delivers it).
@@ -99,6 +103,7 @@ pub enum OutboxCmd {
     },
 }
 
+/// `groupbuy catalog` actions.
 #[derive(Subcommand, Debug)]
 pub enum CatalogCmd {
     /// Add or update products from a TOML file of [[products]] tables (sku, name, price,
@@ -141,6 +146,7 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::from_sources(text.as_deref(), &env)?)
 }
 
+/// Parses the command line, starts logging and runs the command; exits 1 with the error on failure.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

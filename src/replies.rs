@@ -346,6 +346,7 @@ pub fn quoted_name(raw: &str) -> String {
 
 /// The one-click unsubscribe page: what it offers, and what it says once done.
 pub const UNSUBSCRIBE_OFFER: &str = "Don't want invitations from groupbuy? Press the button and this address will not get invitations, campaigns or reminders from us again.";
+/// What the unsubscribe page says once the address is unsubscribed.
 pub const UNSUBSCRIBE_DONE: &str =
     "Done: this address will not get invitations, campaigns or reminders from us again.";
 

@@ -54,6 +54,7 @@ impl fmt::Debug for Keyed {
 }
 
 impl Keyed {
+    /// Keyed hashes made with `key`.
     pub fn new(key: &[u8]) -> Self {
         Self { key: key.to_vec() }
     }

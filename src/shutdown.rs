@@ -3,6 +3,7 @@
 
 use tokio::sync::watch;
 
+/// The receiving half: lets a task see or wait for the request to stop.
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
@@ -13,18 +14,21 @@ pub struct Trigger {
     tx: watch::Sender<bool>,
 }
 
+/// A new trigger and the shutdown signal it fires.
 pub fn channel() -> (Trigger, Shutdown) {
     let (tx, rx) = watch::channel(false);
     (Trigger { tx }, Shutdown { rx })
 }
 
 impl Trigger {
+    /// Asks every holder of a [`Shutdown`] to stop.
     pub fn trigger(&self) {
         let _ = self.tx.send(true);
     }
 }
 
 impl Shutdown {
+    /// Whether shutdown was asked for.
     pub fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }

@@ -51,6 +51,7 @@ async fn upgrade_once(
     Ok(())
 }
 
+/// The Telegram bot with the configured token, at the configured Bot API URL if there is one.
 pub fn make_bot(config: &Config) -> anyhow::Result<Bot> {
     let token = config.require_token()?;
     let mut bot = Bot::new(token.expose());
@@ -63,6 +64,7 @@ pub fn make_bot(config: &Config) -> anyhow::Result<Bot> {
 
 pub use crate::telegram::commands::menu;
 
+/// The service, built and listening, ready to `run`.
 pub struct App {
     ctx: Ctx,
     bot: Bot,
@@ -137,6 +139,7 @@ impl App {
         })
     }
 
+    /// The context the handlers and workers share.
     pub fn ctx(&self) -> &Ctx {
         &self.ctx
     }

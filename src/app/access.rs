@@ -68,6 +68,7 @@ pub async fn open_group(conn: &mut Conn, raw: &str, now: i64) -> Result<GroupRow
     Ok(group)
 }
 
+/// Refuses a group that is settled, cancelled or expired at `now` (Unix seconds).
 pub fn ensure_open(group: &GroupRow, now: i64) -> Result<(), UserError> {
     match group.status {
         GroupStatus::Settled => Err(UserError::Settled {
@@ -84,12 +85,14 @@ pub fn ensure_open(group: &GroupRow, now: i64) -> Result<(), UserError> {
     }
 }
 
+/// The group's product; an internal error if it has left the catalog.
 pub async fn product_of(conn: &mut Conn, group: &GroupRow) -> AppResult<Product> {
     products::get(conn, &group.sku)
         .await?
         .ok_or_else(|| AppError::Other(format!("product {} left the catalog", group.sku)))
 }
 
+/// The organiser's first name, or "The organiser" when the user is unknown.
 pub async fn organiser_name(conn: &mut Conn, group: &GroupRow) -> AppResult<String> {
     Ok(users::get(conn, group.organiser_id)
         .await?

@@ -58,6 +58,7 @@ pub struct Ctx {
     pub secrets: Arc<crate::secrets::Keyed>,
 }
 
+/// Why a request failed: the user's mistake, the database, or anything else.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
@@ -99,9 +100,11 @@ impl AppError {
     }
 }
 
+/// A result whose error is an [`AppError`].
 pub type AppResult<T> = Result<T, AppError>;
 
 impl Ctx {
+    /// The shared context, with a key guard and keyed hashes set up from `config`.
     pub fn new(
         store: Store,
         config: Arc<Config>,
@@ -128,6 +131,7 @@ impl Ctx {
         }
     }
 
+    /// The context clock's time, in Unix seconds.
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
@@ -145,6 +149,7 @@ impl Ctx {
         }
     }
 
+    /// A `t.me` link that opens the bot with `/start <payload>`.
     pub fn deep_link(&self, payload: &str) -> String {
         format!("https://t.me/{}?start={payload}", self.bot_username)
     }

@@ -399,6 +399,7 @@ pub enum Reported {
     Duplicate,
 }
 
+/// A refund Telegram reported: confirms one we opened or reverses the purchase; refuses a mismatch.
 pub async fn reported(
     ctx: &Ctx,
     update_id: i64,

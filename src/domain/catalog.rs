@@ -7,6 +7,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sku(String);
 
+/// Why a product code was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SkuError {
     #[error("a product code is 1 to 32 letters, digits, '-' or '_'")]
@@ -14,6 +15,7 @@ pub enum SkuError {
 }
 
 impl Sku {
+    /// Trims and lower-cases a product code: 1 to 32 letters, digits, `-` or `_`.
     pub fn parse(raw: &str) -> Result<Self, SkuError> {
         let s = raw.trim().to_ascii_lowercase();
         let ok = (1..=32).contains(&s.len())
@@ -26,6 +28,7 @@ impl Sku {
         }
     }
 
+    /// The code in lower case, as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -48,6 +51,7 @@ pub enum ProductKind {
 }
 
 impl ProductKind {
+    /// Reads the stored form (`physical`, `digital`); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "physical" => Some(Self::Physical),
@@ -56,6 +60,7 @@ impl ProductKind {
         }
     }
 
+    /// The stored form: `physical` or `digital`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Physical => "physical",
@@ -64,6 +69,7 @@ impl ProductKind {
     }
 }
 
+/// A product in the catalog: its code, name, price and kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     pub sku: Sku,

@@ -7,6 +7,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EmailAddress(String);
 
+/// Why an email address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
     #[error("an email address looks like name@example.com")]
@@ -14,6 +15,7 @@ pub enum EmailError {
 }
 
 impl EmailAddress {
+    /// Trims, checks and lower-cases an address: at most 254 characters, a plausible name@domain.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
         let s = raw.trim();
         if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -44,6 +46,7 @@ impl EmailAddress {
         }
     }
 
+    /// The address, trimmed and in lower case.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -7,6 +7,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HeadCount(u32);
 
+/// Why a head count was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeadCountError {
     #[error("the head count must be a whole number")]
@@ -16,13 +17,16 @@ pub enum HeadCountError {
 }
 
 impl HeadCount {
+    /// The smallest head count a group can have.
     pub const MIN: u32 = 2;
 
+    /// Reads a typed head count between [`Self::MIN`] and `max`.
     pub fn parse(raw: &str, max: u32) -> Result<Self, HeadCountError> {
         let n: i64 = raw.trim().parse().map_err(|_| HeadCountError::NotANumber)?;
         Self::new(n, max)
     }
 
+    /// A head count between [`Self::MIN`] and `max`, inclusive.
     pub fn new(n: i64, max: u32) -> Result<Self, HeadCountError> {
         let range = HeadCountError::OutOfRange {
             min: Self::MIN,
@@ -66,6 +70,7 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The stored form: `all_or_nothing` or `partial`.
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::AllOrNothing => "all_or_nothing",
@@ -73,6 +78,7 @@ impl Policy {
         }
     }
 
+    /// Reads the stored form; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "all_or_nothing" => Some(Policy::AllOrNothing),
@@ -91,6 +97,7 @@ pub enum GroupStatus {
 }
 
 impl GroupStatus {
+    /// The stored form: `open`, `settled` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupStatus::Open => "open",
@@ -99,6 +106,7 @@ impl GroupStatus {
         }
     }
 
+    /// Reads the stored form; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "open" => Some(GroupStatus::Open),

@@ -10,12 +10,16 @@ use std::fmt;
 
 /// 32 symbols: digits 2–9 and letters without I and O.
 pub const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Symbols in a group key: 90 random bits.
 pub const KEY_LEN: usize = 18;
+/// Symbols in an invitation code: 50 random bits.
 pub const INVITE_LEN: usize = 10;
 
+/// The unguessable key that names a group: [`KEY_LEN`] symbols of [`ALPHABET`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GroupKey(String);
 
+/// Why a key or code could not be made or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("a group key is {KEY_LEN} letters and digits")]
@@ -55,14 +59,17 @@ pub fn random_token(len: usize) -> Result<String, KeyError> {
 }
 
 impl GroupKey {
+    /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
         random_symbols(KEY_LEN).map(Self)
     }
 
+    /// Reads a typed key: any case, with or without `-`, spaces and `_`.
     pub fn parse(raw: &str) -> Result<Self, KeyError> {
         normalise(raw, KEY_LEN).map(Self)
     }
 
+    /// The key in canonical form: upper case, no separators.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -80,14 +87,17 @@ impl fmt::Display for GroupKey {
 pub struct InviteCode(String);
 
 impl InviteCode {
+    /// A fresh code from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
         random_symbols(INVITE_LEN).map(Self)
     }
 
+    /// Reads a typed code: any case, with or without `-`, spaces and `_`.
     pub fn parse(raw: &str) -> Result<Self, KeyError> {
         normalise(raw, INVITE_LEN).map(Self)
     }
 
+    /// The code in canonical form: upper case, no separators.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -112,6 +122,7 @@ impl StartPayload {
         }
     }
 
+    /// The payload text: the group key, or `KEY-CODE` for an invitation.
     pub fn encode(&self) -> String {
         match self {
             Self::Group(k) => k.0.clone(),

@@ -3,6 +3,7 @@
 use super::email::{EmailAddress, EmailError};
 use std::fmt;
 
+/// A member an organiser named: a Telegram username, a numeric user id or an email address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberRef {
     /// A Telegram username, stored lower-case without the `@` (Telegram usernames are
@@ -12,6 +13,7 @@ pub enum MemberRef {
     Email(EmailAddress),
 }
 
+/// Why a typed member was not recognised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemberError {
     #[error("{0:?} is not a valid Telegram username (5–32 letters, digits or _)")]
@@ -23,6 +25,7 @@ pub enum MemberError {
 }
 
 impl MemberRef {
+    /// Reads a `@username`, a numeric Telegram id or an email address.
     pub fn parse(raw: &str) -> Result<Self, MemberError> {
         let s = raw.trim();
         if let Some(name) = s.strip_prefix('@') {
@@ -68,6 +71,7 @@ impl MemberRef {
         }
     }
 
+    /// Rebuilds a stored member from its kind (`username`, `user_id`, `email`) and value.
     pub fn from_row(kind: &str, value: &str) -> Option<Self> {
         match kind {
             "username" => Some(Self::Username(value.to_string())),

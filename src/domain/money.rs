@@ -13,6 +13,7 @@ pub struct Currency {
     exponent: u8,
 }
 
+/// Why a currency code was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CurrencyError {
     #[error("currency must be a three-letter code such as JPY, USD or XTR")]
@@ -41,11 +42,13 @@ impl Currency {
         })
     }
 
+    /// The three-letter code, e.g. `JPY`.
     pub fn code(&self) -> &str {
         // Only ASCII uppercase letters are ever stored.
         std::str::from_utf8(&self.code).unwrap_or("XXX")
     }
 
+    /// Digits after the decimal point: 0 for JPY, 2 for USD.
     pub fn exponent(&self) -> u8 {
         self.exponent
     }
@@ -101,6 +104,7 @@ impl fmt::Display for Amount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i64);
 
+/// Why an amount was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
     #[error("an amount of money cannot be negative")]
@@ -108,8 +112,10 @@ pub enum MoneyError {
 }
 
 impl Money {
+    /// No money.
     pub const ZERO: Money = Money(0);
 
+    /// An amount in minor currency units; refuses a negative one.
     pub fn from_minor(minor: i64) -> Result<Self, MoneyError> {
         if minor < 0 {
             return Err(MoneyError::Negative);
@@ -117,6 +123,7 @@ impl Money {
         Ok(Self(minor))
     }
 
+    /// The amount in minor currency units.
     pub fn minor(self) -> i64 {
         self.0
     }
@@ -128,10 +135,12 @@ impl Money {
         Money((product / 10_000) as i64)
     }
 
+    /// The difference, never below zero.
     pub fn saturating_sub(self, other: Money) -> Money {
         Money(self.0.saturating_sub(other.0).max(0))
     }
 
+    /// The sum; `None` on overflow.
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
     }
@@ -142,16 +151,20 @@ impl Money {
 pub struct Points(i64);
 
 impl Points {
+    /// No points.
     pub const ZERO: Points = Points(0);
 
+    /// Any number of points, negative included.
     pub fn new(points: i64) -> Self {
         Self(points)
     }
 
+    /// The number of points (1 point = 1 minor currency unit).
     pub fn value(self) -> i64 {
         self.0
     }
 
+    /// Points worth `money`: 1 point per minor currency unit.
     pub fn of(money: Money) -> Self {
         Self(money.minor())
     }

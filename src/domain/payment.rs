@@ -152,6 +152,7 @@ pub enum RefundReason {
 }
 
 impl RefundReason {
+    /// The stored form, e.g. `late` or `reversed`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Late => "late",
@@ -163,6 +164,7 @@ impl RefundReason {
         }
     }
 
+    /// Reads the stored form; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         [
             Self::Late,
@@ -256,6 +258,7 @@ pub enum RefundMethod {
 }
 
 impl RefundMethod {
+    /// Stars for a payment in `XTR`, the provider for any other currency.
     pub fn for_currency(currency: &str) -> Self {
         if currency == STARS {
             Self::Stars
@@ -264,6 +267,7 @@ impl RefundMethod {
         }
     }
 
+    /// The stored form: `stars` or `provider`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Stars => "stars",
@@ -271,6 +275,7 @@ impl RefundMethod {
         }
     }
 
+    /// Reads the stored form; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "stars" => Some(Self::Stars),

@@ -31,6 +31,7 @@ impl RegionCode {
         Self(s.to_string())
     }
 
+    /// The code, e.g. `JP-TOKYO`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

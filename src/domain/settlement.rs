@@ -22,6 +22,7 @@ use super::money::{Money, Points};
 use super::region::{RegionBonus, RegionCode};
 use super::tiers::{Rate, TierTable};
 
+/// One purchase of a group being settled: its normal price, region and time of purchase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseLine {
     pub purchase_id: PurchaseId,
@@ -31,6 +32,7 @@ pub struct PurchaseLine {
     pub bought_at: i64,
 }
 
+/// What one purchase earns at settlement: its discount and region bonus, as points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credit {
     pub purchase_id: PurchaseId,
@@ -40,6 +42,7 @@ pub struct Credit {
     pub points: Points,
 }
 
+/// A settled group: whether it filled, the rate it reached and every purchase's credit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub filled: bool,
@@ -49,6 +52,7 @@ pub struct Outcome {
     pub total: Points,
 }
 
+/// Credits each purchase its tier discount plus any region bonus, capped at its price.
 pub fn settle(
     policy: Policy,
     tiers: &TierTable,

@@ -8,12 +8,15 @@ use std::fmt;
 pub struct Rate(u32);
 
 impl Rate {
+    /// No discount.
     pub const ZERO: Rate = Rate(0);
 
+    /// A rate of `bp` hundredths of a percent; `None` above 10 000 (100 %).
     pub fn from_basis_points(bp: u32) -> Option<Self> {
         (bp <= 10_000).then_some(Self(bp))
     }
 
+    /// The rate in hundredths of a percent (10 000 = 100 %).
     pub fn basis_points(self) -> u32 {
         self.0
     }
@@ -30,6 +33,7 @@ impl fmt::Display for Rate {
     }
 }
 
+/// The rate a group earns once it has `members` buyers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tier {
     pub members: u32,
@@ -41,6 +45,7 @@ pub struct Tier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierTable(Vec<Tier>);
 
+/// Why a tier table was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TierError {
     #[error("the tier table is empty")]
@@ -54,6 +59,7 @@ pub enum TierError {
 }
 
 impl TierTable {
+    /// Sorts the tiers by head count; refuses none, duplicates, zero members or a falling rate.
     pub fn new(mut tiers: Vec<Tier>) -> Result<Self, TierError> {
         if tiers.is_empty() {
             return Err(TierError::Empty);
@@ -85,6 +91,7 @@ impl TierTable {
             .map_or(Rate::ZERO, |t| t.rate)
     }
 
+    /// The tiers, smallest head count first.
     pub fn tiers(&self) -> &[Tier] {
         &self.0
     }

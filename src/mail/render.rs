@@ -3,6 +3,7 @@
 
 use askama::Template;
 
+/// An email ready to send: subject, plain text and HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     pub subject: String,
@@ -10,6 +11,7 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// The email that invites someone to a group, with a deep link to the bot.
 #[derive(Debug, Clone)]
 pub struct Invitation {
     pub organiser: String,
@@ -56,6 +58,7 @@ struct InvitationHtml<'a> {
 }
 
 impl Invitation {
+    /// Fills the invitation's text and HTML templates.
     pub fn render(&self) -> Result<Rendered, askama::Error> {
         macro_rules! fill {
             ($t:ident) => {
@@ -86,6 +89,7 @@ impl Invitation {
     }
 }
 
+/// The email asking the fulfilment address to ship a paid order.
 #[derive(Debug, Clone)]
 pub struct ShippingRequest {
     pub order: String,
@@ -125,6 +129,7 @@ struct ShippingHtml<'a> {
 }
 
 impl ShippingRequest {
+    /// Fills the shipping request's text and HTML templates.
     pub fn render(&self) -> Result<Rendered, askama::Error> {
         macro_rules! fill {
             ($t:ident) => {
@@ -148,6 +153,7 @@ impl ShippingRequest {
     }
 }
 
+/// The email telling a buyer what their group's settlement earned them.
 #[derive(Debug, Clone)]
 pub struct DiscountNotice {
     pub key: String,
@@ -202,6 +208,7 @@ struct NoticeHtml<'a> {
 }
 
 impl DiscountNotice {
+    /// Fills the discount notice's text and HTML templates.
     pub fn render(&self) -> Result<Rendered, askama::Error> {
         macro_rules! fill {
             ($t:ident) => {
@@ -264,6 +271,7 @@ struct RefundDueHtml<'a> {
 }
 
 impl RefundDue {
+    /// Fills the email; its subject says "Refund due" while a provider payment awaits payout.
     pub fn render(&self) -> Result<Rendered, askama::Error> {
         let what = if self.to_pay_out {
             "Refund due"

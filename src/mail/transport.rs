@@ -21,6 +21,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// connections open between sends.
 pub const IN_FLIGHT: usize = 32;
 
+/// Sends email over SMTP (DKIM-signed when configured), or writes it to files in a folder.
 #[derive(Clone)]
 pub enum Mailer {
     Smtp {
@@ -86,6 +87,7 @@ pub fn dkim_config(settings: &DkimSettings) -> anyhow::Result<DkimConfig> {
     ))
 }
 
+/// Why an email was not sent, and so whether to try again.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     /// The server refused for good (5xx) or the message cannot be built: do not retry.
@@ -96,6 +98,7 @@ pub enum MailError {
     Temporary(String),
 }
 
+/// One email to send.
 pub struct Outgoing<'a> {
     pub to: &'a str,
     pub subject: &'a str,
@@ -112,6 +115,7 @@ const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubs
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
 impl Mailer {
+    /// SMTP when `smtp_url` is set, files otherwise; the sender is `mail_from`.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         use anyhow::Context;
         let from: Mailbox = config
@@ -202,6 +206,7 @@ impl Mailer {
         Ok(message)
     }
 
+    /// Sends one email; a timed-out or 4xx SMTP send is a temporary failure.
     pub async fn send(&self, m: &Outgoing<'_>) -> Result<(), MailError> {
         let message = self.build(m)?;
         match self {

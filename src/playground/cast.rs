@@ -26,6 +26,7 @@ pub struct Address {
 }
 
 impl Person {
+    /// The person as the emulator's Telegram user, with their username if they have one.
     pub fn user(&self) -> TgUser {
         let user = TgUser::new(self.id, &self.name);
         match &self.username {

@@ -5,6 +5,7 @@ use crate::domain::{GroupId, GroupKey, GroupStatus, HeadCount, Policy, Sku, User
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+/// A group as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRow {
     pub id: GroupId,

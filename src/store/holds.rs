@@ -39,6 +39,7 @@ pub struct Others {
     pub mine_elsewhere: bool,
 }
 
+/// The other unlapsed holds on a group, seen from `buyer_id`'s invoice `payload`.
 pub async fn others(
     conn: &mut Conn,
     group_id: GroupId,

@@ -26,6 +26,7 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An amount in the `cash` account, in minor currency units.
     pub fn cash(amount: i64) -> Self {
         Self {
             account: "cash".into(),
@@ -33,6 +34,7 @@ impl Entry {
             user_id: None,
         }
     }
+    /// An amount in the `sales` account, in minor currency units.
     pub fn sales(amount: i64) -> Self {
         Self {
             account: "sales".into(),
@@ -40,6 +42,7 @@ impl Entry {
             user_id: None,
         }
     }
+    /// An amount in the `discounts` account, in minor currency units.
     pub fn discounts(amount: i64) -> Self {
         Self {
             account: "discounts".into(),
@@ -47,6 +50,7 @@ impl Entry {
             user_id: None,
         }
     }
+    /// An amount in the `refunds_due` account, in minor currency units.
     pub fn refunds_due(amount: i64) -> Self {
         Self {
             account: "refunds_due".into(),
@@ -64,6 +68,7 @@ impl Entry {
     }
 }
 
+/// Why a ledger transaction was not recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger transaction {0} does not balance")]
@@ -72,6 +77,7 @@ pub enum LedgerError {
     Db(#[from] sqlx::Error),
 }
 
+/// What a ledger transaction is about: its id, currency, group, purchase, memo and time.
 pub struct Refs<'a> {
     pub txn: &'a str,
     /// The currency of every entry of the transaction.
@@ -186,6 +192,7 @@ pub async fn balance(conn: &mut Conn, user_id: UserId) -> Result<Points, sqlx::E
     Ok(Points::new(-sum))
 }
 
+/// One change to a user's points: the amount, its memo and when (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointsLine {
     pub change: i64,
@@ -235,6 +242,7 @@ pub async fn audit(conn: &mut Conn) -> Result<(i64, i64), sqlx::Error> {
     Ok((total, unbalanced))
 }
 
+/// The sum of every entry of an account, in minor currency units.
 pub async fn account_sum(conn: &mut Conn, account: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE account = $1")
         .bind(account)

@@ -18,6 +18,7 @@ pub async fn suppress(conn: &mut Conn, address_hash: &str, now: i64) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether the address with this hash must not be mailed again.
 pub async fn is_suppressed(conn: &mut Conn, address_hash: &str) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("SELECT 1 FROM email_suppressions WHERE address_hash = $1")
         .bind(address_hash)

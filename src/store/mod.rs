@@ -51,15 +51,19 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A database transaction, SQLite or PostgreSQL.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A database connection, SQLite or PostgreSQL.
 pub type Conn = AnyConnection;
 
+/// Which database the store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
 }
 
+/// The database: a pool for reads and one for writes, SQLite or PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
@@ -159,6 +163,7 @@ impl Store {
         })
     }
 
+    /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         use anyhow::Context;
         match self.backend {
@@ -168,10 +173,12 @@ impl Store {
         .context("running database migrations")
     }
 
+    /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
+    /// The read pool (on PostgreSQL, writes use it too).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -198,6 +205,7 @@ impl Store {
         self.pool.acquire().await
     }
 
+    /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }

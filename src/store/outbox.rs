@@ -30,6 +30,7 @@ impl Priority {
     }
 }
 
+/// Where an outbox message goes: a Telegram chat or an email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
     /// A bot message to a chat, HTML parse mode, optional inline keyboard (JSON); or, when
@@ -47,6 +48,7 @@ pub enum Channel {
     },
 }
 
+/// A message to queue in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     /// What this message is, unique: enqueuing the same key twice queues it once.
@@ -56,6 +58,7 @@ pub struct NewMessage {
     pub priority: Priority,
 }
 
+/// A queued message as stored, with its delivery state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     pub id: i64,
@@ -214,6 +217,7 @@ impl Columns {
     }
 }
 
+/// When the next pending message is due (Unix seconds); `None` when none is pending.
 pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
         .fetch_one(&mut *conn)
@@ -221,6 +225,7 @@ pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>, sqlx::Error> {
         .try_get(0)
 }
 
+/// Records a delivery and erases the message's words; the row stays as the record.
 pub async fn mark_sent(
     conn: &mut Conn,
     id: i64,
@@ -239,6 +244,7 @@ pub async fn mark_sent(
     Ok(())
 }
 
+/// Puts a pending message off until `at` (Unix seconds), noting the error.
 pub async fn retry_later(
     conn: &mut Conn,
     id: i64,
@@ -259,6 +265,7 @@ pub async fn retry_later(
     Ok(())
 }
 
+/// Gives a message up for good, noting the error.
 pub async fn mark_dead(conn: &mut Conn, id: i64, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE outbox SET status = 'dead', last_error = $2, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL WHERE id = $1",

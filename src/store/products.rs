@@ -69,6 +69,7 @@ pub async fn get_any(conn: &mut Conn, sku: &str) -> Result<Option<Product>, sqlx
     row.as_ref().map(from_row).transpose()
 }
 
+/// The products on sale, by code.
 pub async fn list(conn: &mut Conn) -> Result<Vec<Product>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM products WHERE active = 1 ORDER BY sku"

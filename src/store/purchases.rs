@@ -35,6 +35,7 @@ impl Flag {
     }
 }
 
+/// A purchase as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseRow {
     pub id: PurchaseId,
@@ -87,6 +88,7 @@ fn from_row(r: &AnyRow) -> Result<PurchaseRow, sqlx::Error> {
     })
 }
 
+/// A purchase to record.
 pub struct NewPurchase<'a> {
     pub group_id: GroupId,
     pub buyer_id: UserId,
@@ -136,6 +138,7 @@ pub async fn insert(
     row.map(|r| r.try_get(0).map(PurchaseId::new)).transpose()
 }
 
+/// The purchase of this Telegram payment charge id.
 pub async fn by_charge(
     conn: &mut Conn,
     charge_id: &str,
@@ -149,6 +152,7 @@ pub async fn by_charge(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The purchase whose receipt link carries this token.
 pub async fn by_receipt(conn: &mut Conn, token: &str) -> Result<Option<PurchaseRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM purchases WHERE receipt_token = $1"
@@ -205,6 +209,7 @@ pub async fn counted_many(
     Ok(out)
 }
 
+/// How many of the group's purchases hold a seat (count towards its head count).
 pub async fn count_counted(conn: &mut Conn, group_id: GroupId) -> Result<u32, sqlx::Error> {
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM purchases WHERE group_id = $1 AND counted = 1")
         .bind(group_id.get())
@@ -214,6 +219,7 @@ pub async fn count_counted(conn: &mut Conn, group_id: GroupId) -> Result<u32, sq
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
+/// Whether the buyer has a purchase holding a seat in the group.
 pub async fn has_seat(
     conn: &mut Conn,
     group_id: GroupId,
@@ -256,6 +262,7 @@ pub async fn has_shipping_request(
     )
 }
 
+/// Records the shipping request sent for a purchase; a second one for it is ignored.
 pub async fn insert_shipping_request(
     conn: &mut Conn,
     purchase_id: PurchaseId,

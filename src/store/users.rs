@@ -5,6 +5,7 @@ use crate::domain::UserId;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+/// A Telegram user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: UserId,
@@ -58,6 +59,7 @@ pub async fn seen(
     Ok(before)
 }
 
+/// The user with this Telegram id.
 pub async fn get(conn: &mut Conn, id: UserId) -> Result<Option<UserRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = $1"
@@ -91,6 +93,7 @@ pub async fn get_many(
     Ok(out)
 }
 
+/// The most recently updated user with this username.
 pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<UserRow>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE username = $1 ORDER BY updated_at DESC LIMIT 1"
@@ -101,6 +104,7 @@ pub async fn by_username(conn: &mut Conn, username: &str) -> Result<Option<UserR
     row.as_ref().map(from_row).transpose()
 }
 
+/// Stores the email address the user gave.
 pub async fn set_email(conn: &mut Conn, id: UserId, email: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET email = $2 WHERE id = $1")
         .bind(id.get())
@@ -110,6 +114,7 @@ pub async fn set_email(conn: &mut Conn, id: UserId, email: &str) -> Result<(), s
     Ok(())
 }
 
+/// Notes that the bot can no longer message this user.
 pub async fn mark_unreachable(conn: &mut Conn, id: UserId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET unreachable = 1 WHERE id = $1")
         .bind(id.get())

@@ -29,12 +29,15 @@ pub struct Call {
 }
 
 impl Call {
+    /// The `chat_id` parameter as a number, if there is one.
     pub fn chat_id(&self) -> Option<i64> {
         as_i64(self.params.get("chat_id")?)
     }
+    /// A parameter that is a string; `None` when absent or of another type.
     pub fn str_param(&self, name: &str) -> Option<&str> {
         self.params.get(name)?.as_str()
     }
+    /// The message text (the `text` parameter), if any.
     pub fn text(&self) -> Option<&str> {
         self.str_param("text")
     }

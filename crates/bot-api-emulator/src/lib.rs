@@ -49,9 +49,13 @@ use tokio::sync::Notify;
 use http::as_i64;
 use schema::schema;
 
+/// The emulated bot's Telegram user id.
 pub const BOT_ID: i64 = 123456;
+/// The emulated bot's username, without the `@`.
 pub const BOT_USERNAME: &str = "groupbuy_test_bot";
+/// The emulated bot's display name.
 pub const BOT_FIRST_NAME: &str = "GroupBuy Test";
+/// The emulated bot's token.
 pub const TOKEN: &str = "123456:TEST-TOKEN";
 
 /// An error the fake returns instead of the normal answer.
@@ -137,6 +141,7 @@ impl Shared {
     }
 }
 
+/// A running emulator: its loopback server and everything it recorded.
 pub struct BotApiEmulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -202,20 +207,24 @@ impl BotApiEmulator {
         url::Url::parse(&format!("http://{}/", self.addr)).expect("http://<socket address>/")
     }
 
+    /// The loopback address the emulator listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The bot token to give `Bot::new` (always [`TOKEN`]).
     pub fn token(&self) -> &'static str {
         TOKEN
     }
 
+    /// The bot's `User` object, as `getMe` answers it.
     pub fn bot_user_json() -> Value {
         answers::bot_user()
     }
 
     // ---- recorded calls -------------------------------------------------------------------
 
+    /// Every call received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
     }
@@ -250,10 +259,12 @@ impl BotApiEmulator {
             .collect()
     }
 
+    /// Every schema violation recorded so far.
     pub fn violations(&self) -> Vec<String> {
         self.shared.lock().violations.clone()
     }
 
+    /// Panics listing the schema violations, if any call made one.
     #[track_caller]
     pub fn assert_no_violations(&self) {
         let v = self.violations();
@@ -415,6 +426,7 @@ impl BotApiEmulator {
         }
     }
 
+    /// Injected updates the bot has not fetched yet.
     pub fn pending_updates(&self) -> usize {
         self.shared.lock().pending.len()
     }
@@ -486,6 +498,7 @@ impl BotApiEmulator {
         self.add_fault(method, Some(chat_id), n, fault);
     }
 
+    /// Drops every fault not yet applied.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
     }

@@ -35,6 +35,7 @@ struct RawDef {
     returns: Vec<String>,
 }
 
+/// One parameter of a method, or one field of a type.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FieldDef {
     pub name: String,
@@ -44,6 +45,7 @@ pub struct FieldDef {
     pub description: String,
 }
 
+/// A Bot API method: its parameters and what it returns.
 #[derive(Debug)]
 pub struct MethodDef {
     /// Canonical camelCase name, e.g. `sendMessage`.
@@ -53,6 +55,7 @@ pub struct MethodDef {
     pub returns: Vec<String>,
 }
 
+/// A Bot API type: an object with fields, a union of subtypes, or opaque.
 #[derive(Debug)]
 pub enum TypeDef {
     Object {
@@ -65,6 +68,7 @@ pub enum TypeDef {
     Opaque,
 }
 
+/// The Bot API schema: its version, methods and types.
 #[derive(Debug)]
 pub struct Schema {
     pub version: String,
@@ -80,12 +84,14 @@ pub fn schema() -> &'static Schema {
 }
 
 impl Schema {
+    /// Reads a schema file; panics when it cannot be read or parsed.
     pub fn load(path: &str) -> Schema {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read Bot API schema at {path}: {e}"));
         Schema::from_json(&text)
     }
 
+    /// Parses schema JSON; panics when it does not have the expected shape.
     pub fn from_json(text: &str) -> Schema {
         let raw: RawSchema =
             serde_json::from_str(text).expect("bot-api.json does not have the expected shape");
@@ -127,6 +133,7 @@ impl Schema {
         self.methods.get(&name.to_ascii_lowercase())
     }
 
+    /// A type by its exact name, e.g. `Message`.
     pub fn type_def(&self, name: &str) -> Option<&TypeDef> {
         self.types.get(name)
     }

@@ -11,6 +11,7 @@ use super::http::now;
 static NEXT_USER_MESSAGE_ID: AtomicI64 = AtomicI64::new(1_000_000);
 static NEXT_QUERY_ID: AtomicI64 = AtomicI64::new(1);
 
+/// A Telegram user on the person's side of a chat (never the bot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TgUser {
     pub id: i64,
@@ -19,6 +20,7 @@ pub struct TgUser {
 }
 
 impl TgUser {
+    /// A user without a username.
     pub fn new(id: i64, first_name: &str) -> TgUser {
         TgUser {
             id,
@@ -26,10 +28,12 @@ impl TgUser {
             username: None,
         }
     }
+    /// The same user with a username (without the `@`).
     pub fn with_username(mut self, username: &str) -> TgUser {
         self.username = Some(username.to_owned());
         self
     }
+    /// The user's `User` object (not a bot, language `en`).
     pub fn json(&self) -> Value {
         let mut u = json!({"id": self.id, "is_bot": false, "first_name": self.first_name, "language_code": "en"});
         if let Some(n) = &self.username {
@@ -37,6 +41,7 @@ impl TgUser {
         }
         u
     }
+    /// The user's private `Chat` with the bot.
     pub fn private_chat(&self) -> Value {
         let mut c = json!({"id": self.id, "type": "private", "first_name": self.first_name});
         if let Some(n) = &self.username {
@@ -46,6 +51,7 @@ impl TgUser {
     }
 }
 
+/// A shipping address a payer gives an invoice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShippingAddress {
     pub country_code: String,
@@ -57,6 +63,7 @@ pub struct ShippingAddress {
 }
 
 impl ShippingAddress {
+    /// The `ShippingAddress` object.
     pub fn json(&self) -> Value {
         json!({
             "country_code": self.country_code,
@@ -69,6 +76,7 @@ impl ShippingAddress {
     }
 }
 
+/// What a payer fills in on an invoice: name, phone, email and shipping address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderInfo {
     pub name: Option<String>,
@@ -78,6 +86,7 @@ pub struct OrderInfo {
 }
 
 impl OrderInfo {
+    /// The `OrderInfo` object, with only the fields that are set.
     pub fn json(&self) -> Value {
         let mut o = Map::new();
         if let Some(v) = &self.name {
@@ -150,6 +159,7 @@ pub fn callback_query(user: &TgUser, message_id: i64, data: &str) -> Value {
     }})
 }
 
+/// A `pre_checkout_query` update for a payment of `total_amount` minor units.
 pub fn pre_checkout_query(
     user: &TgUser,
     id: &str,
@@ -171,6 +181,7 @@ pub fn pre_checkout_query(
     json!({"pre_checkout_query": q})
 }
 
+/// A `shipping_query` update asking the bot for shipping options to `address`.
 pub fn shipping_query(user: &TgUser, id: &str, payload: &str, address: ShippingAddress) -> Value {
     json!({"shipping_query": {
         "id": id,
