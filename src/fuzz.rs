@@ -206,6 +206,7 @@ fn toml_text() -> BoxedStrategy<String> {
         "support_contact",
         "currency",
         "policy",
+        "policy_choice",
         "key_lifetime_hours",
         "max_head_count",
         "shipping_fee",

@@ -23,6 +23,7 @@ fn notice(i: usize) -> groupbuy::mail::Rendered {
         product: "Digital camera".into(),
         buyers: 5,
         head_count: 10,
+        open_count: false,
         rate: "10%".into(),
         points: 3_480,
         points_text: "3,480".into(),

@@ -87,6 +87,7 @@ fn parse_product(p: &FileProduct, earlier: &[Product]) -> Result<Product, Config
         price,
         kind,
         stars,
+        discount: p.discount.unwrap_or(true),
     })
 }
 

@@ -22,6 +22,7 @@ pub(super) struct FileConfig {
     pub(super) support_contact: Option<String>,
     pub(super) currency: Option<String>,
     pub(super) policy: Option<String>,
+    pub(super) policy_choice: Option<bool>,
     pub(super) key_lifetime_hours: Option<i64>,
     pub(super) max_head_count: Option<i64>,
     pub(super) shipping_fee: Option<i64>,
@@ -94,6 +95,9 @@ pub struct FileProduct {
     /// The price in Telegram Stars (digital products only).
     #[serde(default)]
     pub stars: Option<i64>,
+    /// `false` for goods sold without a group discount (¶0146); `true` by default.
+    #[serde(default)]
+    pub discount: Option<bool>,
 }
 
 /// A catalog file: just `[[products]]` tables.

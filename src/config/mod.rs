@@ -80,7 +80,10 @@ pub struct Config {
     pub support_contact: String,
     pub currency: Currency,
     pub tiers: TierTable,
+    /// The policy of a group whose organiser names none.
     pub policy: Policy,
+    /// Whether organisers may name one (`all` or `partial` at `/newgroup`).
+    pub policy_choice: bool,
     pub key_lifetime_secs: i64,
     pub max_head_count: u32,
     pub region_bonus: Option<RegionBonus>,
@@ -213,6 +216,7 @@ impl Config {
             currency: p.trade.currency,
             tiers: p.catalog.tiers,
             policy: p.trade.policy,
+            policy_choice: p.trade.policy_choice,
             key_lifetime_secs: p.trade.key_lifetime_secs,
             max_head_count: p.limits.max_head_count,
             region_bonus: p.catalog.region_bonus,

@@ -290,3 +290,36 @@ fn percent_forms() {
     assert_eq!(percent_to_rate(&toml::Value::Float(2.555)), None);
     assert_eq!(percent_to_rate(&toml::Value::Integer(101)), None);
 }
+
+#[test]
+fn policy_choice_is_on_unless_the_operator_turns_it_off() {
+    let c = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e));
+    assert!(c("", &[]).expect("valid").policy_choice);
+    assert!(
+        !c("policy_choice = false", &[])
+            .expect("valid")
+            .policy_choice
+    );
+    assert!(
+        c(
+            "policy_choice = false",
+            &[("GROUPBUY_POLICY_CHOICE", "true")]
+        )
+        .expect("valid")
+        .policy_choice
+    );
+    assert!(
+        c("", &[("GROUPBUY_POLICY_CHOICE", "perhaps")])
+            .expect_err("invalid")
+            .to_string()
+            .contains("`policy_choice`")
+    );
+}
+
+#[test]
+fn a_product_may_be_sold_without_discount() {
+    let toml = "[[products]]\nsku = \"rare\"\nname = \"Rare lens\"\nprice = 50000\ndiscount = false\n\n[[products]]\nsku = \"camera\"\nname = \"Camera\"\nprice = 34800";
+    let c = Config::from_sources(Some(toml), &env(&[])).expect("valid");
+    assert!(!c.products[0].discount);
+    assert!(c.products[1].discount);
+}

@@ -4,6 +4,8 @@
 //! 1. The object users are the counted purchases; the group is *filled* when they reach N.
 //! 2. The rate is the tier of the buyer count if the group filled; otherwise 0 under
 //!    `all_or_nothing` (¶0060) or the tier of the actual count under `partial` (¶0086).
+//!    A group with an open head count (¶0144) always gets the tier of its count; a group of
+//!    a product sold without discount (¶0146) always gets 0, and no region bonus.
 //! 3. Each purchase earns `floor(price × rate)` (see [`Money::share`]).
 //! 4. When the group earned a discount at all, buyers who share a region (see
 //!    [`RegionBonus`]) each earn the bonus on top.
@@ -49,20 +51,52 @@ pub struct Outcome {
     pub total: Points,
 }
 
+/// What a group was opened with that decides its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    pub policy: Policy,
+    /// N; for an open head count, the most buyers it can take.
+    pub head_count: HeadCount,
+    /// An open head count (¶0144): the tier of the buyers it has, filled or not.
+    pub open_count: bool,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+}
+
+impl Terms {
+    /// A fixed head count of a discounted product under `policy`: the classic group.
+    pub fn fixed(policy: Policy, head_count: HeadCount) -> Self {
+        Self {
+            policy,
+            head_count,
+            open_count: false,
+            discount: true,
+        }
+    }
+
+    /// Whether `buyers` earn a discount at all (before the tier table has its say).
+    pub fn earns(&self, buyers: u32) -> bool {
+        self.discount
+            && (buyers >= self.head_count.get()
+                || self.open_count
+                || self.policy == Policy::Partial)
+    }
+}
+
 pub fn settle(
-    policy: Policy,
+    terms: Terms,
     tiers: &TierTable,
-    head_count: HeadCount,
     purchases: &[PurchaseLine],
     bonus: Option<&RegionBonus>,
 ) -> Outcome {
     let buyers = u32::try_from(purchases.len()).unwrap_or(u32::MAX);
-    let filled = buyers >= head_count.get();
-    let rate = match (filled, policy) {
-        (true, _) | (false, Policy::Partial) => tiers.rate_for(buyers),
-        (false, Policy::AllOrNothing) => Rate::ZERO,
+    let filled = buyers >= terms.head_count.get();
+    let earned_discount = terms.earns(buyers);
+    let rate = if earned_discount {
+        tiers.rate_for(buyers)
+    } else {
+        Rate::ZERO
     };
-    let earned_discount = filled || policy == Policy::Partial;
     let credits: Vec<Credit> = purchases
         .iter()
         .map(|p| {
@@ -140,7 +174,12 @@ mod tests {
             line(2, 34_800, None, 1),
             line(3, 29_800, None, 2),
         ];
-        let out = settle(Policy::AllOrNothing, &table(), n(3), &ps, None);
+        let out = settle(
+            Terms::fixed(Policy::AllOrNothing, n(3)),
+            &table(),
+            &ps,
+            None,
+        );
         assert!(out.filled);
         assert_eq!(out.rate.to_string(), "5%");
         let pts: Vec<i64> = out.credits.iter().map(|c| c.points.value()).collect();
@@ -151,10 +190,15 @@ mod tests {
     #[test]
     fn unfilled_group_depends_on_policy() {
         let ps = [line(1, 34_800, None, 0), line(2, 34_800, None, 1)];
-        let none = settle(Policy::AllOrNothing, &table(), n(3), &ps, None);
+        let none = settle(
+            Terms::fixed(Policy::AllOrNothing, n(3)),
+            &table(),
+            &ps,
+            None,
+        );
         assert!(!none.filled);
         assert_eq!(none.total, Points::ZERO);
-        let partial = settle(Policy::Partial, &table(), n(3), &ps, None);
+        let partial = settle(Terms::fixed(Policy::Partial, n(3)), &table(), &ps, None);
         assert_eq!(partial.rate.to_string(), "3%");
         assert_eq!(partial.total.value(), 2 * 1_044);
     }
@@ -171,11 +215,21 @@ mod tests {
             line(2, 34_800, Some("JP-TOKYO"), 5),
             line(3, 34_800, Some("JP-OSAKA"), 9),
         ];
-        let out = settle(Policy::AllOrNothing, &table(), n(3), &ps, Some(&bonus));
+        let out = settle(
+            Terms::fixed(Policy::AllOrNothing, n(3)),
+            &table(),
+            &ps,
+            Some(&bonus),
+        );
         let pts: Vec<i64> = out.credits.iter().map(|c| c.points.value()).collect();
         assert_eq!(pts, vec![2_240, 2_240, 1_740]);
         // No discount earned, no bonus either.
-        let unfilled = settle(Policy::AllOrNothing, &table(), n(4), &ps, Some(&bonus));
+        let unfilled = settle(
+            Terms::fixed(Policy::AllOrNothing, n(4)),
+            &table(),
+            &ps,
+            Some(&bonus),
+        );
         assert_eq!(unfilled.total, Points::ZERO);
     }
 
@@ -203,7 +257,7 @@ mod tests {
         ) {
             let policy = if partial { Policy::Partial } else { Policy::AllOrNothing };
             let bonus = RegionBonus { amount: Money::from_minor(bonus_amount).expect("positive"), min_buyers: 2, window_secs: window };
-            let out = settle(policy, &table(), n(head), &ps, Some(&bonus));
+            let out = settle(Terms::fixed(policy, n(head)), &table(), &ps, Some(&bonus));
             for (c, p) in out.credits.iter().zip(&ps) {
                 prop_assert!(c.points.value() <= p.price.minor());
                 prop_assert!(c.points.value() >= 0);
@@ -214,7 +268,7 @@ mod tests {
         #[test]
         fn points_are_the_sum_of_price_times_rate_rounded_down(ps in arb_lines(), head in 2u32..50, partial in any::<bool>()) {
             let policy = if partial { Policy::Partial } else { Policy::AllOrNothing };
-            let out = settle(policy, &table(), n(head), &ps, None);
+            let out = settle(Terms::fixed(policy, n(head)), &table(), &ps, None);
             let bp = i128::from(out.rate.basis_points());
             let expected: i128 = ps.iter().map(|p| i128::from(p.price.minor()) * bp / 10_000).sum();
             prop_assert_eq!(i128::from(out.total.value()), expected);
@@ -224,18 +278,38 @@ mod tests {
         fn all_or_nothing_pays_nothing_when_not_filled(ps in arb_lines(), extra in 1u32..20) {
             let head = u32::try_from(ps.len()).expect("small") + extra;
             let bonus = RegionBonus { amount: Money::from_minor(700).expect("positive"), min_buyers: 2, window_secs: 0 };
-            let out = settle(Policy::AllOrNothing, &table(), n(head.max(2)), &ps, Some(&bonus));
+            let out = settle(Terms::fixed(Policy::AllOrNothing, n(head.max(2))), &table(), &ps, Some(&bonus));
             prop_assert!(!out.filled);
             prop_assert_eq!(out.total, Points::ZERO);
         }
 
         #[test]
         fn more_buyers_never_lowers_the_rate(ps in arb_lines(), head in 2u32..50) {
-            let out_all = settle(Policy::Partial, &table(), n(head), &ps, None);
+            let out_all = settle(Terms::fixed(Policy::Partial, n(head)), &table(), &ps, None);
             if !ps.is_empty() {
-                let fewer = settle(Policy::Partial, &table(), n(head), &ps[..ps.len() - 1], None);
+                let fewer = settle(Terms::fixed(Policy::Partial, n(head)), &table(), &ps[..ps.len() - 1], None);
                 prop_assert!(fewer.rate <= out_all.rate);
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_product_without_discount_credits_nothing(ps in arb_lines(), head in 2u32..50, partial in any::<bool>(), open in any::<bool>()) {
+            let policy = if partial { Policy::Partial } else { Policy::AllOrNothing };
+            let bonus = RegionBonus { amount: Money::from_minor(700).expect("positive"), min_buyers: 2, window_secs: 0 };
+            let terms = Terms { policy, head_count: n(head), open_count: open, discount: false };
+            let out = settle(terms, &table(), &ps, Some(&bonus));
+            prop_assert_eq!(out.rate, Rate::ZERO);
+            prop_assert_eq!(out.total, Points::ZERO);
+            prop_assert!(out.credits.iter().all(|c| c.points == Points::ZERO && c.region_bonus == Money::ZERO));
+        }
+
+        #[test]
+        fn an_open_head_count_gets_the_tier_of_its_buyers(ps in arb_lines(), cap in 2u32..50) {
+            let terms = Terms { policy: Policy::AllOrNothing, head_count: n(cap), open_count: true, discount: true };
+            let out = settle(terms, &table(), &ps, None);
+            prop_assert_eq!(out.rate, table().rate_for(u32::try_from(ps.len()).expect("small")));
         }
     }
 

@@ -343,6 +343,58 @@ impl TestApp {
 
     /// The whole checkout for an invoice: shipping query, pre-checkout, successful payment.
     pub async fn checkout(&self, user: &TgUser, invoice: &Call, ship_to: ShippingAddress) -> Paid {
+        let approved = self.approve(user, invoice, ship_to.clone()).await;
+        self.pay(user, &approved, ship_to).await
+    }
+
+    /// The successful payment of an approved invoice ([`Self::approve`]), up to its receipt.
+    pub async fn pay(
+        &self,
+        user: &TgUser,
+        (payload, currency, total): &(String, String, i64),
+        ship_to: ShippingAddress,
+    ) -> Paid {
+        let (payload, currency, total) = (payload.as_str(), currency.as_str(), *total);
+        let charge_id = unique("tg-charge");
+        let update = bot_api::successful_payment(
+            user,
+            currency,
+            total,
+            payload,
+            &charge_id,
+            &unique("provider"),
+            Some(ship_to),
+        );
+        let before = self.messages_to(user.id, "payment received");
+        let update_id = self.fake.inject(update.clone());
+        let uid = user.id;
+        let received = self
+            .fake
+            .wait_until(
+                |calls| count_texts(calls, uid, "payment received") > before,
+                WAIT,
+            )
+            .await;
+        assert!(
+            received,
+            "no receipt for {uid}: {:#?}",
+            self.fake.sent_texts_to(uid)
+        );
+        Paid {
+            charge_id,
+            update,
+            update_id,
+        }
+    }
+
+    /// The buyer's payment approved but not yet made: shipping answered and pre-checkout
+    /// approved, so a seat is held. Returns the invoice's payload, currency and total.
+    pub async fn approve(
+        &self,
+        user: &TgUser,
+        invoice: &Call,
+        ship_to: ShippingAddress,
+    ) -> (String, String, i64) {
         let payload = invoice
             .str_param("payload")
             .expect("invoice payload")
@@ -378,37 +430,7 @@ impl TestApp {
 
         self.pre_checkout(user, &currency, total, &payload, true)
             .await;
-
-        let charge_id = unique("tg-charge");
-        let update = bot_api::successful_payment(
-            user,
-            &currency,
-            total,
-            &payload,
-            &charge_id,
-            &unique("provider"),
-            Some(ship_to),
-        );
-        let before = self.messages_to(user.id, "payment received");
-        let update_id = self.fake.inject(update.clone());
-        let uid = user.id;
-        let received = self
-            .fake
-            .wait_until(
-                |calls| count_texts(calls, uid, "payment received") > before,
-                WAIT,
-            )
-            .await;
-        assert!(
-            received,
-            "no receipt for {uid}: {:#?}",
-            self.fake.sent_texts_to(uid)
-        );
-        Paid {
-            charge_id,
-            update,
-            update_id,
-        }
+        (payload, currency, total)
     }
 
     /// Sends a pre-checkout query and asserts Telegram is told `ok`; returns the answer.
