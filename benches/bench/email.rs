@@ -27,6 +27,8 @@ fn notice(i: usize) -> groupbuy::mail::Rendered {
         rate: "10%".into(),
         points: 3_480,
         points_text: "3,480".into(),
+        extra: 0,
+        extra_text: String::new(),
         bonus: 500,
         bonus_text: "¥500".into(),
         unit: "JPY".into(),

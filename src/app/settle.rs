@@ -261,6 +261,7 @@ fn outcome_of(
         &ctx.config.tiers,
         &lines,
         ctx.config.region_bonus.as_ref(),
+        ctx.config.region_rate.as_ref(),
     ))
 }
 
@@ -407,6 +408,8 @@ fn notice_of(
         rate: outcome.rate.to_string(),
         points,
         points_text: credit.points.to_string(),
+        extra: credit.region_rate.minor(),
+        extra_text: ctx.money(credit.region_rate.minor()),
         bonus: credit.region_bonus.minor(),
         bonus_text: ctx.money(credit.region_bonus.minor()),
         unit: ctx.config.currency.code().to_string(),

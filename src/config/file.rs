@@ -42,6 +42,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) tiers: Vec<FileTier>,
     pub(super) region_bonus: Option<FileRegionBonus>,
+    pub(super) region_rate: Option<FileRegionRate>,
     #[serde(default)]
     pub(super) products: Vec<FileProduct>,
 }
@@ -69,6 +70,17 @@ pub(super) struct FileTier {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileRegionBonus {
     pub(super) amount: i64,
+    #[serde(default = "two")]
+    pub(super) min_buyers: i64,
+    #[serde(default)]
+    pub(super) window_hours: i64,
+}
+
+/// The `[region_rate]` table (¶0059): a higher rate for buyers sharing a region in a window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRegionRate {
+    pub(super) extra_percent: toml::Value,
     #[serde(default = "two")]
     pub(super) min_buyers: i64,
     #[serde(default)]

@@ -87,6 +87,8 @@ pub struct Config {
     pub key_lifetime_secs: i64,
     pub max_head_count: u32,
     pub region_bonus: Option<RegionBonus>,
+    /// A higher rate for buyers sharing a region within a window (¶0059).
+    pub region_rate: Option<crate::domain::region::RegionRate>,
     pub shipping_fee: Money,
     pub sweep_interval_secs: u64,
     /// Bot messages a second this instance may send (Telegram allows about 30 per bot).
@@ -220,6 +222,7 @@ impl Config {
             key_lifetime_secs: p.trade.key_lifetime_secs,
             max_head_count: p.limits.max_head_count,
             region_bonus: p.catalog.region_bonus,
+            region_rate: p.catalog.region_rate,
             shipping_fee: p.trade.shipping_fee,
             sweep_interval_secs: p.limits.sweep_interval_secs,
             telegram_rate_per_second: p.limits.telegram_rate_per_second,

@@ -323,3 +323,28 @@ fn a_product_may_be_sold_without_discount() {
     assert!(!c.products[0].discount);
     assert!(c.products[1].discount);
 }
+
+#[test]
+fn a_region_rate_is_read_and_checked() {
+    let c = |toml: &str| Config::from_sources(Some(toml), &env(&[]));
+    let rr = c("[region_rate]\nextra_percent = 2.5\nwindow_hours = 24")
+        .expect("valid")
+        .region_rate
+        .expect("set");
+    assert_eq!(rr.extra.to_string(), "2.5%");
+    assert_eq!((rr.min_buyers, rr.window_secs), (2, 86_400));
+    assert!(c("").expect("valid").region_rate.is_none());
+    for bad in [
+        "[region_rate]\nextra_percent = 101",
+        "[region_rate]\nextra_percent = 2\nmin_buyers = 1",
+        "[region_rate]\nextra_percent = 2\nwindow_hours = -1",
+    ] {
+        assert!(
+            c(bad)
+                .expect_err("invalid")
+                .to_string()
+                .contains("`region_rate`"),
+            "{bad}"
+        );
+    }
+}

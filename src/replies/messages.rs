@@ -291,6 +291,13 @@ pub fn discount_notice(n: &crate::mail::render::DiscountNotice) -> String {
             n.buyers_text(),
             n.rate
         );
+        if n.extra > 0 {
+            let _ = writeln!(
+                s,
+                "Shared-region rate included: {} (buyers shipping to your region together).",
+                n.extra_text
+            );
+        }
         if n.bonus > 0 {
             let _ = writeln!(s, "Shared-region bonus included: {}.", n.bonus_text);
         }

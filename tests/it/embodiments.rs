@@ -3,7 +3,7 @@
 //! (¶0145), products without discount (¶0146). Each settles, notifies and shows its page.
 
 use crate::helpers::*;
-use crate::scenarios::{alice, bob, dave};
+use crate::scenarios::{alice, bob, carol, dave};
 use groupbuy::domain::{Money, Policy, Product, ProductKind, Sku};
 use groupbuy::replies::UserError;
 use groupbuy::store::products;
@@ -344,5 +344,43 @@ async fn embodiments_open_head_count_without_expiry_ends_at_close() {
         notice.text()
     );
     assert_eq!(balance(&app, alice().id).await, 0);
+    assert_ledger_balances(&app).await;
+}
+
+#[tokio::test]
+async fn embodiments_region_rate_raises_the_rate_of_buyers_sharing_a_region_in_the_window() {
+    let app = spawn_app_with(Options {
+        no_region_bonus: true,
+        extra_toml: "\n[region_rate]\nextra_percent = 2\nmin_buyers = 2\nwindow_hours = 1\n",
+        ..Default::default()
+    })
+    .await;
+    app.say(&alice(), "/start");
+    app.say(&dave(), "/start");
+    app.say(&carol(), "/start");
+    app.message_to(carol().id, "Hello").await;
+    let key = app.new_group(&bob(), "camera 3 @alice 1234567 1004").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    app.buy(&dave(), &key, "camera", tokyo()).await;
+    app.buy(&carol(), &key, "camera", address("JP", "Osaka", "530-0001"))
+        .await;
+    // 5 % of 34,800 = 1,740; the two Tokyo buyers within the hour get 2 % (696) more.
+    says(
+        &app,
+        alice().id,
+        "<b>2,436 points are yours.</b>",
+        "Shared-region rate included: 696 JPY",
+    )
+    .await;
+    app.message_to(dave().id, "<b>2,436 points are yours.</b>")
+        .await;
+    app.message_to(carol().id, "<b>1,740 points are yours.</b>")
+        .await;
+    assert_eq!(balance(&app, alice().id).await, 2_436);
+    assert_eq!(balance(&app, carol().id).await, 1_740);
+    assert_eq!(
+        app.sql_i64("SELECT total_points FROM settlements").await,
+        2 * 2_436 + 1_740
+    );
     assert_ledger_balances(&app).await;
 }

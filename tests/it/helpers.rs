@@ -55,6 +55,8 @@ pub struct Options {
     pub extra_env: Vec<(&'static str, String)>,
     /// Leave out the example file's region bonus.
     pub no_region_bonus: bool,
+    /// TOML appended to the example file (e.g. a `[region_rate]` table).
+    pub extra_toml: &'static str,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             policy: "all_or_nothing",
             extra_env: vec![],
             no_region_bonus: false,
+            extra_toml: "",
         }
     }
 }
@@ -101,7 +104,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
     for (k, v) in &opts.extra_env {
         env.insert((*k).to_string(), v.clone());
     }
-    let toml = if opts.no_region_bonus {
+    let mut toml = if opts.no_region_bonus {
         EXAMPLE_TOML.replace(
             "[region_bonus]\namount = 500\nmin_buyers = 2\nwindow_hours = 0\n",
             "",
@@ -109,6 +112,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
     } else {
         EXAMPLE_TOML.to_string()
     };
+    toml.push_str(opts.extra_toml);
     Config::from_sources(Some(&toml), &env).expect("test configuration is valid")
 }
 
