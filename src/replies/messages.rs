@@ -571,6 +571,57 @@ mod tests {
     }
 
     #[test]
+    fn status_of_an_open_head_count_names_the_next_tier_and_of_a_product_without_discount_says_so()
+    {
+        let tier = |bp| Rate::from_basis_points(bp).expect("in range");
+        let status = GroupStatus {
+            product: "Camera".into(),
+            key: GroupKey::generate().expect("a key"),
+            organiser: "Bob".into(),
+            bought: 2,
+            head_count: HeadCount::new(1_000, 1_000).expect("a head count"),
+            reached: tier(300),
+            when_full: tier(1_000),
+            discount: true,
+            open_count: Some(Some(NextTier {
+                members: 3,
+                rate: tier(500),
+                more: 1,
+            })),
+            state: StatusState::OpenNoExpiry,
+            buyers: None,
+        };
+        let html = status.html();
+        assert!(
+            html.contains("Buyers so far: 2 (open head count)"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "Discount reached so far: 3%. Next tier: 3 buyers → 5% back (1 more buyer)."
+            ),
+            "{html}"
+        );
+        assert!(html.contains("No expiry"), "{html}");
+        assert!(!html.contains("of 1000"), "{html}");
+        let top = GroupStatus {
+            open_count: Some(None),
+            ..status.clone()
+        };
+        assert!(top.html().contains("Top tier reached."));
+        let rare = GroupStatus {
+            discount: false,
+            open_count: None,
+            ..status
+        };
+        let html = rare.html();
+        assert!(
+            html.contains(NO_DISCOUNT) && !html.contains("Discount reached"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn points_report_signs_credits() {
         let r = PointsReport {
             balance: Points::new(1_740),
