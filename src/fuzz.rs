@@ -188,40 +188,42 @@ fuzz!(forwarded_for, forwarded_for_deep, text(), |s: String| {
     let _ = crate::web::client::visitor(Some(proxy), &headers, &[proxy]);
 });
 
+/// The settings a `groupbuy.toml` may name.
+const SETTING_KEYS: &[&str] = &[
+    "telegram_token",
+    "telegram_api_url",
+    "database_url",
+    "smtp_url",
+    "mail_dir",
+    "mail_from",
+    "fulfilment_email",
+    "public_url",
+    "http_addr",
+    "admin_addr",
+    "payment_provider_token",
+    "webhook_secret",
+    "support_contact",
+    "currency",
+    "policy",
+    "policy_choice",
+    "key_lifetime_hours",
+    "max_head_count",
+    "shipping_fee",
+    "sweep_interval_secs",
+    "telegram_rate_per_second",
+    "key_attempts_per_minute",
+    "data_dir",
+    "server_secret",
+    "trusted_proxies",
+    "dkim_selector",
+    "dkim_domain",
+    "dkim_private_key_file",
+    "email_invites_per_group",
+    "email_invites_per_day",
+];
+
 /// TOML lines over the real settings, with values of every type and none.
 fn toml_text() -> BoxedStrategy<String> {
-    const KEYS: &[&str] = &[
-        "telegram_token",
-        "telegram_api_url",
-        "database_url",
-        "smtp_url",
-        "mail_dir",
-        "mail_from",
-        "fulfilment_email",
-        "public_url",
-        "http_addr",
-        "admin_addr",
-        "payment_provider_token",
-        "webhook_secret",
-        "support_contact",
-        "currency",
-        "policy",
-        "policy_choice",
-        "key_lifetime_hours",
-        "max_head_count",
-        "shipping_fee",
-        "sweep_interval_secs",
-        "telegram_rate_per_second",
-        "key_attempts_per_minute",
-        "data_dir",
-        "server_secret",
-        "trusted_proxies",
-        "dkim_selector",
-        "dkim_domain",
-        "dkim_private_key_file",
-        "email_invites_per_group",
-        "email_invites_per_day",
-    ];
     let value = prop_oneof![
         any::<i64>().prop_map(|i| i.to_string()),
         any::<f64>().prop_map(|f| format!("{f:?}")),
@@ -229,18 +231,8 @@ fn toml_text() -> BoxedStrategy<String> {
         Just("true".to_string()),
         Just("[1, \"a\"]".to_string()),
     ];
-    let line = (prop::sample::select(KEYS), value).prop_map(|(k, v)| format!("{k} = {v}"));
-    let table = prop_oneof![
-        (any::<i64>(), "[ -~]{0,8}").prop_map(|(m, p)| format!("[[tiers]]\nmembers = {m}\npercent = {p:?}")),
-        (any::<i64>(), any::<f64>()).prop_map(|(m, p)| format!("[[tiers]]\nmembers = {m}\npercent = {p:?}")),
-        ("[ -~]{0,12}", "[ -~]{0,40}", any::<i64>(), any::<Option<i64>>(), "(physical|digital|[a-z]{0,5})")
-            .prop_map(|(sku, name, price, stars, kind)| {
-                let stars = stars.map(|s| format!("\nstars = {s}")).unwrap_or_default();
-                format!("[[products]]\nsku = {sku:?}\nname = {name:?}\nprice = {price}\nkind = {kind:?}{stars}")
-            }),
-        (any::<i64>(), any::<i64>(), any::<i64>())
-            .prop_map(|(a, m, w)| format!("[region_bonus]\namount = {a}\nmin_buyers = {m}\nwindow_hours = {w}")),
-    ];
+    let line = (prop::sample::select(SETTING_KEYS), value).prop_map(|(k, v)| format!("{k} = {v}"));
+    let table = toml_table();
     prop_oneof![
         any::<String>(),
         (
@@ -252,6 +244,22 @@ fn toml_text() -> BoxedStrategy<String> {
                 lines.join("\n"),
                 tables.join("\n")
             )),
+    ]
+    .boxed()
+}
+
+/// One `[[tiers]]`, `[[products]]` or `[region_bonus]` table with values of every shape.
+fn toml_table() -> BoxedStrategy<String> {
+    prop_oneof![
+        (any::<i64>(), "[ -~]{0,8}").prop_map(|(m, p)| format!("[[tiers]]\nmembers = {m}\npercent = {p:?}")),
+        (any::<i64>(), any::<f64>()).prop_map(|(m, p)| format!("[[tiers]]\nmembers = {m}\npercent = {p:?}")),
+        ("[ -~]{0,12}", "[ -~]{0,40}", any::<i64>(), any::<Option<i64>>(), "(physical|digital|[a-z]{0,5})")
+            .prop_map(|(sku, name, price, stars, kind)| {
+                let stars = stars.map(|s| format!("\nstars = {s}")).unwrap_or_default();
+                format!("[[products]]\nsku = {sku:?}\nname = {name:?}\nprice = {price}\nkind = {kind:?}{stars}")
+            }),
+        (any::<i64>(), any::<i64>(), any::<i64>())
+            .prop_map(|(a, m, w)| format!("[region_bonus]\namount = {a}\nmin_buyers = {m}\nwindow_hours = {w}")),
     ]
     .boxed()
 }

@@ -7,7 +7,7 @@ pub(crate) mod messages;
 
 use crate::domain::member::MemberError;
 use crate::domain::payment::{RefundMethod, RefundReason};
-use crate::domain::{HeadCount, Policy};
+use crate::domain::{GroupKey, HeadCount, Policy};
 use std::fmt::Write;
 
 /// Escapes text for Telegram's HTML parse mode (`<`, `>`, `&`, and `"` inside attributes).
@@ -130,7 +130,7 @@ pub enum UserError {
     #[error("policy {word:?} but the operator fixes it")]
     PolicyFixed { word: String, policy: Policy },
     #[error("close while a payment is under way")]
-    CloseWhilePaying { key: String },
+    CloseWhilePaying { key: GroupKey },
     #[error("key usage for /{0}")]
     KeyUsage(&'static str),
     #[error("malformed key {0:?}")]
@@ -138,17 +138,17 @@ pub enum UserError {
     #[error("unknown key")]
     UnknownKey,
     #[error("expired key")]
-    Expired { key: String, at: i64 },
+    Expired { key: GroupKey, at: i64 },
     #[error("settled key")]
-    Settled { key: String },
+    Settled { key: GroupKey },
     #[error("cancelled key")]
-    Cancelled { key: String },
+    Cancelled { key: GroupKey },
     #[error("group full")]
-    GroupFull { key: String, seats: u32 },
+    GroupFull { key: GroupKey, seats: u32 },
     #[error("not invited")]
-    NotInvited { key: String },
+    NotInvited { key: GroupKey },
     #[error("already bought")]
-    AlreadyBought { key: String },
+    AlreadyBought { key: GroupKey },
     #[error("no open group")]
     NoOpenGroup,
     #[error("invitation taken")]
@@ -164,7 +164,7 @@ pub enum UserError {
     #[error("only the organiser")]
     NotOrganiser,
     #[error("already has purchases")]
-    HasPurchases { key: String },
+    HasPurchases { key: GroupKey },
     #[error("stale button")]
     StaleButton,
     #[error("not a private chat")]
@@ -174,9 +174,9 @@ pub enum UserError {
     #[error("invoice refused")]
     InvoiceRefused,
     #[error("last seats being paid for")]
-    SeatBeingPaid { key: String },
+    SeatBeingPaid { key: GroupKey },
     #[error("already paying")]
-    AlreadyPaying { key: String },
+    AlreadyPaying { key: GroupKey },
     #[error("not for sale without a provider")]
     NotForSale { product: String },
     #[error("pre-checkout check ran out of time")]

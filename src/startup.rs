@@ -24,13 +24,31 @@ pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store>
     if !config.products.is_empty() {
         products::upsert(&mut tx, &config.products, clock.now()).await?;
     }
-    // Receipt tokens and invite codes written before they were hashed are hashed now.
-    let keyed = crate::secrets::Keyed::from_config(config);
-    crate::store::tokens::hash_plain(&mut tx, &keyed).await?;
-    // Entries written before entries carried a currency are in the catalog currency.
-    crate::store::ledger::backfill_currency(&mut tx, config.currency.code()).await?;
+    upgrade_once(&mut tx, config, clock.now()).await?;
     tx.commit().await?;
     Ok(store)
+}
+
+/// Rows written by earlier versions, upgraded on the first start that knows how (each
+/// upgrade scans a whole table, so it is recorded and not repeated).
+async fn upgrade_once(
+    tx: &mut crate::store::Conn,
+    config: &Config,
+    now: i64,
+) -> anyhow::Result<()> {
+    use crate::store::upgrades;
+    // Receipt tokens and invite codes written before they were hashed are hashed now.
+    if !upgrades::done(tx, "hash_plain_tokens").await? {
+        let keyed = crate::secrets::Keyed::from_config(config);
+        crate::store::tokens::hash_plain(tx, &keyed).await?;
+        upgrades::mark_done(tx, "hash_plain_tokens", now).await?;
+    }
+    // Entries written before entries carried a currency are in the catalog currency.
+    if !upgrades::done(tx, "ledger_currency").await? {
+        crate::store::ledger::backfill_currency(tx, config.currency.code()).await?;
+        upgrades::mark_done(tx, "ledger_currency", now).await?;
+    }
+    Ok(())
 }
 
 pub fn make_bot(config: &Config) -> anyhow::Result<Bot> {

@@ -44,8 +44,11 @@ async fn seed(db: &Db, fake: &FakeBotApi, smtp: &SmtpSink) -> Duration {
         // buyer is credited; all share a region, so the region bonus applies too.
         format!(
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {groups} - 1)
+             -- Keys drawn from the key alphabet (no 0 or 1): the store refuses a key it could not have
+             -- issued. Receipt tokens are 64 characters, as stored (hashed): a shorter one would be
+             -- taken for a plain token of before the hashing, and hashed at start-up.
              INSERT INTO group_buys (id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at)
-             SELECT i + 1, 'B' || printf('%017d', i), 'camera', 10, 9000000 + i % 1000, 9000000 + i % 1000,
+             SELECT i + 1, 'B' || replace(replace(printf('%017d', i), '0', 'Z'), '1', 'Y'), 'camera', 10, 9000000 + i % 1000, 9000000 + i % 1000,
                     'partial', 'open', {now} - 86400, {now} + 7 * 86400 FROM n"
         ),
         format!(
@@ -53,7 +56,7 @@ async fn seed(db: &Db, fake: &FakeBotApi, smtp: &SmtpSink) -> Duration {
              INSERT INTO purchases (id, group_id, buyer_id, sku, price, points_redeemed, amount_paid, currency,
                  charge_id, provider_charge_id, counted, flag, region, receipt_token, created_at)
              SELECT i + 1, i / {BUYERS} + 1, 10000000 + i, 'camera', {PRICE}, 0, {PRICE}, 'JPY',
-                    'seed-' || i, 'prov-' || i, 1, NULL, 'JP-TOKYO', 'r' || printf('%019d', i), {now} - 3600 FROM n"
+                    'seed-' || i, 'prov-' || i, 1, NULL, 'JP-TOKYO', printf('%064d', i), {now} - 3600 FROM n"
         ),
         "INSERT INTO ledger (txn, account, amount, user_id, group_id, purchase_id, memo, created_at)
              SELECT 'purchase:' || charge_id, 'cash', amount_paid, NULL, group_id, id, 'Purchase of camera', created_at

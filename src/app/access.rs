@@ -71,13 +71,13 @@ pub async fn open_group(conn: &mut Conn, raw: &str, now: i64) -> Result<GroupRow
 pub fn ensure_open(group: &GroupRow, now: i64) -> Result<(), UserError> {
     match group.status {
         GroupStatus::Settled => Err(UserError::Settled {
-            key: group.key.to_string(),
+            key: group.key.clone(),
         }),
         GroupStatus::Cancelled => Err(UserError::Cancelled {
-            key: group.key.to_string(),
+            key: group.key.clone(),
         }),
         GroupStatus::Open if group.is_expired(now) => Err(UserError::Expired {
-            key: group.key.to_string(),
+            key: group.key.clone(),
             at: group.expires_at,
         }),
         GroupStatus::Open => Ok(()),

@@ -35,13 +35,13 @@ pub async fn close(
         GroupStatus::Open => {}
         GroupStatus::Settled => {
             return Err(UserError::Settled {
-                key: group.key.to_string(),
+                key: group.key.clone(),
             }
             .into());
         }
         GroupStatus::Cancelled => {
             return Err(UserError::Cancelled {
-                key: group.key.to_string(),
+                key: group.key.clone(),
             }
             .into());
         }
@@ -53,7 +53,7 @@ pub async fn close(
     let buyers = purchases::count_counted(&mut tx, group.id).await?;
     if !super::settle::settle_now(&mut tx, ctx, group.id).await? {
         return Err(UserError::CloseWhilePaying {
-            key: group.key.to_string(),
+            key: group.key.clone(),
         }
         .into());
     }
@@ -62,7 +62,7 @@ pub async fn close(
     crate::metrics::Metrics::inc(&ctx.metrics.settlements_total);
     tracing::info!(group_id = %group.id, buyers, "group closed by its organiser");
     Ok(Some(ClosedNow {
-        key: group.key,
+        key: group.key.clone(),
         buyers,
     }))
 }

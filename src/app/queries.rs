@@ -174,7 +174,7 @@ pub async fn cancel(
         || held.mine_elsewhere
     {
         return Err(UserError::HasPurchases {
-            key: group.key.to_string(),
+            key: group.key.clone(),
         }
         .into());
     }

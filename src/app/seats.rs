@@ -45,7 +45,7 @@ pub async fn seats_for(
 
 /// The reply to a refused seat.
 pub fn refusal(group: &GroupRow, r: Refusal) -> UserError {
-    let key = group.key.to_string();
+    let key = group.key.clone();
     match r {
         Refusal::AlreadyBought => UserError::AlreadyBought { key },
         Refusal::AlreadyPaying => UserError::AlreadyPaying { key },

@@ -57,37 +57,37 @@ impl UserError {
             UserError::UnknownKey => Some("I can't find a group purchase with that key. Please check it with the person who invited you.".into()),
             UserError::Expired { key, at } => Some(format!(
                 "Group <code>{}</code> expired on {}: it no longer takes purchases.",
-                esc(key),
+                key,
                 when(*at)
             )),
             UserError::Settled { key } => Some(format!(
                 "Group <code>{}</code> has closed and its discount was paid out: the key is no longer valid.",
-                esc(key)
+                key
             )),
-            UserError::Cancelled { key } => Some(format!("Group <code>{}</code> was cancelled by its organiser.", esc(key))),
+            UserError::Cancelled { key } => Some(format!("Group <code>{}</code> was cancelled by its organiser.", key)),
             UserError::GroupFull { key, seats } => Some(format!(
                 "Sorry, all {seats} seats of group <code>{}</code> are taken. Ask the organiser to start another round.",
-                esc(key)
+                key
             )),
             UserError::NotInvited { key } => Some(format!(
                 "The seats of group <code>{}</code> are reserved for the people its organiser invited.",
-                esc(key)
+                key
             )),
             UserError::AlreadyBought { key } => Some(format!(
                 "You have already bought in group <code>{}</code>: one purchase per member counts.",
-                esc(key)
+                key
             )),
             UserError::NoOpenGroup => Some("You have no open group purchase to buy in. Ask the organiser for the key, then send <code>/buy KEY</code>.".into()),
             UserError::InvitationTaken => Some("This invitation link was already used by another Telegram account. Ask the organiser to invite you again.".into()),
             UserError::NotOrganiser => Some("Only the organiser of this group can do that.".into()),
             UserError::CloseWhilePaying { key } => Some(format!(
                 "Someone is paying for a seat in group <code>{}</code> right now, so it was not closed: their purchase must count. Send /close again in {}.",
-                esc(key),
+                key,
                 duration(crate::domain::payment::SEAT_HOLD_SECS)
             )),
             UserError::HasPurchases { key } => Some(format!(
                 "Group <code>{}</code> already has purchases, so it can no longer be cancelled.",
-                esc(key)
+                key
             )),
             _ => None,
         }
@@ -105,12 +105,12 @@ impl UserError {
             UserError::InvoiceRefused => Some("Telegram did not accept the invoice for this purchase, so nothing was charged. Please try again in a minute, or write /paysupport.".into()),
             UserError::SeatBeingPaid { key } => Some(format!(
                 "The last seat of group <code>{}</code> is being paid for by someone else right now, so you were not charged. If their payment does not go through, the seat frees up within {}: try again then.",
-                esc(key),
+                key,
                 duration(crate::domain::payment::SEAT_HOLD_SECS)
             )),
             UserError::AlreadyPaying { key } => Some(format!(
                 "You are already paying for a seat in group <code>{}</code> with another invoice, so this one was not charged. One seat per member.",
-                esc(key)
+                key
             )),
             UserError::CheckoutBusy => Some("We could not confirm your seat in time, so nothing was charged. Please press Pay again in a moment.".into()),
             UserError::NotForSale { product } => Some(format!(

@@ -22,6 +22,7 @@ pub(crate) mod refunds;
 pub(crate) mod settlements;
 pub(crate) mod tokens;
 pub mod updates;
+pub(crate) mod upgrades;
 pub mod users;
 
 /// Ids per `IN (…)` list: one parameter each, few enough that binding stays cheap (sqlx-sqlite

@@ -117,7 +117,7 @@ async fn keys_unknown_malformed_expired_and_settled() {
     app.exact_message_to(
         s.id,
         &UserError::Expired {
-            key: key.clone(),
+            key: gk(&key),
             at: expires,
         }
         .html(),
@@ -128,7 +128,7 @@ async fn keys_unknown_malformed_expired_and_settled() {
     app.advance(0);
     app.message_to(org().id, "is settled").await;
     app.say(&s, &format!("/buy {key}"));
-    app.exact_message_to(s.id, &UserError::Settled { key: key.clone() }.html())
+    app.exact_message_to(s.id, &UserError::Settled { key: gk(&key) }.html())
         .await;
 }
 
@@ -147,10 +147,7 @@ async fn seats_full_members_only_and_second_purchases() {
     app.say(&stranger(), &format!("/join {reserved}"));
     app.exact_message_to(
         stranger().id,
-        &UserError::NotInvited {
-            key: reserved.clone(),
-        }
-        .html(),
+        &UserError::NotInvited { key: gk(&reserved) }.html(),
     )
     .await;
 
@@ -166,7 +163,7 @@ async fn seats_full_members_only_and_second_purchases() {
     app.press(&alice(), &format!("s:{open}:camera"));
     app.exact_message_to(
         alice().id,
-        &UserError::AlreadyBought { key: open.clone() }.html(),
+        &UserError::AlreadyBought { key: gk(&open) }.html(),
     )
     .await;
     let answer = app
@@ -180,7 +177,7 @@ async fn seats_full_members_only_and_second_purchases() {
         .await;
     assert_eq!(
         answer.params["error_message"],
-        json!(UserError::AlreadyBought { key: open.clone() }.plain())
+        json!(UserError::AlreadyBought { key: gk(&open) }.plain())
     );
 
     // Full: the last seat goes to Dave; the stranger is too late.
@@ -192,11 +189,8 @@ async fn seats_full_members_only_and_second_purchases() {
         .await;
     app.message_to(org().id, "is settled").await;
     app.say(&stranger(), &format!("/join {open}"));
-    app.exact_message_to(
-        stranger().id,
-        &UserError::Settled { key: open.clone() }.html(),
-    )
-    .await;
+    app.exact_message_to(stranger().id, &UserError::Settled { key: gk(&open) }.html())
+        .await;
 
     // A payment that arrives anyway (Telegram took the money) is recorded, flagged, and owed
     // back; nothing ships.
@@ -262,7 +256,7 @@ async fn a_full_group_refuses_the_next_buyer_before_payment() {
         .await;
     assert_eq!(
         answer.params["error_message"],
-        json!(UserError::SeatBeingPaid { key: key.clone() }.plain())
+        json!(UserError::SeatBeingPaid { key: gk(&key) }.plain())
     );
     app.checkout(&dave(), &d, tokyo()).await;
     // After it, the group is settled, and Telegram is told no with the reason.
@@ -271,7 +265,7 @@ async fn a_full_group_refuses_the_next_buyer_before_payment() {
         .await;
     assert_eq!(
         answer.params["error_message"],
-        json!(UserError::Settled { key: key.clone() }.plain())
+        json!(UserError::Settled { key: gk(&key) }.plain())
     );
     assert_eq!(
         app.sql_i64("SELECT COUNT(*) FROM purchases WHERE counted = 1")
@@ -375,7 +369,7 @@ async fn organiser_only_commands() {
     app.say(&org(), &format!("/cancel {key}"));
     app.message_to(org().id, "is cancelled").await;
     app.say(&alice(), &format!("/join {key}"));
-    app.exact_message_to(alice().id, &UserError::Cancelled { key }.html())
+    app.exact_message_to(alice().id, &UserError::Cancelled { key: gk(&key) }.html())
         .await;
 }
 

@@ -175,7 +175,7 @@ async fn embodiments_close_settles_now_under_the_group_policy_and_refuses_precis
     app.say(&bob(), &format!("/close {key}"));
     app.exact_message_to(
         bob().id,
-        &UserError::CloseWhilePaying { key: key.clone() }.html(),
+        &UserError::CloseWhilePaying { key: gk(&key) }.html(),
     )
     .await;
     app.pay(&dave(), &approved, tokyo()).await;
@@ -199,7 +199,7 @@ async fn embodiments_close_settles_now_under_the_group_policy_and_refuses_precis
     both_get_three_percent(&app).await;
     says(&app, bob().id, "is settled", "2 of 3 bought").await;
     app.say(&bob(), &format!("/close {key}"));
-    app.exact_message_to(bob().id, &UserError::Settled { key: key.clone() }.html())
+    app.exact_message_to(bob().id, &UserError::Settled { key: gk(&key) }.html())
         .await;
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM settlements").await, 1);
     assert_ledger_balances(&app).await;

@@ -640,3 +640,8 @@ pub async fn assert_ledger_balances(app: &TestApp) {
         "every ledger transaction sums to zero, in one currency"
     );
 }
+
+/// A group key as the bot printed it, typed.
+pub fn gk(key: &str) -> groupbuy::domain::GroupKey {
+    groupbuy::domain::GroupKey::parse(key).expect("a key the bot issued")
+}

@@ -168,7 +168,7 @@ async fn a_lapsed_hold_frees_the_seat_and_the_late_payment_comes_back() {
     app.press(&erin(), &format!("s:{key}:camera"));
     app.exact_message_to(
         erin().id,
-        &UserError::SeatBeingPaid { key: key.clone() }.html(),
+        &UserError::SeatBeingPaid { key: gk(&key) }.html(),
     )
     .await;
     let refused = app
@@ -176,7 +176,7 @@ async fn a_lapsed_hold_frees_the_seat_and_the_late_payment_comes_back() {
         .await;
     assert_eq!(
         refused.params["error_message"],
-        json!(UserError::SeatBeingPaid { key: key.clone() }.plain())
+        json!(UserError::SeatBeingPaid { key: gk(&key) }.plain())
     );
     app.advance(groupbuy::domain::payment::SEAT_HOLD_SECS + 1);
     app.checkout(&erin(), &next, tokyo()).await;

@@ -736,11 +736,16 @@ async fn tokens_are_stored_as_keyed_hashes() {
         app.restart(Options::default()).await;
     }
 
-    // A plain token from before hashing is hashed at start-up, and its link still works.
+    // A plain token from before hashing is hashed at start-up, and its link still works. A
+    // database from before hashing has no record of the upgrade either (it is done once).
     sqlx::query("UPDATE purchases SET receipt_token = 'legacyPlainToken2345'")
         .execute(app.ctx.store.pool())
         .await
         .expect("update");
+    sqlx::query("DELETE FROM upgrades WHERE name = 'hash_plain_tokens'")
+        .execute(app.ctx.store.pool())
+        .await
+        .expect("forget the upgrade");
     app.restart(Options::default()).await;
     assert_eq!(
         sql_text(&app, "SELECT receipt_token FROM purchases")
@@ -751,6 +756,14 @@ async fn tokens_are_stored_as_keyed_hashes() {
     assert_eq!(
         status_of(&app, &format!("/g/{key}/receipt/legacyPlainToken2345")).await,
         200
+    );
+    // Each start-up upgrade is recorded, so later starts skip its whole-table scan.
+    assert_eq!(
+        app.sql_i64(
+            "SELECT COUNT(*) FROM upgrades WHERE name IN ('hash_plain_tokens', 'ledger_currency')"
+        )
+        .await,
+        2
     );
     assert_eq!(
         status_of(&app, &path).await,

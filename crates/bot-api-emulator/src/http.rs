@@ -58,23 +58,8 @@ pub(super) async fn handle(
 
 /// Decides the answer: token check, unknown method, schema, faults, then the canned answer.
 async fn respond(shared: &Shared, bot: &str, req: &mut Incoming) -> (StatusCode, Value) {
-    if bot != format!("bot{TOKEN}") {
-        req.violations.push(format!(
-            "{}: request for token path `{bot}`, expected `bot{TOKEN}`",
-            req.method
-        ));
-        return (
-            StatusCode::UNAUTHORIZED,
-            error_body(401, "Unauthorized", None),
-        );
-    }
-    if schema().method(&req.method).is_none() {
-        req.violations
-            .push(format!("{}: unknown Bot API method", req.method));
-        return (
-            StatusCode::BAD_REQUEST,
-            error_body(400, "Not Found: method not found", None),
-        );
+    if let Some(refused) = refuse_unknown(bot, req) {
+        return refused;
     }
     let schema_violations = schema().validate_call(&req.method, &req.params);
     // Telegram ignores unknown fields but rejects missing or mistyped ones.
@@ -83,44 +68,17 @@ async fn respond(shared: &Shared, bot: &str, req: &mut Incoming) -> (StatusCode,
         .find(|v| !v.contains(": unknown field `"))
         .cloned();
     req.violations.extend(schema_violations);
-
-    match take_fault(shared, req) {
-        Some(Fault::TooManyRequests { retry_after }) => {
-            let desc = format!("Too Many Requests: retry after {retry_after}");
-            let params = json!({"retry_after": retry_after});
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                error_body(429, &desc, Some(params)),
-            );
-        }
-        Some(Fault::ServerError) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                error_body(502, "Bad Gateway", None),
-            );
-        }
-        Some(Fault::Forbidden(d)) => return (StatusCode::FORBIDDEN, error_body(403, d, None)),
-        Some(Fault::BadRequest(d)) => return (StatusCode::BAD_REQUEST, error_body(400, &d, None)),
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+    if let Some(fault) = injected_fault(shared, req).await {
+        return fault;
     }
-
     let lenient = shared.lock().lenient;
     if let Some(v) = serious.filter(|_| !lenient) {
         let desc = format!("Bad Request: {v}");
         return (StatusCode::BAD_REQUEST, error_body(400, &desc, None));
     }
-
     if let Some(wait) = over_limit(shared, req) {
-        let retry_after = wait.as_secs_f64().ceil().max(1.0) as u32;
-        let desc = format!("Too Many Requests: retry after {retry_after}");
-        let params = json!({"retry_after": retry_after});
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            error_body(429, &desc, Some(params)),
-        );
+        return too_many_requests(wait.as_secs_f64().ceil().max(1.0) as u32);
     }
-
     let result = if req.method == "getUpdates" {
         get_updates(shared, &req.params).await
     } else if req.method == "refundStarPayment" {
@@ -132,6 +90,56 @@ async fn respond(shared: &Shared, bot: &str, req: &mut Incoming) -> (StatusCode,
         answer(&mut shared.lock(), &req.method, &req.params)
     };
     (StatusCode::OK, json!({"ok": true, "result": result}))
+}
+
+/// A request for another bot's token, or for a method the Bot API does not have.
+fn refuse_unknown(bot: &str, req: &mut Incoming) -> Option<(StatusCode, Value)> {
+    if bot != format!("bot{TOKEN}") {
+        req.violations.push(format!(
+            "{}: request for token path `{bot}`, expected `bot{TOKEN}`",
+            req.method
+        ));
+        return Some((
+            StatusCode::UNAUTHORIZED,
+            error_body(401, "Unauthorized", None),
+        ));
+    }
+    if schema().method(&req.method).is_none() {
+        req.violations
+            .push(format!("{}: unknown Bot API method", req.method));
+        return Some((
+            StatusCode::BAD_REQUEST,
+            error_body(400, "Not Found: method not found", None),
+        ));
+    }
+    None
+}
+
+/// The answer of a fault a test injected for this call, if any (a delay just waits).
+async fn injected_fault(shared: &Shared, req: &Incoming) -> Option<(StatusCode, Value)> {
+    match take_fault(shared, req)? {
+        Fault::TooManyRequests { retry_after } => Some(too_many_requests(retry_after)),
+        Fault::ServerError => Some((
+            StatusCode::BAD_GATEWAY,
+            error_body(502, "Bad Gateway", None),
+        )),
+        Fault::Forbidden(d) => Some((StatusCode::FORBIDDEN, error_body(403, d, None))),
+        Fault::BadRequest(d) => Some((StatusCode::BAD_REQUEST, error_body(400, &d, None))),
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+    }
+}
+
+/// Telegram's 429 with its `retry_after`.
+fn too_many_requests(retry_after: u32) -> (StatusCode, Value) {
+    let desc = format!("Too Many Requests: retry after {retry_after}");
+    let params = json!({"retry_after": retry_after});
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        error_body(429, &desc, Some(params)),
+    )
 }
 
 /// With limits switched on: how long a send that would break one must wait (and counts it).

@@ -21,20 +21,26 @@
 //! records; `answers` builds results and long-polls `getUpdates`; `updates` builds the update
 //! JSON that Telegram would send; `chat` is the user's side (what a person sees and does).
 mod answers;
+mod call;
 mod chat;
 mod http;
+mod limits;
+mod queue;
 pub mod schema;
 mod stars;
 mod updates;
 
+pub use call::Call;
 pub use chat::{ChatEntry, PayError, Payment};
+use limits::Limits;
+use queue::{assign_update_id, queue_update, remember_users};
 pub use updates::*;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use serde_json::{Value, json};
@@ -47,58 +53,6 @@ pub const BOT_ID: i64 = 123456;
 pub const BOT_USERNAME: &str = "groupbuy_test_bot";
 pub const BOT_FIRST_NAME: &str = "GroupBuy Test";
 pub const TOKEN: &str = "123456:TEST-TOKEN";
-
-/// One request the fake received.
-#[derive(Debug, Clone)]
-pub struct Call {
-    /// Position in [`BotApiEmulator::calls`].
-    pub index: usize,
-    /// Canonical camelCase name from the schema (`sendMessage`), or the name as sent when the
-    /// method is unknown.
-    pub method: String,
-    /// Decoded parameters (form/multipart/query strings decoded by declared type).
-    pub params: Value,
-    /// When the request arrived.
-    pub at: Instant,
-    /// The request's Content-Type (`application/json`, `multipart/form-data; boundary=…`).
-    pub content_type: String,
-    /// HTTP status the fake answered with.
-    pub status: u16,
-    /// `true` when the answer was not `ok` (fault, unknown method, invalid call).
-    pub failed: bool,
-    /// The full JSON body the fake answered with (`{"ok":true,"result":...}`).
-    pub response: Value,
-    /// Schema violations of this call.
-    pub violations: Vec<String>,
-}
-
-impl Call {
-    pub fn chat_id(&self) -> Option<i64> {
-        as_i64(self.params.get("chat_id")?)
-    }
-    pub fn str_param(&self, name: &str) -> Option<&str> {
-        self.params.get(name)?.as_str()
-    }
-    pub fn text(&self) -> Option<&str> {
-        self.str_param("text")
-    }
-    /// `result.message_id` of a successful call that returned a Message.
-    pub fn result_message_id(&self) -> Option<i64> {
-        self.response.get("result")?.get("message_id")?.as_i64()
-    }
-    /// All `callback_data` of the inline keyboard in `reply_markup`, row by row.
-    pub fn callback_data(&self) -> Vec<String> {
-        self.params
-            .pointer("/reply_markup/inline_keyboard")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_array)
-            .flatten()
-            .filter_map(|b| b.get("callback_data")?.as_str().map(str::to_owned))
-            .collect()
-    }
-}
 
 /// An error the fake returns instead of the normal answer.
 #[derive(Debug, Clone)]
@@ -167,95 +121,6 @@ struct FakeState {
     too_many: u64,
     /// Telegram Stars charges seen paid, by charge id (see [`stars`]).
     star_charges: HashMap<String, stars::StarCharge>,
-}
-
-/// Telegram's sending limits as the fake enforces them (opt-in): at most 30 messages in any
-/// second for the bot, one a second per private chat with bursts of 3 (a bucket of 3 that
-/// refills at 1/s), at most 20 in any minute per group chat. A send with
-/// `allow_paid_broadcast` ("Pass True to allow up to 1000 messages per second, ignoring
-/// broadcasting limits for a fee of 0.1 Telegram Stars per message", Bot API `sendMessage`)
-/// is not held to the 30 a second and does not count in it; every send counts in the 1,000
-/// a second. A send that would break a limit is answered 429 with `retry_after` (whole
-/// seconds, at least 1) and not counted as sent.
-#[derive(Default)]
-struct Limits {
-    /// Accepted sends without `allow_paid_broadcast` of the last second, oldest first.
-    bot: VecDeque<Instant>,
-    /// Every accepted send of the last second, oldest first.
-    all: VecDeque<Instant>,
-    /// Private chats: (tokens, when last refilled).
-    private: HashMap<i64, (f64, Instant)>,
-    /// Group chats: accepted sends of the last minute, oldest first.
-    groups: HashMap<i64, VecDeque<Instant>>,
-}
-
-impl Limits {
-    const BOT_PER_SEC: usize = 30;
-    const PAID_PER_SEC: usize = 1_000;
-    const GROUP_PER_MIN: usize = 20;
-    const PRIVATE_BURST: f64 = 3.0;
-
-    /// Methods that send a message and so count against the limits.
-    fn counts(method: &str) -> bool {
-        (method.starts_with("send") && method != "sendChatAction")
-            || matches!(method, "copyMessage" | "forwardMessage")
-    }
-
-    /// Records the send at `at`, or returns how long to wait when it would break a limit.
-    fn admit(&mut self, chat: Option<i64>, paid: bool, at: Instant) -> Result<(), Duration> {
-        let sec = Duration::from_secs(1);
-        let min = Duration::from_secs(60);
-        for window in [&mut self.bot, &mut self.all] {
-            while window.front().is_some_and(|t| at.duration_since(*t) >= sec) {
-                window.pop_front();
-            }
-        }
-        let mut wait = Duration::ZERO;
-        if !paid && self.bot.len() >= Self::BOT_PER_SEC {
-            wait = wait.max(sec.saturating_sub(at.duration_since(self.bot[0])));
-        }
-        if self.all.len() >= Self::PAID_PER_SEC {
-            wait = wait.max(sec.saturating_sub(at.duration_since(self.all[0])));
-        }
-        match chat {
-            Some(c) if c > 0 => {
-                let (tokens, last) = self.private.entry(c).or_insert((Self::PRIVATE_BURST, at));
-                *tokens =
-                    (*tokens + at.duration_since(*last).as_secs_f64()).min(Self::PRIVATE_BURST);
-                *last = at;
-                if *tokens < 1.0 {
-                    wait = wait.max(Duration::from_secs_f64(1.0 - *tokens));
-                }
-            }
-            Some(c) if c < 0 => {
-                let sent = self.groups.entry(c).or_default();
-                while sent.front().is_some_and(|t| at.duration_since(*t) >= min) {
-                    sent.pop_front();
-                }
-                if sent.len() >= Self::GROUP_PER_MIN {
-                    wait = wait.max(min.saturating_sub(at.duration_since(sent[0])));
-                }
-            }
-            _ => {}
-        }
-        if !wait.is_zero() {
-            return Err(wait);
-        }
-        if !paid {
-            self.bot.push_back(at);
-        }
-        self.all.push_back(at);
-        match chat {
-            Some(c) if c > 0 => {
-                if let Some((tokens, _)) = self.private.get_mut(&c) {
-                    *tokens -= 1.0;
-                }
-            }
-            Some(c) if c < 0 => self.groups.entry(c).or_default().push_back(at),
-            _ => {}
-        }
-        Ok(())
-    }
 }
 
 struct Shared {
@@ -639,94 +504,5 @@ impl BotApiEmulator {
                 fault,
             });
         }
-    }
-}
-
-/// Queues an update for `getUpdates` (the caller pokes `Shared::updates`): assigns its id
-/// when absent and remembers what it says about users, chats and Stars charges.
-fn queue_update(st: &mut FakeState, mut update: Value) -> i64 {
-    let id = assign_update_id(st, &mut update);
-    remember_users(st, &update);
-    remember_user_message(st, &update);
-    stars::remember(st, &update);
-    st.pending.push(Pending {
-        id,
-        update,
-        forced: false,
-        delivered: false,
-    });
-    id
-}
-
-fn assign_update_id(st: &mut FakeState, update: &mut Value) -> i64 {
-    let id = match update.get("update_id").and_then(Value::as_i64) {
-        Some(id) => id,
-        None => {
-            let id = st.next_update_id;
-            update["update_id"] = json!(id);
-            id
-        }
-    };
-    st.next_update_id = st.next_update_id.max(id + 1);
-    id
-}
-
-/// A user's message in a private chat joins that chat's transcript (once, however often the
-/// update is delivered).
-fn remember_user_message(st: &mut FakeState, update: &Value) {
-    let Some(m) = update.get("message") else {
-        return;
-    };
-    let (Some(chat), Some(id)) = (
-        m.get("chat")
-            .and_then(|c| c.get("id"))
-            .and_then(Value::as_i64),
-        m.get("message_id").and_then(Value::as_i64),
-    ) else {
-        return;
-    };
-    if chat > 0 && st.messages.insert((chat, id), m.clone()).is_none() {
-        st.transcript.push((chat, id, false));
-    }
-}
-
-fn remember_users(st: &mut FakeState, v: &Value) {
-    match v {
-        Value::Object(m) => {
-            if let Some(from) = m.get("from")
-                && let (Some(id), Some(false)) = (
-                    from.get("id").and_then(Value::as_i64),
-                    from.get("is_bot").and_then(Value::as_bool),
-                )
-            {
-                st.users.insert(id, from.clone());
-            }
-            m.values().for_each(|x| remember_users(st, x));
-        }
-        Value::Array(a) => a.iter().for_each(|x| remember_users(st, x)),
-        _ => {}
-    }
-}
-
-#[cfg(test)]
-mod limit_tests {
-    use super::Limits;
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn paid_sends_go_above_thirty_up_to_a_thousand_a_second() {
-        let mut l = Limits::default();
-        let t0 = Instant::now();
-        for chat in 1..=30 {
-            assert!(l.admit(Some(chat), false, t0).is_ok());
-        }
-        assert!(l.admit(Some(31), false, t0).is_err(), "the 31st free send");
-        for chat in 31..=1_000 {
-            assert!(l.admit(Some(chat), true, t0).is_ok(), "paid send {chat}");
-        }
-        assert!(l.admit(Some(1_001), true, t0).is_err(), "the 1,001st send");
-        let later = t0 + Duration::from_secs(1);
-        assert!(l.admit(Some(1_001), true, later).is_ok());
-        assert!(l.admit(Some(1_002), false, later).is_ok());
     }
 }
