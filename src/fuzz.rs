@@ -205,6 +205,7 @@ const SETTING_KEYS: &[&str] = &[
     "support_contact",
     "currency",
     "policy",
+    "policy_choice",
     "key_lifetime_hours",
     "max_head_count",
     "shipping_fee",

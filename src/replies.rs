@@ -7,7 +7,7 @@ pub(crate) mod messages;
 
 use crate::domain::member::MemberError;
 use crate::domain::payment::{RefundMethod, RefundReason};
-use crate::domain::{GroupKey, HeadCount};
+use crate::domain::{GroupKey, HeadCount, Policy};
 use std::fmt::Write;
 
 /// Escapes text for Telegram's HTML parse mode (`<`, `>`, `&`, and `"` inside attributes).
@@ -33,6 +33,52 @@ pub fn short(s: &str) -> String {
         s.to_string()
     } else {
         s.chars().take(MAX).chain(std::iter::once('…')).collect()
+    }
+}
+
+/// "2 of 3" for a group of 3; just "2" for an open head count (¶0144).
+pub fn of_seats(
+    bought: impl std::fmt::Display,
+    head_count: impl std::fmt::Display,
+    open: bool,
+) -> String {
+    if open {
+        bought.to_string()
+    } else {
+        format!("{bought} of {head_count}")
+    }
+}
+
+/// An open head count's next tier (¶0144): how many buyers reach which rate, and how many
+/// more that is; `None` once the top tier is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextTier {
+    pub members: u32,
+    pub rate: crate::domain::Rate,
+    pub more: u32,
+}
+
+impl NextTier {
+    pub fn of(tiers: &crate::domain::TierTable, buyers: u32) -> Option<Self> {
+        tiers.next_after(buyers).map(|(t, more)| NextTier {
+            members: t.members,
+            rate: t.rate,
+            more,
+        })
+    }
+
+    /// "Next tier: 3 buyers → 5% back (1 more buyer)." or "Top tier reached."
+    pub fn line(next: Option<Self>) -> String {
+        match next {
+            Some(n) => format!(
+                "Next tier: {} buyers → {} back ({} more buyer{}).",
+                n.members,
+                n.rate,
+                n.more,
+                if n.more == 1 { "" } else { "s" }
+            ),
+            None => "Top tier reached.".into(),
+        }
     }
 }
 
@@ -79,6 +125,12 @@ pub enum UserError {
     BadMember(MemberError),
     #[error("bad expiry {0:?}")]
     BadExpiry(String),
+    #[error("policy named twice: {0:?}")]
+    PolicyTwice(String),
+    #[error("policy {word:?} but the operator fixes it")]
+    PolicyFixed { word: String, policy: Policy },
+    #[error("close while a payment is under way")]
+    CloseWhilePaying { key: GroupKey },
     #[error("key usage for /{0}")]
     KeyUsage(&'static str),
     #[error("malformed key {0:?}")]
@@ -167,6 +219,9 @@ impl UserError {
             UserError::DuplicateMember(_) => "duplicate_member",
             UserError::BadMember(_) => "bad_member",
             UserError::BadExpiry(_) => "bad_expiry",
+            UserError::PolicyTwice(_) => "policy_twice",
+            UserError::PolicyFixed { .. } => "policy_fixed",
+            UserError::CloseWhilePaying { .. } => "close_while_paying",
             UserError::KeyUsage(_) => "key_usage",
             UserError::MalformedKey(_) => "malformed_key",
             UserError::UnknownKey => "unknown_key",

@@ -305,7 +305,9 @@ pub async fn open_groups(
                 chat_id: chat.unwrap_or(organiser),
                 policy,
                 now,
-                expires_at: now + expires_in,
+                expiry: groupbuy::domain::Expiry::At(now + expires_in),
+                discount: true,
+                open_count: false,
             },
         )
         .await

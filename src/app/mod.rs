@@ -3,6 +3,7 @@
 //! adapters (telegram, web, workers) call these and deliver what they return.
 
 pub mod access;
+pub(crate) mod close;
 pub(crate) mod forget;
 pub(crate) mod guard;
 pub mod new_group;

@@ -2,18 +2,18 @@
 
 use super::access::{organiser_name, product_of};
 use super::{AppResult, Ctx, Person, queue_message};
-use crate::domain::{GroupKey, GroupStatus as Status, UserId};
-use crate::replies::UserError;
+use crate::domain::{Expiry, GroupKey, GroupStatus as Status, UserId};
 use crate::replies::messages::{
     Cancelled, GroupStatus, MyGroup, MyGroupState, MyGroups, PointsChange, PointsReport,
     StatusState,
 };
+use crate::replies::{NextTier, UserError};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::settlements;
 use crate::store::{Conn, ledger, members, purchases, updates, users};
 
-async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
+pub(super) async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
     Ok(groups::by_key(conn, &key)
         .await?
@@ -51,6 +51,10 @@ pub async fn status(ctx: &Ctx, person: &Person, raw_key: Option<&str>) -> AppRes
         head_count: group.head_count,
         reached: ctx.config.tiers.rate_for(bought.len() as u32),
         when_full: ctx.config.tiers.rate_for(group.head_count.get()),
+        discount: group.discount,
+        open_count: group
+            .open_count
+            .then(|| NextTier::of(&ctx.config.tiers, bought.len() as u32)),
         state,
         buyers,
     })
@@ -62,6 +66,7 @@ async fn state_of(conn: &mut Conn, group: &GroupRow, now: i64) -> AppResult<Stat
         Status::Open if group.is_expired(now) => StatusState::Expired {
             at: group.expires_at,
         },
+        Status::Open if group.expiry() == Expiry::Never => StatusState::OpenNoExpiry,
         Status::Open => StatusState::Open {
             until: group.expires_at,
             left_secs: group.expires_at - now,
@@ -122,6 +127,7 @@ pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
         let bought = purchases::count_counted(&mut conn, g.id).await?;
         let state = match g.status {
             Status::Open if g.is_expired(now) => MyGroupState::Expired,
+            Status::Open if g.expiry() == Expiry::Never => MyGroupState::OpenNoExpiry,
             Status::Open => MyGroupState::Open {
                 left_secs: g.expires_at - now,
             },
@@ -134,6 +140,7 @@ pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
             product: g.sku.to_string(),
             bought,
             head_count: g.head_count,
+            open_count: g.open_count,
             state,
         });
     }

@@ -10,7 +10,7 @@ use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
 use crate::domain::{GroupId, GroupStatus, Points, PurchaseId, Sku, UserId};
 use crate::mail::render::DiscountNotice;
-use crate::replies::messages::SettledSummary;
+use crate::replies::messages::{Ending, SettledSummary};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::settlements::{self, SettlementRow};
@@ -109,7 +109,21 @@ async fn settle_batch(ctx: &Ctx, ids: &[GroupId]) -> AppResult<(usize, usize)> {
 
 /// Settles inside the caller's transaction (the N-th purchase settles in its own).
 pub async fn settle_in(conn: &mut Conn, ctx: &Ctx, group_id: GroupId) -> AppResult<bool> {
-    Ok(settle_many(conn, ctx, &[group_id]).await? > 0)
+    Ok(settle_due(conn, ctx, &[group_id], When::Due).await? > 0)
+}
+
+/// Settles an open group now, filled or not, expired or not (`/close`, ¶0145), inside the
+/// caller's transaction. False when it is not open, or a seat of it is held for a payment
+/// under way (that payment must still count).
+pub async fn settle_now(conn: &mut Conn, ctx: &Ctx, group_id: GroupId) -> AppResult<bool> {
+    Ok(settle_due(conn, ctx, &[group_id], When::Now).await? > 0)
+}
+
+/// Which open groups a settlement takes: those due (filled, or expired), or any (`/close`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    Due,
+    Now,
 }
 
 /// A group being settled: its row, its counted purchases and what they get.
@@ -117,6 +131,8 @@ struct Closing {
     group: GroupRow,
     bought: Vec<PurchaseRow>,
     outcome: settlement::Outcome,
+    /// Closed by its organiser before it filled or expired.
+    closed_early: bool,
 }
 
 /// Settles those of `ids` that are due, inside the caller's transaction, with a handful of
@@ -124,8 +140,13 @@ struct Closing {
 /// the groups and their purchases are read in one each, the closes, settlements, credits and
 /// notices written in one each. Returns how many it settled.
 pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId]) -> AppResult<usize> {
+    settle_due(conn, ctx, ids, When::Due).await
+}
+
+/// [`settle_many`], or with [`When::Now`] the open ones among `ids` whether due or not.
+async fn settle_due(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId], when: When) -> AppResult<usize> {
     let now = ctx.now();
-    let mut due = closing(conn, ctx, ids, now).await?;
+    let mut due = closing(conn, ctx, ids, now, when).await?;
     let wanted: Vec<GroupId> = due.iter().map(|c| c.group.id).collect();
     let closed = groups::close_many(conn, &wanted, GroupStatus::Settled, now).await?;
     due.retain(|c| closed.contains(&c.group.id));
@@ -155,10 +176,16 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId]) -> AppResu
     Ok(due.len())
 }
 
-/// Those of `ids` that are open and due now — filled, or expired with no seat held for a
-/// payment under way (it may still count) — locked, with their counted purchases and what
-/// each buyer gets.
-async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId], now: i64) -> AppResult<Vec<Closing>> {
+/// Those of `ids` that are open and due now — filled, or expired (or any, with
+/// [`When::Now`]) with no seat held for a payment under way (it may still count) — locked,
+/// with their counted purchases and what each buyer gets.
+async fn closing(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    ids: &[GroupId],
+    now: i64,
+    when: When,
+) -> AppResult<Vec<Closing>> {
     let groups = groups::lock_many(conn, ctx.store.backend(), ids).await?;
     let open: Vec<GroupId> = groups
         .iter()
@@ -174,7 +201,8 @@ async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId], now: i64) -> AppRe
     for group in groups.into_iter().filter(|g| g.status == GroupStatus::Open) {
         let mine = bought.remove(&group.id).unwrap_or_default();
         let filled = mine.len() as u32 >= group.head_count.get();
-        if !filled && (now < group.expires_at || held.contains(&group.id)) {
+        let early = !filled && !group.is_expired(now);
+        if !filled && (held.contains(&group.id) || (early && when == When::Due)) {
             continue;
         }
         let outcome = outcome_of(ctx, &group, &mine)?;
@@ -182,6 +210,7 @@ async fn closing(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId], now: i64) -> AppRe
             group,
             bought: mine,
             outcome,
+            closed_early: early,
         });
     }
     Ok(due)
@@ -228,11 +257,11 @@ fn outcome_of(
         })
         .collect();
     Ok(settlement::settle(
-        group.policy,
+        group.terms(),
         &ctx.config.tiers,
-        group.head_count,
         &lines,
         ctx.config.region_bonus.as_ref(),
+        ctx.config.region_rate.as_ref(),
     ))
 }
 
@@ -349,6 +378,8 @@ async fn queue_notices(
             rate: outcome.rate,
             total: outcome.total,
             total_money: ctx.money(outcome.total.value()),
+            discount: group.discount,
+            open_count: group.open_count,
         };
         let key = format!("summary:{}", group.id);
         notices.push(telegram_message(key, group.chat_id, summary.html()));
@@ -373,18 +404,24 @@ fn notice_of(
         product,
         buyers: outcome.buyers,
         head_count: group.head_count.get(),
+        open_count: group.open_count,
         rate: outcome.rate.to_string(),
         points,
         points_text: credit.points.to_string(),
+        extra: credit.region_rate.minor(),
+        extra_text: ctx.money(credit.region_rate.minor()),
         bonus: credit.region_bonus.minor(),
         bonus_text: ctx.money(credit.region_bonus.minor()),
         unit: ctx.config.currency.code().to_string(),
-        reason: crate::replies::messages::no_discount_reason(
-            outcome.filled,
-            group.policy == crate::domain::Policy::Partial,
-            outcome.buyers,
-            group.head_count.get(),
-        ),
+        reason: crate::replies::messages::no_discount_reason(&Ending {
+            filled: outcome.filled,
+            partial: group.policy == crate::domain::Policy::Partial,
+            buyers: outcome.buyers,
+            head_count: group.head_count.get(),
+            discount: group.discount,
+            closed_early: c.closed_early,
+            open_count: group.open_count,
+        }),
         balance_text: balance.to_string(),
         // Receipt tokens are stored hashed; the link's token is derived from the charge again.
         receipt_url: ctx.receipt_url(&group.key, &ctx.secrets.receipt_token(&purchase.charge_id)),

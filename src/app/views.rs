@@ -2,8 +2,9 @@
 //! [`crate::replies::group`]) and its buy buttons.
 
 use super::Ctx;
-use crate::domain::Product;
+use crate::domain::{Expiry, Product};
 use crate::keyboard::{Keyboard, Press, callback, url};
+use crate::replies::NextTier;
 use crate::replies::group::{GroupCard, tier_line};
 use crate::store::groups::GroupRow;
 
@@ -26,6 +27,12 @@ pub fn group_card(
         when_full: ctx.config.tiers.rate_for(g.head_count.get()),
         tiers: tier_line(&ctx.config.tiers),
         open: (g.expires_at > now).then_some((g.expires_at, g.expires_at - now)),
+        no_expiry: g.expiry() == Expiry::Never,
+        discount: g.discount,
+        open_count: g.open_count.then(|| {
+            let tiers = &ctx.config.tiers;
+            (tiers.rate_for(bought), NextTier::of(tiers, bought))
+        }),
         page_url: ctx.page_url(&g.key),
     }
 }

@@ -1,17 +1,18 @@
 //! What is sold and at what discount: products, tiers and the shared-region bonus.
 
 use super::ConfigError;
-use super::file::{FileConfig, FileProduct, FileRegionBonus, FileTier};
+use super::file::{FileConfig, FileProduct, FileRegionBonus, FileRegionRate, FileTier};
 use super::sources::invalid;
 use crate::domain::catalog::{Product, ProductKind, Sku};
 use crate::domain::money::Money;
-use crate::domain::region::RegionBonus;
+use crate::domain::region::{RegionBonus, RegionRate};
 use crate::domain::tiers::{Rate, Tier, TierTable};
 
 /// The checked catalog sections of the file.
 pub(super) struct Catalog {
     pub(super) tiers: TierTable,
     pub(super) region_bonus: Option<RegionBonus>,
+    pub(super) region_rate: Option<RegionRate>,
     pub(super) products: Vec<Product>,
 }
 
@@ -21,6 +22,7 @@ impl Catalog {
         Ok(Self {
             tiers: tiers(&file.tiers)?,
             region_bonus: region_bonus(file.region_bonus.take())?,
+            region_rate: region_rate(file.region_rate.take())?,
             products: parse_products(&file.products)?,
         })
     }
@@ -87,6 +89,7 @@ fn parse_product(p: &FileProduct, earlier: &[Product]) -> Result<Product, Config
         price,
         kind,
         stars,
+        discount: p.discount.unwrap_or(true),
     })
 }
 
@@ -164,23 +167,45 @@ fn region_bonus(file_value: Option<FileRegionBonus>) -> Result<Option<RegionBonu
     let Some(b) = file_value else {
         return Ok(None);
     };
+    let (min_buyers, window_secs) = sharing("region_bonus", b.min_buyers, b.window_hours)?;
     Ok(Some(RegionBonus {
         amount: Money::from_minor(b.amount).map_err(|e| invalid("region_bonus", e.to_string()))?,
-        min_buyers: u32::try_from(b.min_buyers)
+        min_buyers,
+        window_secs,
+    }))
+}
+
+/// The `[region_rate]` table (¶0059): its extra percent, and who shares a region.
+fn region_rate(file_value: Option<FileRegionRate>) -> Result<Option<RegionRate>, ConfigError> {
+    let Some(r) = file_value else {
+        return Ok(None);
+    };
+    let (min_buyers, window_secs) = sharing("region_rate", r.min_buyers, r.window_hours)?;
+    Ok(Some(RegionRate {
+        extra: percent_to_rate(&r.extra_percent)
+            .ok_or_else(|| invalid("region_rate", "extra_percent must be 0 to 100"))?,
+        min_buyers,
+        window_secs,
+    }))
+}
+
+/// How many buyers of one region, how close together: at least 2, and 0 hours (the whole
+/// group) or more.
+fn sharing(
+    name: &'static str,
+    min_buyers: i64,
+    window_hours: i64,
+) -> Result<(u32, i64), ConfigError> {
+    Ok((
+        u32::try_from(min_buyers)
             .ok()
             .filter(|n| *n >= 2)
-            .ok_or_else(|| invalid("region_bonus", "min_buyers must be at least 2"))?,
-        window_secs: b
-            .window_hours
+            .ok_or_else(|| invalid(name, "min_buyers must be at least 2"))?,
+        window_hours
             .checked_mul(3_600)
             .filter(|s| *s >= 0)
-            .ok_or_else(|| {
-                invalid(
-                    "region_bonus",
-                    "window_hours must be 0 (whole group) or more",
-                )
-            })?,
-    }))
+            .ok_or_else(|| invalid(name, "window_hours must be 0 (whole group) or more"))?,
+    ))
 }
 
 /// The patent's example table: 1→0 %, 2→3 %, 3→5 %, 4→10 %.

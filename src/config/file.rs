@@ -22,6 +22,7 @@ pub(super) struct FileConfig {
     pub(super) support_contact: Option<String>,
     pub(super) currency: Option<String>,
     pub(super) policy: Option<String>,
+    pub(super) policy_choice: Option<bool>,
     pub(super) key_lifetime_hours: Option<i64>,
     pub(super) max_head_count: Option<i64>,
     pub(super) shipping_fee: Option<i64>,
@@ -41,6 +42,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) tiers: Vec<FileTier>,
     pub(super) region_bonus: Option<FileRegionBonus>,
+    pub(super) region_rate: Option<FileRegionRate>,
     #[serde(default)]
     pub(super) products: Vec<FileProduct>,
 }
@@ -74,6 +76,17 @@ pub(super) struct FileRegionBonus {
     pub(super) window_hours: i64,
 }
 
+/// The `[region_rate]` table (¶0059): a higher rate for buyers sharing a region in a window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRegionRate {
+    pub(super) extra_percent: toml::Value,
+    #[serde(default = "two")]
+    pub(super) min_buyers: i64,
+    #[serde(default)]
+    pub(super) window_hours: i64,
+}
+
 fn two() -> i64 {
     2
 }
@@ -94,6 +107,9 @@ pub struct FileProduct {
     /// The price in Telegram Stars (digital products only).
     #[serde(default)]
     pub stars: Option<i64>,
+    /// `false` for goods sold without a group discount (¶0146); `true` by default.
+    #[serde(default)]
+    pub discount: Option<bool>,
 }
 
 /// A catalog file: just `[[products]]` tables.

@@ -10,6 +10,7 @@ use crate::domain::money::{Currency, Money};
 pub(super) struct Trade {
     pub(super) currency: Currency,
     pub(super) policy: Policy,
+    pub(super) policy_choice: bool,
     pub(super) key_lifetime_secs: i64,
     pub(super) shipping_fee: Money,
 }
@@ -27,7 +28,7 @@ pub(super) struct Limits {
 }
 
 impl Sources<'_> {
-    /// Currency (JPY), policy (all or nothing), key lifetime (72 h) and shipping fee (0).
+    /// Currency (JPY), policy (all or nothing, organisers may choose), key lifetime (72 h) and shipping fee (0).
     pub(super) fn trade(&self, file: &mut FileConfig) -> Result<Trade, ConfigError> {
         let currency_raw = self
             .pick("currency", file.currency.take())
@@ -39,6 +40,8 @@ impl Sources<'_> {
             .unwrap_or_else(|| "all_or_nothing".into());
         let policy = Policy::parse(&policy_raw)
             .ok_or_else(|| invalid("policy", "use all_or_nothing or partial"))?;
+        // Organisers may choose (`all` or `partial` at /newgroup) unless the operator says no.
+        let policy_choice = self.flag("policy_choice", Some(file.policy_choice.unwrap_or(true)))?;
         let hours: i64 = self.bounded(
             "key_lifetime_hours",
             file.key_lifetime_hours,
@@ -52,6 +55,7 @@ impl Sources<'_> {
         Ok(Trade {
             currency,
             policy,
+            policy_choice,
             key_lifetime_secs: hours * 3_600,
             shipping_fee,
         })

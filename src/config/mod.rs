@@ -80,10 +80,15 @@ pub struct Config {
     pub support_contact: String,
     pub currency: Currency,
     pub tiers: TierTable,
+    /// The policy of a group whose organiser names none.
     pub policy: Policy,
+    /// Whether organisers may name one (`all` or `partial` at `/newgroup`).
+    pub policy_choice: bool,
     pub key_lifetime_secs: i64,
     pub max_head_count: u32,
     pub region_bonus: Option<RegionBonus>,
+    /// A higher rate for buyers sharing a region within a window (¶0059).
+    pub region_rate: Option<crate::domain::region::RegionRate>,
     pub shipping_fee: Money,
     pub sweep_interval_secs: u64,
     /// Bot messages a second this instance may send (Telegram allows about 30 per bot).
@@ -213,9 +218,11 @@ impl Config {
             currency: p.trade.currency,
             tiers: p.catalog.tiers,
             policy: p.trade.policy,
+            policy_choice: p.trade.policy_choice,
             key_lifetime_secs: p.trade.key_lifetime_secs,
             max_head_count: p.limits.max_head_count,
             region_bonus: p.catalog.region_bonus,
+            region_rate: p.catalog.region_rate,
             shipping_fee: p.trade.shipping_fee,
             sweep_interval_secs: p.limits.sweep_interval_secs,
             telegram_rate_per_second: p.limits.telegram_rate_per_second,

@@ -290,3 +290,61 @@ fn percent_forms() {
     assert_eq!(percent_to_rate(&toml::Value::Float(2.555)), None);
     assert_eq!(percent_to_rate(&toml::Value::Integer(101)), None);
 }
+
+#[test]
+fn policy_choice_is_on_unless_the_operator_turns_it_off() {
+    let c = |toml: &str, e: &[(&str, &str)]| Config::from_sources(Some(toml), &env(e));
+    assert!(c("", &[]).expect("valid").policy_choice);
+    assert!(
+        !c("policy_choice = false", &[])
+            .expect("valid")
+            .policy_choice
+    );
+    assert!(
+        c(
+            "policy_choice = false",
+            &[("GROUPBUY_POLICY_CHOICE", "true")]
+        )
+        .expect("valid")
+        .policy_choice
+    );
+    assert!(
+        c("", &[("GROUPBUY_POLICY_CHOICE", "perhaps")])
+            .expect_err("invalid")
+            .to_string()
+            .contains("`policy_choice`")
+    );
+}
+
+#[test]
+fn a_product_may_be_sold_without_discount() {
+    let toml = "[[products]]\nsku = \"rare\"\nname = \"Rare lens\"\nprice = 50000\ndiscount = false\n\n[[products]]\nsku = \"camera\"\nname = \"Camera\"\nprice = 34800";
+    let c = Config::from_sources(Some(toml), &env(&[])).expect("valid");
+    assert!(!c.products[0].discount);
+    assert!(c.products[1].discount);
+}
+
+#[test]
+fn a_region_rate_is_read_and_checked() {
+    let c = |toml: &str| Config::from_sources(Some(toml), &env(&[]));
+    let rr = c("[region_rate]\nextra_percent = 2.5\nwindow_hours = 24")
+        .expect("valid")
+        .region_rate
+        .expect("set");
+    assert_eq!(rr.extra.to_string(), "2.5%");
+    assert_eq!((rr.min_buyers, rr.window_secs), (2, 86_400));
+    assert!(c("").expect("valid").region_rate.is_none());
+    for bad in [
+        "[region_rate]\nextra_percent = 101",
+        "[region_rate]\nextra_percent = 2\nmin_buyers = 1",
+        "[region_rate]\nextra_percent = 2\nwindow_hours = -1",
+    ] {
+        assert!(
+            c(bad)
+                .expect_err("invalid")
+                .to_string()
+                .contains("`region_rate`"),
+            "{bad}"
+        );
+    }
+}

@@ -80,6 +80,9 @@ pub struct Product {
     /// The price in Telegram Stars, for digital products (configured explicitly, never
     /// derived from `price`).
     pub stars: Option<u32>,
+    /// False for goods sold without a group discount (¶0146: scarce items): their groups
+    /// still share a page, seats and shipping, and settle with nothing to credit.
+    pub discount: bool,
 }
 
 /// How a typed product reference matched the catalog.
@@ -125,6 +128,7 @@ mod tests {
             price: Money::from_minor(price).expect("positive"),
             kind: ProductKind::Physical,
             stars: None,
+            discount: true,
         }
     }
 

@@ -86,6 +86,56 @@ impl Policy {
             _ => None,
         }
     }
+
+    /// The organiser's word for a policy at `/newgroup`: `all` or `partial`, in any case.
+    pub fn from_word(w: &str) -> Option<Self> {
+        if w.eq_ignore_ascii_case("all") {
+            Some(Policy::AllOrNothing)
+        } else if w.eq_ignore_ascii_case("partial") {
+            Some(Policy::Partial)
+        } else {
+            None
+        }
+    }
+}
+
+/// The expiry stored for a group without one (¶0145): 9999-12-31 23:59:59 UTC. Every
+/// "has it expired" comparison, in Rust and in SQL, stays false for it.
+pub const NO_EXPIRY_AT: i64 = 253_402_300_799;
+
+/// When a group stops taking purchases: at a time, or never (it settles when it fills or
+/// when its organiser closes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    At(i64),
+    Never,
+}
+
+impl Expiry {
+    /// As stored in `expires_at`.
+    pub fn stored(self) -> i64 {
+        match self {
+            Expiry::At(t) => t,
+            Expiry::Never => NO_EXPIRY_AT,
+        }
+    }
+
+    /// From a stored `expires_at`.
+    pub fn from_stored(t: i64) -> Self {
+        if t >= NO_EXPIRY_AT {
+            Expiry::Never
+        } else {
+            Expiry::At(t)
+        }
+    }
+
+    /// The time, when there is one.
+    pub fn at(self) -> Option<i64> {
+        match self {
+            Expiry::At(t) => Some(t),
+            Expiry::Never => None,
+        }
+    }
 }
 
 /// Where a group is in its life. Only `Open` groups take purchases.
@@ -132,6 +182,17 @@ mod tests {
         assert!(HeadCount::parse("51", 50).is_err());
         assert!(HeadCount::parse("-3", 50).is_err());
         assert!(HeadCount::parse("99999999999", 50).is_err());
+    }
+
+    #[test]
+    fn policy_words_and_expiry() {
+        assert_eq!(Policy::from_word("ALL"), Some(Policy::AllOrNothing));
+        assert_eq!(Policy::from_word("partial"), Some(Policy::Partial));
+        assert_eq!(Policy::from_word("some"), None);
+        for e in [Expiry::At(1_795_510_800), Expiry::Never] {
+            assert_eq!(Expiry::from_stored(e.stored()), e);
+        }
+        assert_eq!(Expiry::Never.at(), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod tiers;
 
 pub use catalog::{Product, ProductKind, Sku};
 pub use email::EmailAddress;
-pub use group::{GroupStatus, HeadCount, Policy};
+pub use group::{Expiry, GroupStatus, HeadCount, Policy};
 pub use group_key::{GroupKey, InviteCode};
 pub use ids::{GroupId, PurchaseId, UserId};
 pub use member::MemberRef;

@@ -298,6 +298,7 @@ mod tests {
             price: Money::from_minor(34_800).expect("positive"),
             kind,
             stars,
+            discount: true,
         }
     }
 

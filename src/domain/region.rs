@@ -2,6 +2,7 @@
 //! the same region within the same period save the merchant a shipment, and get part of it back.
 
 use super::money::Money;
+use super::tiers::Rate;
 use std::fmt;
 
 /// `COUNTRY-STATE` (e.g. `JP-TOKYO`), or `COUNTRY-` plus the first three characters of the
@@ -63,21 +64,56 @@ pub struct RegionBonus {
     pub window_secs: i64,
 }
 
-impl RegionBonus {
+impl SharedRegion for RegionBonus {
+    fn min_buyers(&self) -> u32 {
+        self.min_buyers
+    }
+    fn window_secs(&self) -> i64 {
+        self.window_secs
+    }
+}
+
+/// A higher rate for buyers who share a region within a window (¶0059): `extra` on top of
+/// the group's tier, for each buyer with at least `min_buyers` of the group (themselves
+/// included) shipping to their region no further apart than `window_secs` (0: the whole
+/// group period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionRate {
+    pub extra: Rate,
+    pub min_buyers: u32,
+    pub window_secs: i64,
+}
+
+impl SharedRegion for RegionRate {
+    fn min_buyers(&self) -> u32 {
+        self.min_buyers
+    }
+    fn window_secs(&self) -> i64 {
+        self.window_secs
+    }
+}
+
+/// What the region bonus and the region rate share: who counts as shipping to one region
+/// together — at least `min_buyers` (2 at least) of the group, themselves included, no
+/// further apart than `window_secs` (0: any time).
+pub trait SharedRegion {
+    fn min_buyers(&self) -> u32;
+    fn window_secs(&self) -> i64;
+
     /// Whether a buyer qualifies, given every purchase of the group as (region, time).
-    pub fn qualifies(
+    fn qualifies(
         &self,
         own: (&RegionCode, i64),
         all: impl Iterator<Item = (Option<RegionCode>, i64)>,
     ) -> bool {
         let (region, at) = own;
+        let window = self.window_secs();
         let near = all
             .filter(|(r, t)| {
-                r.as_ref() == Some(region)
-                    && (self.window_secs == 0 || (t - at).abs() <= self.window_secs)
+                r.as_ref() == Some(region) && (window == 0 || (t - at).abs() <= window)
             })
             .count();
-        u32::try_from(near).unwrap_or(u32::MAX) >= self.min_buyers.max(2)
+        u32::try_from(near).unwrap_or(u32::MAX) >= self.min_buyers().max(2)
     }
 }
 

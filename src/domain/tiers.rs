@@ -95,6 +95,16 @@ impl TierTable {
     pub fn tiers(&self) -> &[Tier] {
         &self.0
     }
+
+    /// The first tier with a higher rate than `buyers` reach, and how many more buyers reach
+    /// it; `None` at the top (for an open head count, ¶0144).
+    pub fn next_after(&self, buyers: u32) -> Option<(Tier, u32)> {
+        let now = self.rate_for(buyers);
+        self.0
+            .iter()
+            .find(|t| t.members > buyers && t.rate > now)
+            .map(|t| (*t, t.members - buyers))
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +141,17 @@ mod tests {
             Some("12.34%".into())
         );
         assert_eq!(Rate::from_basis_points(10_001), None);
+    }
+
+    #[test]
+    fn the_next_tier_and_how_many_more_reach_it() {
+        let t = patent_table();
+        let next = |b| t.next_after(b).map(|(tier, more)| (tier.members, more));
+        assert_eq!(next(0), Some((2, 2)));
+        assert_eq!(next(2), Some((3, 1)));
+        assert_eq!(next(3), Some((4, 1)));
+        assert_eq!(next(4), None);
+        assert_eq!(next(40), None);
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub struct Invitation {
     pub price: String,
     pub head_count: u32,
     pub best_rate: String,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144): no N to reach.
+    pub open_count: bool,
+    /// "2026-11-24 09:00 UTC", or how a group without expiry ends.
     pub expires: String,
     pub deep_link: String,
     pub page_url: String,
@@ -35,6 +40,9 @@ struct InvitationText<'a> {
     price: &'a str,
     head_count: u32,
     best_rate: &'a str,
+    discount: bool,
+    open_count: bool,
+    no_discount: &'a str,
     expires: &'a str,
     deep_link: &'a str,
     page_url: &'a str,
@@ -50,6 +58,9 @@ struct InvitationHtml<'a> {
     price: &'a str,
     head_count: u32,
     best_rate: &'a str,
+    discount: bool,
+    open_count: bool,
+    no_discount: &'a str,
     expires: &'a str,
     deep_link: &'a str,
     page_url: &'a str,
@@ -68,6 +79,9 @@ impl Invitation {
                     price: &self.price,
                     head_count: self.head_count,
                     best_rate: &self.best_rate,
+                    discount: self.discount,
+                    open_count: self.open_count,
+                    no_discount: crate::replies::messages::NO_DISCOUNT,
                     expires: &self.expires,
                     deep_link: &self.deep_link,
                     page_url: &self.page_url,
@@ -160,9 +174,14 @@ pub struct DiscountNotice {
     pub product: String,
     pub buyers: u32,
     pub head_count: u32,
+    /// An open head count (¶0144): no N to show.
+    pub open_count: bool,
     pub rate: String,
     pub points: i64,
     pub points_text: String,
+    /// The extra of the region rate (¶0059), in minor units and for people.
+    pub extra: i64,
+    pub extra_text: String,
     pub bonus: i64,
     pub bonus_text: String,
     pub unit: String,
@@ -178,9 +197,12 @@ struct NoticeText<'a> {
     product: &'a str,
     buyers: u32,
     head_count: u32,
+    open_count: bool,
     rate: &'a str,
     points: i64,
     points_text: &'a str,
+    extra: i64,
+    extra_text: &'a str,
     bonus: i64,
     bonus_text: &'a str,
     unit: &'a str,
@@ -196,9 +218,12 @@ struct NoticeHtml<'a> {
     product: &'a str,
     buyers: u32,
     head_count: u32,
+    open_count: bool,
     rate: &'a str,
     points: i64,
     points_text: &'a str,
+    extra: i64,
+    extra_text: &'a str,
     bonus: i64,
     bonus_text: &'a str,
     unit: &'a str,
@@ -208,6 +233,11 @@ struct NoticeHtml<'a> {
 }
 
 impl DiscountNotice {
+    /// "2 of 3", or "2" for an open head count.
+    pub fn buyers_text(&self) -> String {
+        crate::replies::of_seats(self.buyers, self.head_count, self.open_count)
+    }
+
     /// Fills the discount notice's text and HTML templates.
     pub fn render(&self) -> Result<Rendered, askama::Error> {
         macro_rules! fill {
@@ -217,9 +247,12 @@ impl DiscountNotice {
                     product: &self.product,
                     buyers: self.buyers,
                     head_count: self.head_count,
+                    open_count: self.open_count,
                     rate: &self.rate,
                     points: self.points,
                     points_text: &self.points_text,
+                    extra: self.extra,
+                    extra_text: &self.extra_text,
                     bonus: self.bonus,
                     bonus_text: &self.bonus_text,
                     unit: &self.unit,
@@ -298,6 +331,8 @@ mod tests {
             price: "34,800 JPY".into(),
             head_count: 3,
             best_rate: "10%".into(),
+            discount: true,
+            open_count: false,
             expires: "2026-11-24 09:00 UTC".into(),
             deep_link: "https://t.me/bot?start=K-I".into(),
             page_url: "http://x/g/K".into(),

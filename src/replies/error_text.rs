@@ -9,7 +9,8 @@ impl UserError {
         match self {
             UserError::NewGroupUsage => Some("To start a group purchase, write\n<code>/newgroup PRODUCT HEADCOUNT [MEMBER ...] [EXPIRY]</code>\n\
                 for example <code>/newgroup camera 3 @alice 123456 carol@example.com 48h</code>.\n\
-                Members are @usernames, numeric Telegram ids or email addresses. The expiry is like 30m, 48h or 7d.".into()),
+                Members are @usernames, numeric Telegram ids or email addresses. The expiry is like 30m, 48h or 7d.\n\
+                Also possible: <code>any</code> as the head count (anyone with the key joins; the tier of the buyers when it closes), <code>never</code> as the expiry (it settles when full, or at /close), and <code>all</code> or <code>partial</code> for what an unfilled group gets.".into()),
             UserError::UnknownProduct(q) => Some(format!(
                 "I don't know a product called “{}”. Tap /help to see how to list the catalog, or use a product code such as <code>camera</code>.",
                 esc(&short(q))
@@ -31,6 +32,15 @@ impl UserError {
             UserError::BadExpiry(raw) => Some(format!(
                 "“{}” is not an expiry I understand. Use minutes, hours or days, like 30m, 48h or 7d (at most 365d).",
                 esc(&short(raw))
+            )),
+            UserError::PolicyTwice(word) => Some(format!(
+                "Name the policy once: <code>all</code> (no discount unless the group fills) or <code>partial</code> (the tier of the buyers it has); “{}” names it again.",
+                esc(&short(word))
+            )),
+            UserError::PolicyFixed { word, policy } => Some(format!(
+                "This shop sets the policy of every group itself ({}), so “{}” cannot be chosen. Leave the word out.",
+                policy_words(*policy),
+                esc(&short(word))
             )),
             UserError::KeyUsage(cmd) => Some(format!("Please add the group key: <code>/{cmd} KEY</code>.")),
             UserError::MalformedKey(raw) => Some(format!(
@@ -70,6 +80,11 @@ impl UserError {
             UserError::NoOpenGroup => Some("You have no open group purchase to buy in. Ask the organiser for the key, then send <code>/buy KEY</code>.".into()),
             UserError::InvitationTaken => Some("This invitation link was already used by another Telegram account. Ask the organiser to invite you again.".into()),
             UserError::NotOrganiser => Some("Only the organiser of this group can do that.".into()),
+            UserError::CloseWhilePaying { key } => Some(format!(
+                "Someone is paying for a seat in group <code>{}</code> right now, so it was not closed: their purchase must count. Send /close again in {}.",
+                key,
+                duration(crate::domain::payment::SEAT_HOLD_SECS)
+            )),
             UserError::HasPurchases { key } => Some(format!(
                 "Group <code>{}</code> already has purchases, so it can no longer be cancelled.",
                 key
@@ -113,6 +128,16 @@ impl UserError {
             UserError::PrivateOnly => "Let's do that in private: open a chat with me and send the command there.".into(),
             UserError::SlowDown => "That's a lot of keys I don't know in one minute. Please wait a minute, then check the key with the person who invited you.".into(),
             _ => "Something went wrong on our side. Nothing was charged or lost; please try again in a minute.".into(),
+        }
+    }
+}
+
+/// A policy in the organiser's words.
+pub(crate) fn policy_words(p: crate::domain::Policy) -> &'static str {
+    match p {
+        crate::domain::Policy::AllOrNothing => "all or nothing, no discount unless the group fills",
+        crate::domain::Policy::Partial => {
+            "partial, an unfilled group gets the tier of the buyers it has"
         }
     }
 }

@@ -1,8 +1,10 @@
 //! A group as the bot shows it: the card that comes with a purchase prompt, `/start KEY`,
 //! `/join` and `/buy`, and the organiser's confirmation of `/newgroup`.
 
+use super::NextTier;
+use super::messages::NO_DISCOUNT;
 use super::{bullet, duration, esc, not_mailed_over_limit, not_mailed_refused, short, when};
-use crate::domain::{Amount, GroupKey, HeadCount, MemberRef, Rate, TierTable};
+use crate::domain::{Amount, Expiry, GroupKey, HeadCount, MemberRef, Policy, Rate, TierTable};
 use std::fmt::Write;
 
 /// "2 → 3%, 3 → 5%, 4 → 10%" (tiers with a rate only).
@@ -30,8 +32,22 @@ pub struct GroupCard {
     pub tiers: String,
     /// Its expiry and the seconds left, while it is open.
     pub open: Option<(i64, i64)>,
+    /// A group without expiry (¶0145): open until it fills or its organiser closes it.
+    pub no_expiry: bool,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144): the tier reached now and the next one.
+    pub open_count: Option<(Rate, Option<NextTier>)>,
     pub page_url: String,
 }
+
+/// When a group without expiry stops taking purchases, completing "open until …" (¶0145).
+pub const NO_EXPIRY_ENDS: &str =
+    "every seat is bought or its organiser closes it (the group has no expiry)";
+
+/// How a group without expiry ends, in one sentence (¶0145).
+pub const NO_EXPIRY: &str =
+    "No expiry: open until every seat is bought or its organiser closes it with /close.";
 
 impl GroupCard {
     /// Telegram HTML.
@@ -49,13 +65,34 @@ impl GroupCard {
             "Price: {} each — you pay the normal price now and your order ships right away.",
             self.price
         );
-        let _ = writeln!(s, "Seats: {} of {} bought", self.bought, self.head_count);
-        let _ = writeln!(
-            s,
-            "When the group fills: {} back as points (tiers: {}).",
-            self.when_full, self.tiers
-        );
-        if let Some((until, left)) = self.open {
+        if let Some((reached, next)) = self.open_count {
+            let _ = writeln!(
+                s,
+                "Buyers so far: {} (open head count: anyone with the key may join)",
+                self.bought
+            );
+            if self.discount {
+                let _ = writeln!(
+                    s,
+                    "The tier of the buyers when it closes comes back as points: {reached} now. {}",
+                    NextTier::line(next)
+                );
+            }
+        } else {
+            let _ = writeln!(s, "Seats: {} of {} bought", self.bought, self.head_count);
+        }
+        if !self.discount {
+            let _ = writeln!(s, "{NO_DISCOUNT}");
+        } else if self.open_count.is_none() {
+            let _ = writeln!(
+                s,
+                "When the group fills: {} back as points (tiers: {}).",
+                self.when_full, self.tiers
+            );
+        }
+        if self.no_expiry {
+            let _ = writeln!(s, "{NO_EXPIRY}");
+        } else if let Some((until, left)) = self.open {
             let _ = writeln!(s, "Open until {} ({} left).", when(until), duration(left));
         }
         let _ = write!(s, "Group page: {}", esc(&self.page_url));
@@ -115,7 +152,13 @@ pub struct GroupCreated {
     pub head_count: HeadCount,
     pub price: Amount,
     pub key: GroupKey,
-    pub until: i64,
+    pub until: Expiry,
+    /// What the group gets if it does not fill.
+    pub policy: Policy,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144): `head_count` is then the most it can take.
+    pub open_count: bool,
     pub page_url: String,
     pub invite_link: String,
     pub tiers: String,
@@ -148,21 +191,60 @@ impl GroupCreated {
     pub fn html(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "<b>Your group purchase is open.</b>");
-        let _ = writeln!(
-            s,
-            "{} × {} at {} each.",
-            self.head_count,
-            esc(&self.product),
-            self.price
-        );
+        if self.open_count {
+            let _ = writeln!(
+                s,
+                "{} at {} each, for as many buyers as join before it closes (open head count, at most {}).",
+                esc(&self.product),
+                self.price,
+                self.head_count
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{} × {} at {} each.",
+                self.head_count,
+                esc(&self.product),
+                self.price
+            );
+        }
         let _ = writeln!(s, "Key: <code>{}</code>", self.key);
-        let _ = writeln!(s, "Open until {}.", when(self.until));
+        match self.until {
+            Expiry::At(until) => {
+                let _ = writeln!(s, "Open until {}.", when(until));
+            }
+            Expiry::Never => {
+                let _ = writeln!(
+                    s,
+                    "No expiry: it settles when every seat is bought, or when you send <code>/close {}</code>.",
+                    self.key
+                );
+            }
+        }
         let _ = writeln!(s, "Group page: {}", esc(&self.page_url));
         let _ = writeln!(s, "Invitation link: {}", esc(&self.invite_link));
-        let _ = writeln!(s, "Discount tiers: {}.", self.tiers);
+        if self.discount {
+            let _ = writeln!(s, "Discount tiers: {}.", self.tiers);
+            if self.open_count {
+                let _ = writeln!(
+                    s,
+                    "When it closes, every buyer gets the tier of the number who bought."
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "Policy: {}.",
+                    super::error_text::policy_words(self.policy)
+                );
+            }
+        } else {
+            let _ = writeln!(s, "{NO_DISCOUNT}");
+        }
         self.members(&mut s);
         let open = self.open_seats();
-        if open > 0 {
+        if self.open_count {
+            let _ = writeln!(s, "\nAnyone with the key or link may join.");
+        } else if open > 0 {
             let _ = writeln!(
                 s,
                 "\n{open} seat(s) are open to anyone with the key or link."
@@ -213,7 +295,10 @@ mod tests {
                 currency: Currency::parse("JPY").ok()?,
             },
             key: GroupKey::generate().ok()?,
-            until: 0,
+            until: Expiry::At(0),
+            policy: Policy::AllOrNothing,
+            discount: true,
+            open_count: false,
             page_url: "https://example.com/g/K".into(),
             invite_link: "https://t.me/bot?start=K".into(),
             tiers: "2 → 3%".into(),
@@ -236,5 +321,23 @@ mod tests {
         );
         assert!(html.contains("2 seat(s) are open"), "{html}");
         assert!(html.contains("Invited now:\n• @alice"), "{html}");
+        assert!(
+            html.contains("Policy: all or nothing, no discount unless the group fills."),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_confirmation_says_no_expiry_and_no_discount_plainly() {
+        let mut c = created().expect("a valid confirmation");
+        c.until = Expiry::Never;
+        c.discount = false;
+        let html = c.html();
+        assert!(
+            html.contains("No expiry: it settles when every seat is bought"),
+            "{html}"
+        );
+        assert!(html.contains(NO_DISCOUNT), "{html}");
+        assert!(!html.contains("Discount tiers"), "{html}");
     }
 }

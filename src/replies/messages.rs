@@ -2,7 +2,7 @@
 //! cases build one, and it is rendered to Telegram HTML here, with every user-supplied string
 //! escaped here and nowhere else. (Refusals are [`super::UserError`].)
 
-use super::{bullet, duration, esc, when};
+use super::{NextTier, bullet, duration, esc, of_seats, when};
 use crate::domain::{Amount, GroupKey, HeadCount, Points, Rate};
 use std::fmt::Write;
 
@@ -21,6 +21,10 @@ pub struct GroupStatus {
     /// The tier the buyers so far reach, and the one a full group reaches.
     pub reached: Rate,
     pub when_full: Rate,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144): the next tier above the buyers so far.
+    pub open_count: Option<Option<NextTier>>,
     pub state: StatusState,
     /// The buyers' first names, shown to the organiser and the buyers only.
     pub buyers: Option<Vec<String>>,
@@ -33,6 +37,8 @@ pub enum StatusState {
         until: i64,
         left_secs: i64,
     },
+    /// Open, without expiry (¶0145).
+    OpenNoExpiry,
     Expired {
         at: i64,
     },
@@ -56,13 +62,34 @@ impl GroupStatus {
             self.key
         );
         let _ = writeln!(s, "Organiser: {}", esc(&self.organiser));
-        let _ = writeln!(s, "Seats: {} of {} bought", self.bought, self.head_count);
-        let _ = writeln!(
-            s,
-            "Discount reached so far: {} (when full: {})",
-            self.reached, self.when_full
-        );
+        match self.open_count {
+            Some(_) => {
+                let _ = writeln!(s, "Buyers so far: {} (open head count)", self.bought);
+            }
+            None => {
+                let _ = writeln!(s, "Seats: {} of {} bought", self.bought, self.head_count);
+            }
+        }
+        if let (true, Some(next)) = (self.discount, self.open_count) {
+            let _ = writeln!(
+                s,
+                "Discount reached so far: {}. {}",
+                self.reached,
+                NextTier::line(next)
+            );
+        } else if self.discount {
+            let _ = writeln!(
+                s,
+                "Discount reached so far: {} (when full: {})",
+                self.reached, self.when_full
+            );
+        } else {
+            let _ = writeln!(s, "{NO_DISCOUNT}");
+        }
         match &self.state {
+            StatusState::OpenNoExpiry => {
+                let _ = writeln!(s, "{}", super::group::NO_EXPIRY);
+            }
             StatusState::Expired { at } => {
                 let _ = writeln!(s, "Expired on {}; settling shortly.", when(*at));
             }
@@ -152,13 +179,19 @@ pub struct MyGroup {
     pub product: String,
     pub bought: u32,
     pub head_count: HeadCount,
+    /// An open head count (¶0144).
+    pub open_count: bool,
     pub state: MyGroupState,
     pub organiser: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MyGroupState {
-    Open { left_secs: i64 },
+    Open {
+        left_secs: i64,
+    },
+    /// Open, without expiry (¶0145).
+    OpenNoExpiry,
     Expired,
     Settled,
     Cancelled,
@@ -173,6 +206,7 @@ impl MyGroups {
         for g in &self.groups {
             let state = match g.state {
                 MyGroupState::Open { left_secs } => format!("open, {} left", duration(left_secs)),
+                MyGroupState::OpenNoExpiry => "open, no expiry".into(),
                 MyGroupState::Expired => "expired".into(),
                 MyGroupState::Settled => "settled".into(),
                 MyGroupState::Cancelled => "cancelled".into(),
@@ -181,11 +215,14 @@ impl MyGroups {
             bullet(
                 &mut s,
                 &format!(
-                    "<code>{}</code> {} — {}/{} bought, {state} ({role})",
+                    "<code>{}</code> {} — {} bought, {state} ({role})",
                     g.key,
                     esc(&g.product),
-                    g.bought,
-                    g.head_count
+                    if g.open_count {
+                        g.bought.to_string()
+                    } else {
+                        format!("{}/{}", g.bought, g.head_count)
+                    }
                 ),
             );
         }
@@ -220,6 +257,22 @@ impl Cancelled {
     }
 }
 
+/// `/close`: the organiser's answer once the group is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedNow {
+    pub key: GroupKey,
+    pub buyers: u32,
+}
+
+impl ClosedNow {
+    pub fn html(&self) -> String {
+        format!(
+            "Group <code>{}</code> is closed and settled now with its {} buyer(s), under its policy. Each buyer is told what they get back.",
+            self.key, self.buyers
+        )
+    }
+}
+
 /// The link to a purchase's receipt page, as the last line of a message.
 pub fn receipt_line(url: &str) -> String {
     format!("Receipt: {}", esc(url))
@@ -232,13 +285,19 @@ pub fn discount_notice(n: &crate::mail::render::DiscountNotice) -> String {
         let _ = writeln!(s, "<b>{} points are yours.</b>", n.points_text);
         let _ = writeln!(
             s,
-            "Group <code>{}</code> for {} closed with {} of {} buyers and reached a {} discount.",
+            "Group <code>{}</code> for {} closed with {} buyers and reached a {} discount.",
             esc(&n.key),
             esc(&n.product),
-            n.buyers,
-            n.head_count,
+            n.buyers_text(),
             n.rate
         );
+        if n.extra > 0 {
+            let _ = writeln!(
+                s,
+                "Shared-region rate included: {} (buyers shipping to your region together).",
+                n.extra_text
+            );
+        }
         if n.bonus > 0 {
             let _ = writeln!(s, "Shared-region bonus included: {}.", n.bonus_text);
         }
@@ -246,11 +305,10 @@ pub fn discount_notice(n: &crate::mail::render::DiscountNotice) -> String {
         let _ = writeln!(s, "<b>Your group purchase has closed.</b>");
         let _ = writeln!(
             s,
-            "Group <code>{}</code> for {} closed with {} of {} buyers. {}",
+            "Group <code>{}</code> for {} closed with {} buyers. {}",
             esc(&n.key),
             esc(&n.product),
-            n.buyers,
-            n.head_count,
+            n.buyers_text(),
             esc(&n.reason)
         );
     }
@@ -263,18 +321,49 @@ pub fn discount_notice(n: &crate::mail::render::DiscountNotice) -> String {
     s
 }
 
-/// Why an unfilled group's buyers get no discount (empty when it filled).
-pub fn no_discount_reason(filled: bool, partial: bool, buyers: u32, head_count: u32) -> String {
-    match (filled, partial) {
+/// How a group ended, for [`no_discount_reason`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub filled: bool,
+    pub partial: bool,
+    pub buyers: u32,
+    pub head_count: u32,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// Closed by its organiser (`/close`) before it filled or expired.
+    pub closed_early: bool,
+    /// An open head count (¶0144): it had no N to fill.
+    pub open_count: bool,
+}
+
+/// Why a group's buyers get no discount (empty when it filled and its product has one).
+pub fn no_discount_reason(e: &Ending) -> String {
+    if !e.discount {
+        return NO_DISCOUNT.into();
+    }
+    let (buyers, head_count) = (e.buyers, e.head_count);
+    if e.open_count {
+        // Shown only when its buyers earned nothing: too few for the first tier.
+        return format!("Its {buyers} buyer(s) reach no discount tier.");
+    }
+    let ended = if e.closed_early {
+        "before its organiser closed it"
+    } else {
+        "before it expired"
+    };
+    match (e.filled, e.partial) {
         (true, _) => String::new(),
         (false, false) => format!(
-            "The group did not fill before it expired ({buyers} of {head_count} bought), so under its all-or-nothing rule there is no discount."
+            "The group did not fill {ended} ({buyers} of {head_count} bought), so under its all-or-nothing rule there is no discount."
         ),
         (false, true) => format!(
-            "The group did not fill before it expired ({buyers} of {head_count} bought), and that many buyers reach no discount tier."
+            "The group did not fill {ended} ({buyers} of {head_count} bought), and that many buyers reach no discount tier."
         ),
     }
 }
+
+/// What every message about a group of a product sold without discount says (¶0146).
+pub const NO_DISCOUNT: &str = "This product is sold without a group discount (it is a scarce item): buying together shares the page, the seats and the shipping, and no points are credited.";
 
 /// The organiser's summary when their group settles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +377,10 @@ pub struct SettledSummary {
     pub total: Points,
     /// The total in money, for people ("4,970 JPY").
     pub total_money: String,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144).
+    pub open_count: bool,
 }
 
 impl SettledSummary {
@@ -296,17 +389,20 @@ impl SettledSummary {
         let _ = writeln!(s, "<b>Group <code>{}</code> is settled.</b>", self.key);
         let _ = writeln!(
             s,
-            "{}: {} of {} bought{}.",
+            "{}: {} bought{}.",
             esc(&self.product),
-            self.buyers,
-            self.head_count,
+            of_seats(self.buyers, self.head_count, self.open_count),
             if self.filled { " — full" } else { "" }
         );
-        let _ = writeln!(
-            s,
-            "Discount: {} — {} points credited to the buyers ({}).",
-            self.rate, self.total, self.total_money
-        );
+        if self.discount {
+            let _ = writeln!(
+                s,
+                "Discount: {} — {} points credited to the buyers ({}).",
+                self.rate, self.total, self.total_money
+            );
+        } else {
+            let _ = writeln!(s, "{NO_DISCOUNT}");
+        }
         let _ = write!(
             s,
             "The key is no longer valid. Start another round with /newgroup."
@@ -328,6 +424,10 @@ pub struct Receipt {
     pub head_count: HeadCount,
     /// The discount when the group fills.
     pub rate: Rate,
+    /// False for a product sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144).
+    pub open_count: bool,
     pub receipt_url: String,
 }
 
@@ -341,11 +441,31 @@ impl Receipt {
         }
         let _ = writeln!(s, "Paid: {}", self.paid);
         let _ = writeln!(s, "Your order has gone to the warehouse and ships now.");
-        let _ = writeln!(
-            s,
-            "Group <code>{}</code>: {} of {} seats bought. When it fills, you get {} back as points.",
-            self.key, self.bought, self.head_count, self.rate
-        );
+        if self.open_count {
+            let _ = writeln!(
+                s,
+                "Group <code>{}</code>: {} bought so far. {}",
+                self.key,
+                self.bought,
+                if self.discount {
+                    "When it closes, you get the tier of the number who bought back as points."
+                } else {
+                    NO_DISCOUNT
+                }
+            );
+        } else if self.discount {
+            let _ = writeln!(
+                s,
+                "Group <code>{}</code>: {} of {} seats bought. When it fills, you get {} back as points.",
+                self.key, self.bought, self.head_count, self.rate
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Group <code>{}</code>: {} of {} seats bought. {NO_DISCOUNT}",
+                self.key, self.bought, self.head_count
+            );
+        }
         s.push_str(&receipt_line(&self.receipt_url));
         s
     }
@@ -434,6 +554,8 @@ mod tests {
             head_count: HeadCount::new(50, 100).expect("a head count"),
             reached: Rate::ZERO,
             when_full: Rate::ZERO,
+            discount: true,
+            open_count: None,
             state: StatusState::Cancelled,
             buyers: Some((0..45).map(|i| format!("<i>{i}")).collect()),
         };
@@ -446,6 +568,57 @@ mod tests {
             ..status
         };
         assert!(!hidden.html().contains("Buyers:"));
+    }
+
+    #[test]
+    fn status_of_an_open_head_count_names_the_next_tier_and_of_a_product_without_discount_says_so()
+    {
+        let tier = |bp| Rate::from_basis_points(bp).expect("in range");
+        let status = GroupStatus {
+            product: "Camera".into(),
+            key: GroupKey::generate().expect("a key"),
+            organiser: "Bob".into(),
+            bought: 2,
+            head_count: HeadCount::new(1_000, 1_000).expect("a head count"),
+            reached: tier(300),
+            when_full: tier(1_000),
+            discount: true,
+            open_count: Some(Some(NextTier {
+                members: 3,
+                rate: tier(500),
+                more: 1,
+            })),
+            state: StatusState::OpenNoExpiry,
+            buyers: None,
+        };
+        let html = status.html();
+        assert!(
+            html.contains("Buyers so far: 2 (open head count)"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "Discount reached so far: 3%. Next tier: 3 buyers → 5% back (1 more buyer)."
+            ),
+            "{html}"
+        );
+        assert!(html.contains("No expiry"), "{html}");
+        assert!(!html.contains("of 1000"), "{html}");
+        let top = GroupStatus {
+            open_count: Some(None),
+            ..status.clone()
+        };
+        assert!(top.html().contains("Top tier reached."));
+        let rare = GroupStatus {
+            discount: false,
+            open_count: None,
+            ..status
+        };
+        let html = rare.html();
+        assert!(
+            html.contains(NO_DISCOUNT) && !html.contains("Discount reached"),
+            "{html}"
+        );
     }
 
     #[test]

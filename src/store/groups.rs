@@ -1,7 +1,8 @@
 //! Group purchases, their invited members, and settlement records.
 
 use super::{Backend, Conn, decode_err};
-use crate::domain::{GroupId, GroupKey, GroupStatus, HeadCount, Policy, Sku, UserId};
+use crate::domain::settlement::Terms;
+use crate::domain::{Expiry, GroupId, GroupKey, GroupStatus, HeadCount, Policy, Sku, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -20,16 +21,44 @@ pub struct GroupRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub closed_at: Option<i64>,
+    /// False when its product was sold without a group discount (¶0146).
+    pub discount: bool,
+    /// An open head count (¶0144): `head_count` is then the most it can take.
+    pub open_count: bool,
 }
 
 impl GroupRow {
-    /// Whether the group's expiry has passed at `now`.
+    /// Whether the group's expiry has passed at `now` (never, for a group without one).
     pub fn is_expired(&self, now: i64) -> bool {
         now >= self.expires_at
     }
+
+    /// Its expiry, or none (¶0145).
+    pub fn expiry(&self) -> Expiry {
+        Expiry::from_stored(self.expires_at)
+    }
+
+    /// What decides its settlement.
+    pub fn terms(&self) -> Terms {
+        Terms {
+            policy: self.policy,
+            head_count: self.head_count,
+            open_count: self.open_count,
+            discount: self.discount,
+        }
+    }
 }
 
-const COLUMNS: &str = "id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, closed_at";
+const COLUMNS: &str = "id, group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, closed_at, discount, open_count";
+
+/// A stored 0/1 flag; anything else is a decode error.
+fn flag(id: i64, what: &str, v: i64) -> Result<bool, sqlx::Error> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(decode_err("group", id, what, &v)),
+    }
+}
 
 fn from_row(r: &AnyRow) -> Result<GroupRow, sqlx::Error> {
     let id: i64 = r.try_get("id")?;
@@ -51,6 +80,8 @@ fn from_row(r: &AnyRow) -> Result<GroupRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         closed_at: r.try_get("closed_at")?,
+        discount: flag(id, "discount flag", r.try_get("discount")?)?,
+        open_count: flag(id, "open head count flag", r.try_get("open_count")?)?,
     })
 }
 
@@ -63,14 +94,16 @@ pub struct NewGroup<'a> {
     pub chat_id: i64,
     pub policy: Policy,
     pub now: i64,
-    pub expires_at: i64,
+    pub expiry: Expiry,
+    pub discount: bool,
+    pub open_count: bool,
 }
 
 /// Opens a group; returns its id.
 pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<GroupId, sqlx::Error> {
     sqlx::query(
-        "INSERT INTO group_buys (group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
+        "INSERT INTO group_buys (group_key, sku, head_count, organiser_id, chat_id, policy, status, created_at, expires_at, discount, open_count)
+         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10) RETURNING id",
     )
     .bind(g.key.as_str())
     .bind(g.sku.as_str())
@@ -79,7 +112,9 @@ pub async fn insert(conn: &mut Conn, g: &NewGroup<'_>) -> Result<GroupId, sqlx::
     .bind(g.chat_id)
     .bind(g.policy.as_str())
     .bind(g.now)
-    .bind(g.expires_at)
+    .bind(g.expiry.stored())
+    .bind(i64::from(g.discount))
+    .bind(i64::from(g.open_count))
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)

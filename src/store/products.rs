@@ -19,6 +19,11 @@ fn from_row(r: &AnyRow) -> Result<Product, sqlx::Error> {
         stars: stars
             .map(|n| u32::try_from(n).map_err(|_| decode("stars")))
             .transpose()?,
+        discount: match r.try_get::<i64, _>("discount")? {
+            0 => false,
+            1 => true,
+            _ => return Err(decode("discount flag")),
+        },
     })
 }
 
@@ -27,9 +32,10 @@ pub async fn upsert(conn: &mut Conn, products: &[Product], now: i64) -> Result<u
     let mut n = 0;
     for p in products {
         n += sqlx::query(
-            "INSERT INTO products (sku, name, price, kind, stars, active, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6)
+            "INSERT INTO products (sku, name, price, kind, stars, active, updated_at, discount) VALUES ($1, $2, $3, $4, $5, 1, $6, $7)
              ON CONFLICT (sku) DO UPDATE SET name = excluded.name, price = excluded.price,
-                 kind = excluded.kind, stars = excluded.stars, active = 1, updated_at = excluded.updated_at",
+                 kind = excluded.kind, stars = excluded.stars, active = 1, updated_at = excluded.updated_at,
+                 discount = excluded.discount",
         )
         .bind(p.sku.as_str())
         .bind(&p.name)
@@ -37,6 +43,7 @@ pub async fn upsert(conn: &mut Conn, products: &[Product], now: i64) -> Result<u
         .bind(p.kind.as_str())
         .bind(p.stars.map(i64::from))
         .bind(now)
+        .bind(i64::from(p.discount))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -44,7 +51,7 @@ pub async fn upsert(conn: &mut Conn, products: &[Product], now: i64) -> Result<u
     Ok(n)
 }
 
-const COLUMNS: &str = "sku, name, price, kind, stars";
+const COLUMNS: &str = "sku, name, price, kind, stars, discount";
 
 /// A product on sale now.
 pub async fn get(conn: &mut Conn, sku: &Sku) -> Result<Option<Product>, sqlx::Error> {

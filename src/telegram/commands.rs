@@ -9,7 +9,7 @@ pub enum Command {
     Start(String),
     #[command(description = "how groupbuy works")]
     Help,
-    #[command(description = "start a group purchase: PRODUCT N [MEMBERS…] [EXPIRY]")]
+    #[command(description = "start a group purchase: PRODUCT N [MEMBERS…] [EXPIRY] [all|partial]")]
     NewGroup(String),
     #[command(description = "join a group purchase with its key")]
     Join(String),
@@ -23,6 +23,8 @@ pub enum Command {
     Points,
     #[command(description = "cancel a group you organised, before anyone buys")]
     Cancel(String),
+    #[command(description = "settle a group you organised now, with the buyers it has")]
+    Close(String),
     #[command(description = "help with a payment")]
     PaySupport,
     #[command(description = "erase your name, username, email and addresses")]
@@ -67,6 +69,8 @@ mod tests {
                 );
             }
         }
-        assert!(help.contains("/newgroup — start a group purchase: PRODUCT N [MEMBERS…] [EXPIRY]"));
+        assert!(help.contains(
+            "/newgroup — start a group purchase: PRODUCT N [MEMBERS…] [EXPIRY] [all|partial]"
+        ));
     }
 }

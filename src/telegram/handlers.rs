@@ -116,6 +116,7 @@ pub fn commands() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'st
         .branch(case![Command::MyGroups].endpoint(my_groups))
         .branch(case![Command::Points].endpoint(points))
         .branch(case![Command::Cancel(key)].endpoint(cancel))
+        .branch(case![Command::Close(key)].endpoint(close))
         .branch(case![Command::PaySupport].endpoint(pay_support))
         .branch(case![Command::ForgetMe].endpoint(forget_me))
 }
@@ -230,6 +231,17 @@ async fn cancel(a: Asker, key: String) -> HandlerResult {
         None => Err(UserError::KeyUsage("cancel").into()),
     };
     a.answer("cancel", answer).await
+}
+
+/// `/close KEY`: the organiser settles a group now, with the buyers it has.
+async fn close(a: Asker, key: String) -> HandlerResult {
+    let answer = match arg(&key) {
+        Some(key) => app::close::close(&a.ctx, a.update_id, &a.who, key)
+            .await
+            .and_then(|c| c.map_or(Ok(None), |c| text(c.html()))),
+        None => Err(UserError::KeyUsage("close").into()),
+    };
+    a.answer("close", answer).await
 }
 
 /// `/paysupport`: whom to write about a payment.

@@ -8,7 +8,9 @@ use super::error::{Closed, WebError};
 use super::view::{self, iso};
 use crate::app::Ctx;
 use crate::app::access::{organiser_name, product_of};
-use crate::domain::{GroupKey, HeadCount, Points, Policy, Product, TierTable};
+use crate::domain::{Expiry, GroupKey, HeadCount, Points, Policy, Product, TierTable};
+use crate::replies::NextTier;
+use crate::replies::messages::NO_DISCOUNT;
 use crate::replies::{duration, when};
 use crate::store::groups::GroupRow;
 use crate::store::{Conn, products, purchases};
@@ -61,6 +63,14 @@ struct GroupPage {
     tiers: Vec<TierRow>,
     rate_full: String,
     policy_note: String,
+    /// False for a product sold without a group discount (¶0146).
+    discount: bool,
+    no_discount: &'static str,
+    /// Without expiry (¶0145): the time line says so instead.
+    no_expiry: bool,
+    /// An open head count (¶0144): buyers so far and the next tier, no seats.
+    open_count: bool,
+    next_tier: String,
     expires: String,
     expires_iso: String,
     time_left: String,
@@ -108,15 +118,23 @@ async fn other_products(
 
 /// What happens to an unfilled group, in words.
 fn policy_note(g: &GroupRow) -> String {
-    match g.policy {
-        Policy::AllOrNothing => format!(
-            "If fewer than {} people have bought when the group expires, there is no discount; everyone keeps their order at the normal price.",
+    let ends = match g.expiry() {
+        Expiry::At(_) => "when the group expires",
+        Expiry::Never => "when its organiser closes the group",
+    };
+    match (g.discount, g.policy) {
+        (false, _) => String::new(),
+        (true, _) if g.open_count => {
+            format!("Open head count: {ends}, everyone gets the tier of the number who bought.")
+        }
+        (true, Policy::AllOrNothing) => format!(
+            "If fewer than {} people have bought {ends}, there is no discount; everyone keeps their order at the normal price.",
             g.head_count
         ),
-        Policy::Partial => {
-            "If the group has not filled when it expires, everyone gets the tier reached by then."
-                .into()
-        }
+        (true, Policy::Partial) => format!(
+            "If the group has not filled {}, everyone gets the tier reached by then.",
+            ends.replace("the group", "it")
+        ),
     }
 }
 
@@ -156,12 +174,34 @@ fn build(
     let now = ctx.now();
     let expires = when(g.expires_at);
     let deep_link = ctx.deep_link(g.key.as_str());
+    let next_tier = NextTier::line(NextTier::of(tiers, filled));
+    let promise = if g.discount && g.open_count {
+        format!("The more buy, the more comes back: {next_tier}")
+    } else if g.discount {
+        format!(
+            "When {} people have bought, everyone gets {rate_full} back as points.",
+            g.head_count
+        )
+    } else {
+        NO_DISCOUNT.to_string()
+    };
+    let until = match g.expiry() {
+        Expiry::At(_) => format!("open until {expires}"),
+        Expiry::Never => "no expiry".into(),
+    };
+    let taken = if g.open_count {
+        format!("{filled} bought so far")
+    } else {
+        format!("{filled} of {} seats taken", g.head_count)
+    };
     GroupPage {
-        description: format!(
-            "{price} each, shipped right away. When {} people have bought, everyone gets {rate_full} back as points. {filled} of {} seats taken; open until {expires}.",
-            g.head_count, g.head_count
-        ),
+        description: format!("{price} each, shipped right away. {promise} {taken}; {until}."),
+        open_count: g.open_count,
+        next_tier,
         policy_note: policy_note(g),
+        discount: g.discount,
+        no_discount: NO_DISCOUNT,
+        no_expiry: g.expiry() == Expiry::Never,
         qr: super::qr::svg(&deep_link, "QR code of the link to buy in Telegram"),
         key: g.key.clone(),
         product: product.name.clone(),

@@ -8,7 +8,9 @@ use super::error::WebError;
 use super::view::{self, Phase};
 use crate::app::Ctx;
 use crate::domain::payment::RefundMethod;
-use crate::domain::{GroupId, GroupKey, GroupStatus, HeadCount, Points, Policy, Sku};
+use crate::domain::{Expiry, GroupId, GroupKey, GroupStatus, HeadCount, Points, Policy, Sku};
+use crate::replies::NextTier;
+use crate::replies::messages::NO_DISCOUNT;
 use crate::replies::when;
 use crate::secrets::Purpose;
 use crate::store::groups::GroupRow;
@@ -45,6 +47,7 @@ struct ReceiptPage {
     key: GroupKey,
     head_count: HeadCount,
     filled: u32,
+    open_count: bool,
     phase: Phase,
     points_label: &'static str,
     points: String,
@@ -59,7 +62,8 @@ async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebE
     let purchase = find(ctx, &mut conn, group.id, token).await?;
     let filled = purchases::count_counted(&mut conn, group.id).await?;
     let phase = view::phase(ctx, &mut conn, &group, filled).await?;
-    let (points_label, points, points_note) = points(ctx, &mut conn, &group, &purchase).await?;
+    let (points_label, points, points_note) =
+        points(ctx, &mut conn, &group, &purchase, filled).await?;
     Ok(ReceiptPage {
         order: format!("GB-{}", purchase.id),
         product: product_name(&mut conn, purchase.sku.as_str()).await?,
@@ -74,6 +78,7 @@ async fn load(ctx: &Ctx, raw_key: &str, token: &str) -> Result<ReceiptPage, WebE
         key: group.key.clone(),
         head_count: group.head_count,
         filled,
+        open_count: group.open_count,
         phase,
         points_label,
         points,
@@ -150,18 +155,41 @@ async fn refund_line(
 }
 
 /// An open group: what this purchase gets when the group fills, and what if it does not.
-fn expected_line(ctx: &Ctx, g: &GroupRow, p: &PurchaseRow) -> (&'static str, String, String) {
+fn expected_line(
+    ctx: &Ctx,
+    g: &GroupRow,
+    p: &PurchaseRow,
+    filled: u32,
+) -> (&'static str, String, String) {
+    if !g.discount {
+        return (
+            "Points expected",
+            Points::ZERO.to_string(),
+            NO_DISCOUNT.into(),
+        );
+    }
+    if g.open_count {
+        // ¶0144: the tier of the buyers when it closes; the tier reached now, and the next.
+        let rate = ctx.config.tiers.rate_for(filled);
+        let expected = Points::of(p.price.share(rate.basis_points()));
+        let next = NextTier::line(NextTier::of(&ctx.config.tiers, filled));
+        return (
+            "Points expected",
+            expected.to_string(),
+            format!(
+                "Open head count: the tier of the number who bought when the group closes comes back; {filled} buyers reach {rate} now. {next}"
+            ),
+        );
+    }
     let rate = ctx.config.tiers.rate_for(g.head_count.get());
     let expected = Points::of(p.price.share(rate.basis_points()));
+    let by = match g.expiry() {
+        Expiry::At(at) => format!("by {}", when(at)),
+        Expiry::Never => "when its organiser closes it".into(),
+    };
     let unless = match g.policy {
-        Policy::AllOrNothing => format!(
-            "If it has not filled by {}, there is no discount.",
-            when(g.expires_at)
-        ),
-        Policy::Partial => format!(
-            "If it has not filled by {}, you get the tier reached by then.",
-            when(g.expires_at)
-        ),
+        Policy::AllOrNothing => format!("If it has not filled {by}, there is no discount."),
+        Policy::Partial => format!("If it has not filled {by}, you get the tier reached by then."),
     };
     (
         "Points expected",
@@ -179,6 +207,7 @@ async fn points(
     conn: &mut Conn,
     g: &GroupRow,
     p: &PurchaseRow,
+    filled: u32,
 ) -> Result<(&'static str, String, String), WebError> {
     if !p.counted {
         return refund_line(conn, p).await;
@@ -189,6 +218,8 @@ async fn points(
             let credited = ledger::settled_points(conn, g.id, p.id, p.buyer_id).await?;
             let note = if credited > 0 {
                 "Credited to your points when the group closed. Send /points to the bot to see your balance; points pay for part of your next purchase."
+            } else if !g.discount {
+                NO_DISCOUNT
             } else {
                 "The group closed with too few buyers for a discount."
             };
@@ -198,7 +229,7 @@ async fn points(
                 note.into(),
             )
         }
-        GroupStatus::Open if !g.is_expired(now) => expected_line(ctx, g, p),
+        GroupStatus::Open if !g.is_expired(now) => expected_line(ctx, g, p, filled),
         GroupStatus::Open => (
             "Points",
             "pending".into(),

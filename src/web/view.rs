@@ -3,7 +3,7 @@
 
 use super::error::WebError;
 use crate::app::Ctx;
-use crate::domain::{GroupKey, GroupStatus, Rate};
+use crate::domain::{Expiry, GroupKey, GroupStatus, Rate};
 use crate::replies::{duration, when};
 use crate::store::Conn;
 use crate::store::groups::{self, GroupRow};
@@ -38,8 +38,17 @@ pub async fn phase(
     bought: u32,
 ) -> Result<Phase, WebError> {
     let now = ctx.now();
-    let seats = format!("{bought} of {} seats taken", g.head_count);
+    let seats = if g.open_count {
+        format!("{bought} buyers")
+    } else {
+        format!("{bought} of {} seats taken", g.head_count)
+    };
     let (open, headline, detail) = match g.status {
+        GroupStatus::Open if g.expiry() == Expiry::Never => (
+            true,
+            "Open".to_string(),
+            crate::replies::group::NO_EXPIRY.to_string(),
+        ),
         GroupStatus::Open if !g.is_expired(now) => (
             true,
             "Open".to_string(),
@@ -80,12 +89,20 @@ async fn settled_detail(conn: &mut Conn, g: &GroupRow) -> Result<String, WebErro
         return Ok("It has closed.".into());
     };
     let rate = s.rate;
-    let head = format!(
-        "It closed on {} with {} of {} seats taken",
-        when(s.created_at),
-        s.buyers,
-        g.head_count
-    );
+    let head = if g.open_count {
+        format!(
+            "It closed on {} with {} buyers",
+            when(s.created_at),
+            s.buyers
+        )
+    } else {
+        format!(
+            "It closed on {} with {} of {} seats taken",
+            when(s.created_at),
+            s.buyers,
+            g.head_count
+        )
+    };
     Ok(if rate > Rate::ZERO {
         format!("{head}: {rate} of the price came back to each buyer as points.")
     } else {

@@ -55,6 +55,8 @@ pub struct Options {
     pub extra_env: Vec<(&'static str, String)>,
     /// Leave out the example file's region bonus.
     pub no_region_bonus: bool,
+    /// TOML appended to the example file (e.g. a `[region_rate]` table).
+    pub extra_toml: &'static str,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             policy: "all_or_nothing",
             extra_env: vec![],
             no_region_bonus: false,
+            extra_toml: "",
         }
     }
 }
@@ -101,7 +104,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
     for (k, v) in &opts.extra_env {
         env.insert((*k).to_string(), v.clone());
     }
-    let toml = if opts.no_region_bonus {
+    let mut toml = if opts.no_region_bonus {
         EXAMPLE_TOML.replace(
             "[region_bonus]\namount = 500\nmin_buyers = 2\nwindow_hours = 0\n",
             "",
@@ -109,6 +112,7 @@ pub fn config_for(fake: &FakeBotApi, smtp: &SmtpSink, db_url: &str, opts: &Optio
     } else {
         EXAMPLE_TOML.to_string()
     };
+    toml.push_str(opts.extra_toml);
     Config::from_sources(Some(&toml), &env).expect("test configuration is valid")
 }
 
@@ -343,6 +347,58 @@ impl TestApp {
 
     /// The whole checkout for an invoice: shipping query, pre-checkout, successful payment.
     pub async fn checkout(&self, user: &TgUser, invoice: &Call, ship_to: ShippingAddress) -> Paid {
+        let approved = self.approve(user, invoice, ship_to.clone()).await;
+        self.pay(user, &approved, ship_to).await
+    }
+
+    /// The successful payment of an approved invoice ([`Self::approve`]), up to its receipt.
+    pub async fn pay(
+        &self,
+        user: &TgUser,
+        (payload, currency, total): &(String, String, i64),
+        ship_to: ShippingAddress,
+    ) -> Paid {
+        let (payload, currency, total) = (payload.as_str(), currency.as_str(), *total);
+        let charge_id = unique("tg-charge");
+        let update = bot_api::successful_payment(
+            user,
+            currency,
+            total,
+            payload,
+            &charge_id,
+            &unique("provider"),
+            Some(ship_to),
+        );
+        let before = self.messages_to(user.id, "payment received");
+        let update_id = self.fake.inject(update.clone());
+        let uid = user.id;
+        let received = self
+            .fake
+            .wait_until(
+                |calls| count_texts(calls, uid, "payment received") > before,
+                WAIT,
+            )
+            .await;
+        assert!(
+            received,
+            "no receipt for {uid}: {:#?}",
+            self.fake.sent_texts_to(uid)
+        );
+        Paid {
+            charge_id,
+            update,
+            update_id,
+        }
+    }
+
+    /// The buyer's payment approved but not yet made: shipping answered and pre-checkout
+    /// approved, so a seat is held. Returns the invoice's payload, currency and total.
+    pub async fn approve(
+        &self,
+        user: &TgUser,
+        invoice: &Call,
+        ship_to: ShippingAddress,
+    ) -> (String, String, i64) {
         let payload = invoice
             .str_param("payload")
             .expect("invoice payload")
@@ -378,37 +434,7 @@ impl TestApp {
 
         self.pre_checkout(user, &currency, total, &payload, true)
             .await;
-
-        let charge_id = unique("tg-charge");
-        let update = bot_api::successful_payment(
-            user,
-            &currency,
-            total,
-            &payload,
-            &charge_id,
-            &unique("provider"),
-            Some(ship_to),
-        );
-        let before = self.messages_to(user.id, "payment received");
-        let update_id = self.fake.inject(update.clone());
-        let uid = user.id;
-        let received = self
-            .fake
-            .wait_until(
-                |calls| count_texts(calls, uid, "payment received") > before,
-                WAIT,
-            )
-            .await;
-        assert!(
-            received,
-            "no receipt for {uid}: {:#?}",
-            self.fake.sent_texts_to(uid)
-        );
-        Paid {
-            charge_id,
-            update,
-            update_id,
-        }
+        (payload, currency, total)
     }
 
     /// Sends a pre-checkout query and asserts Telegram is told `ok`; returns the answer.

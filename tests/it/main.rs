@@ -5,6 +5,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod db;
+mod embodiments;
 mod flood;
 mod helpers;
 mod instances;

@@ -52,6 +52,7 @@ async fn stars_only_app() -> TestApp {
         price: Money::from_minor(1_200).expect("price"),
         kind: ProductKind::Digital,
         stars: Some(120),
+        discount: true,
     };
     let mut tx = app.ctx.store.write().await.expect("tx");
     products::upsert(&mut tx, &[guide], 0)

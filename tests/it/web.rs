@@ -142,6 +142,7 @@ async fn a_hostile_product_name_renders_inert() {
         price: Money::from_minor(1_000).expect("price"),
         kind: groupbuy::domain::ProductKind::Physical,
         stars: None,
+        discount: true,
     };
     {
         let mut tx = app.ctx.store.write().await.expect("tx");

@@ -5,9 +5,9 @@
 use crate::app::views::{buy_keyboard, group_card};
 use crate::app::{AppResult, Ctx, Person, queue_email, queue_message};
 use crate::domain::group_key::StartPayload;
-use crate::domain::{EmailAddress, GroupId, InviteCode, MemberRef, Product, UserId};
+use crate::domain::{EmailAddress, Expiry, GroupId, InviteCode, MemberRef, Product, UserId};
 use crate::mail::render::Invitation;
-use crate::replies::group::Prompt;
+use crate::replies::group::{NO_EXPIRY_ENDS, Prompt};
 use crate::replies::when;
 use crate::secrets::Purpose;
 use crate::store::groups::GroupRow;
@@ -131,7 +131,12 @@ async fn by_email(
         price: ctx.money(to.product.price.minor()),
         head_count: head,
         best_rate: ctx.config.tiers.rate_for(head).to_string(),
-        expires: when(group.expires_at),
+        discount: group.discount,
+        open_count: group.open_count,
+        expires: match group.expiry() {
+            Expiry::At(at) => when(at),
+            Expiry::Never => NO_EXPIRY_ENDS.into(),
+        },
         deep_link: ctx.deep_link(&payload.encode()),
         page_url: ctx.page_url(&group.key),
         key: group.key.to_string(),

@@ -1,14 +1,16 @@
-//! `/newgroup PRODUCT N [MEMBER…] [EXPIRY]`: the application (claims 1, 4, 11, 14) and the
-//! issue of key, expiry, page URL and deep link (claims 3, 10, 12).
+//! `/newgroup PRODUCT N [MEMBER…] [EXPIRY] [all|partial]`: the application (claims 1, 4, 11,
+//! 14) and the issue of key, expiry, page URL and deep link (claims 3, 10, 12), with the
+//! variants the organiser may choose (¶0060/¶0086 policy, ¶0144 open head count, ¶0145 no
+//! expiry).
 
 mod invite;
 mod words;
 
 pub use invite::{PromptTo, queue_prompt};
-pub use words::{Request, parse_expiry, parse_members, parse_words};
+pub use words::{ANY, NEVER, Request, parse_expiry, parse_members, parse_words};
 
 use super::{AppResult, Ctx, Person};
-use crate::domain::{GroupId, GroupKey, HeadCount, Product, UserId};
+use crate::domain::{Expiry, GroupId, GroupKey, HeadCount, Policy, Product, UserId};
 use crate::replies::UserError;
 use crate::replies::group::{GroupCreated, tier_line};
 use crate::store::groups::{self, GroupRow, NewGroup};
@@ -39,13 +41,24 @@ pub async fn create(
     let catalog = products::list(&mut conn).await?;
     drop(conn);
     let product = find_product(&catalog, &req.product)?;
-    let head_count = HeadCount::parse(&req.head_count, ctx.config.max_head_count)
-        .map_err(|_| UserError::from_head_count(&req.head_count, ctx.config.max_head_count))?;
+    let max = ctx.config.max_head_count;
+    // `any` (¶0144): no N; the operator's maximum is the most it can take.
+    let open_count = req.head_count.eq_ignore_ascii_case(ANY);
+    let head_count = if open_count {
+        HeadCount::new(i64::from(max), max)
+    } else {
+        HeadCount::parse(&req.head_count, max)
+    }
+    .map_err(|_| UserError::from_head_count(&req.head_count, max))?;
     let members = parse_members(&req.members, head_count)?;
-    let lifetime = match &req.expiry {
-        Some(raw) => parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?,
-        None => ctx.config.key_lifetime_secs,
+    let expiry = match &req.expiry {
+        Some(raw) if raw.eq_ignore_ascii_case(NEVER) => Expiry::Never,
+        Some(raw) => {
+            Expiry::At(now + parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?)
+        }
+        None => Expiry::At(now + ctx.config.key_lifetime_secs),
     };
+    let policy = policy_of(ctx, args, req.policy)?;
 
     let mut tx = ctx.store.write().await?;
     if !updates::claim(&mut tx, update_id, now).await? {
@@ -66,10 +79,12 @@ pub async fn create(
         chat_id,
         product: &product,
         head_count,
+        open_count,
+        policy,
         now,
-        expires_at: now + lifetime,
+        expiry,
     };
-    let (group_id, key) = insert_with_fresh_key(&mut tx, ctx, &opening).await?;
+    let (group_id, key) = insert_with_fresh_key(&mut tx, &opening).await?;
     let group = groups::by_id(&mut tx, group_id)
         .await?
         .ok_or_else(|| super::AppError::Other("group vanished".into()))?;
@@ -91,16 +106,33 @@ struct Opening<'a> {
     chat_id: i64,
     product: &'a Product,
     head_count: HeadCount,
+    open_count: bool,
+    policy: Policy,
     now: i64,
-    expires_at: i64,
+    expiry: Expiry,
+}
+
+/// The organiser's policy word if the operator lets organisers choose, else the default.
+fn policy_of(ctx: &Ctx, args: &str, chosen: Option<Policy>) -> Result<Policy, UserError> {
+    match chosen {
+        None => Ok(ctx.config.policy),
+        Some(p) if ctx.config.policy_choice => Ok(p),
+        Some(p) => {
+            let word = args
+                .split_whitespace()
+                .rfind(|w| Policy::from_word(w) == Some(p))
+                .unwrap_or(p.as_str());
+            tracing::info!(word, "policy word refused: the operator fixes the policy");
+            Err(UserError::PolicyFixed {
+                word: word.to_string(),
+                policy: ctx.config.policy,
+            })
+        }
+    }
 }
 
 /// Inserts the group under a freshly drawn key.
-async fn insert_with_fresh_key(
-    conn: &mut Conn,
-    ctx: &Ctx,
-    o: &Opening<'_>,
-) -> AppResult<(GroupId, GroupKey)> {
+async fn insert_with_fresh_key(conn: &mut Conn, o: &Opening<'_>) -> AppResult<(GroupId, GroupKey)> {
     // 90 random bits make a collision practically impossible; a retry costs nothing.
     for _ in 0..3 {
         let key = GroupKey::generate()?;
@@ -110,9 +142,11 @@ async fn insert_with_fresh_key(
             head_count: o.head_count,
             organiser_id: o.organiser,
             chat_id: o.chat_id,
-            policy: ctx.config.policy,
+            policy: o.policy,
             now: o.now,
-            expires_at: o.expires_at,
+            expiry: o.expiry,
+            discount: o.product.discount,
+            open_count: o.open_count,
         };
         match groups::insert(conn, &g).await {
             Ok(id) => return Ok((id, key)),
@@ -133,7 +167,10 @@ fn confirmation(ctx: &Ctx, g: &GroupRow, product: &Product, told: Told) -> Group
         head_count: g.head_count,
         price: ctx.amount(product.price),
         key: g.key.clone(),
-        until: g.expires_at,
+        until: g.expiry(),
+        policy: g.policy,
+        discount: g.discount,
+        open_count: g.open_count,
         page_url: ctx.page_url(&g.key),
         invite_link: ctx.deep_link(g.key.as_str()),
         tiers: tier_line(&c.tiers),

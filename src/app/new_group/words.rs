@@ -1,7 +1,8 @@
-//! The words of `/newgroup PRODUCT N [MEMBER…] [EXPIRY]`, parsed without touching the store.
+//! The words of `/newgroup PRODUCT N [MEMBER…] [EXPIRY] [all|partial]`, parsed without
+//! touching the store.
 
 use crate::domain::catalog::{self, ProductMatch};
-use crate::domain::{HeadCount, MemberRef, Product};
+use crate::domain::{HeadCount, MemberRef, Policy, Product};
 use crate::replies::UserError;
 use std::collections::HashSet;
 
@@ -11,18 +12,29 @@ pub struct Request {
     pub product: String,
     pub head_count: String,
     pub members: Vec<String>,
+    /// `48h`, `never` (¶0145), or anything else that looks like an expiry.
     pub expiry: Option<String>,
+    /// The organiser's `all` or `partial`, anywhere after the head count.
+    pub policy: Option<Policy>,
 }
 
-/// Splits the words: the product is every word before the first whole number (the head
-/// count); after it come members, and optionally one expiry such as `48h`.
+/// The expiry word of a group that never expires (¶0145).
+pub const NEVER: &str = "never";
+
+/// The head-count word of an open head count (¶0144).
+pub const ANY: &str = "any";
+
+/// Splits the words: the product is every word before the first whole number or `any` (the
+/// head count); after it come members, optionally one expiry such as `48h` or `never`, and
+/// optionally one policy word, `all` or `partial`.
 pub fn parse_words(args: &str) -> Result<Request, UserError> {
     let words: Vec<&str> = args.split_whitespace().collect();
     let at = words
         .iter()
         .position(|w| {
-            w.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-                && w.bytes().any(|b| b.is_ascii_digit())
+            (w.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                && w.bytes().any(|b| b.is_ascii_digit()))
+                || w.eq_ignore_ascii_case(ANY)
         })
         .ok_or(UserError::NewGroupUsage)?;
     if at == 0 {
@@ -30,8 +42,17 @@ pub fn parse_words(args: &str) -> Result<Request, UserError> {
     }
     let mut members = Vec::new();
     let mut expiry = None;
+    let mut policy = None;
     for w in &words[at + 1..] {
-        if parse_expiry(w).is_some() || (expiry.is_none() && looks_like_expiry(w)) {
+        if let Some(p) = Policy::from_word(w) {
+            if policy.is_some() {
+                return Err(UserError::PolicyTwice((*w).to_string()));
+            }
+            policy = Some(p);
+        } else if w.eq_ignore_ascii_case(NEVER)
+            || parse_expiry(w).is_some()
+            || (expiry.is_none() && looks_like_expiry(w))
+        {
             if expiry.is_some() {
                 return Err(UserError::BadExpiry((*w).to_string()));
             }
@@ -45,6 +66,7 @@ pub fn parse_words(args: &str) -> Result<Request, UserError> {
         head_count: words[at].to_string(),
         members,
         expiry,
+        policy,
     })
 }
 
@@ -129,6 +151,31 @@ mod tests {
             parse_words("camera 3 @a 99x").map(|r| r.expiry),
             Ok(Some("99x".into()))
         );
+    }
+
+    #[test]
+    fn policy_and_never_words() {
+        let r = parse_words("camera 3 @alice never PARTIAL").expect("valid");
+        assert_eq!(r.members, vec!["@alice"]);
+        assert_eq!(r.expiry.as_deref(), Some("never"));
+        assert_eq!(r.policy, Some(Policy::Partial));
+        assert_eq!(
+            parse_words("camera 3 all").map(|r| r.policy),
+            Ok(Some(Policy::AllOrNothing))
+        );
+        assert_eq!(parse_words("camera 3").map(|r| r.policy), Ok(None));
+        assert_eq!(
+            parse_words("camera 3 all partial"),
+            Err(UserError::PolicyTwice("partial".into()))
+        );
+        assert_eq!(
+            parse_words("camera 3 never 48h"),
+            Err(UserError::BadExpiry("48h".into()))
+        );
+        let r = parse_words("Photo scanner ANY never partial").expect("valid");
+        assert_eq!(r.product, "Photo scanner");
+        assert_eq!(r.head_count, "ANY");
+        assert_eq!(parse_words("any 3"), Err(UserError::NewGroupUsage));
     }
 
     #[test]

@@ -364,6 +364,8 @@ fn receipt_message(a: &Arrival<'_>, product: &str, bought: u32, token: &str) -> 
         bought,
         head_count: group.head_count,
         rate: ctx.config.tiers.rate_for(group.head_count.get()),
+        discount: group.discount,
+        open_count: group.open_count,
         receipt_url: ctx.receipt_url(&group.key, token),
     }
     .html()
