@@ -4,6 +4,7 @@
 mod error_text;
 pub(crate) mod group;
 pub(crate) mod messages;
+pub(crate) mod status;
 
 use crate::domain::member::MemberError;
 use crate::domain::payment::{RefundMethod, RefundReason};

@@ -191,6 +191,27 @@ impl GroupCreated {
     pub fn html(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "<b>Your group purchase is open.</b>");
+        self.what(&mut s);
+        let _ = writeln!(s, "Key: <code>{}</code>", self.key);
+        self.until_line(&mut s);
+        let _ = writeln!(s, "Group page: {}", esc(&self.page_url));
+        let _ = writeln!(s, "Invitation link: {}", esc(&self.invite_link));
+        self.discount_lines(&mut s);
+        self.members(&mut s);
+        let open = self.open_seats();
+        if self.open_count {
+            let _ = writeln!(s, "\nAnyone with the key or link may join.");
+        } else if open > 0 {
+            let _ = writeln!(
+                s,
+                "\n{open} seat(s) are open to anyone with the key or link."
+            );
+        }
+        s.trim_end().to_string()
+    }
+
+    /// The product, the price and how many.
+    fn what(&self, s: &mut String) {
         if self.open_count {
             let _ = writeln!(
                 s,
@@ -208,7 +229,10 @@ impl GroupCreated {
                 self.price
             );
         }
-        let _ = writeln!(s, "Key: <code>{}</code>", self.key);
+    }
+
+    /// Until when it is open, or how it ends without an expiry.
+    fn until_line(&self, s: &mut String) {
         match self.until {
             Expiry::At(until) => {
                 let _ = writeln!(s, "Open until {}.", when(until));
@@ -221,36 +245,27 @@ impl GroupCreated {
                 );
             }
         }
-        let _ = writeln!(s, "Group page: {}", esc(&self.page_url));
-        let _ = writeln!(s, "Invitation link: {}", esc(&self.invite_link));
-        if self.discount {
-            let _ = writeln!(s, "Discount tiers: {}.", self.tiers);
-            if self.open_count {
-                let _ = writeln!(
-                    s,
-                    "When it closes, every buyer gets the tier of the number who bought."
-                );
-            } else {
-                let _ = writeln!(
-                    s,
-                    "Policy: {}.",
-                    super::error_text::policy_words(self.policy)
-                );
-            }
-        } else {
+    }
+
+    /// The tiers and the policy, or that there is no discount.
+    fn discount_lines(&self, s: &mut String) {
+        if !self.discount {
             let _ = writeln!(s, "{NO_DISCOUNT}");
+            return;
         }
-        self.members(&mut s);
-        let open = self.open_seats();
+        let _ = writeln!(s, "Discount tiers: {}.", self.tiers);
         if self.open_count {
-            let _ = writeln!(s, "\nAnyone with the key or link may join.");
-        } else if open > 0 {
             let _ = writeln!(
                 s,
-                "\n{open} seat(s) are open to anyone with the key or link."
+                "When it closes, every buyer gets the tier of the number who bought."
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "Policy: {}.",
+                super::error_text::policy_words(self.policy)
             );
         }
-        s.trim_end().to_string()
     }
 
     /// Seats no named member was reached or is waited for.

@@ -158,23 +158,15 @@ fn tier_rows(tiers: &TierTable, g: &GroupRow, product: &Product, filled: u32) ->
         .collect()
 }
 
-fn build(
-    ctx: &Ctx,
+/// The page's one-paragraph summary: price, what comes back, seats taken, until when.
+fn description(
     g: &GroupRow,
-    product: &Product,
-    organiser: String,
-    buyers: Vec<String>,
-    others: Vec<OtherProduct>,
-) -> GroupPage {
-    let tiers = &ctx.config.tiers;
-    let filled = u32::try_from(buyers.len()).unwrap_or(u32::MAX);
-    let rows = tier_rows(tiers, g, product, filled);
-    let rate_full = tiers.rate_for(g.head_count.get()).to_string();
-    let price = ctx.money(product.price.minor());
-    let now = ctx.now();
-    let expires = when(g.expires_at);
-    let deep_link = ctx.deep_link(g.key.as_str());
-    let next_tier = NextTier::line(NextTier::of(tiers, filled));
+    price: &str,
+    filled: u32,
+    rate_full: &str,
+    next_tier: &str,
+    expires: &str,
+) -> String {
     let promise = if g.discount && g.open_count {
         format!("The more buy, the more comes back: {next_tier}")
     } else if g.discount {
@@ -194,8 +186,28 @@ fn build(
     } else {
         format!("{filled} of {} seats taken", g.head_count)
     };
+    format!("{price} each, shipped right away. {promise} {taken}; {until}.")
+}
+
+fn build(
+    ctx: &Ctx,
+    g: &GroupRow,
+    product: &Product,
+    organiser: String,
+    buyers: Vec<String>,
+    others: Vec<OtherProduct>,
+) -> GroupPage {
+    let tiers = &ctx.config.tiers;
+    let filled = u32::try_from(buyers.len()).unwrap_or(u32::MAX);
+    let rows = tier_rows(tiers, g, product, filled);
+    let rate_full = tiers.rate_for(g.head_count.get()).to_string();
+    let price = ctx.money(product.price.minor());
+    let now = ctx.now();
+    let expires = when(g.expires_at);
+    let deep_link = ctx.deep_link(g.key.as_str());
+    let next_tier = NextTier::line(NextTier::of(tiers, filled));
     GroupPage {
-        description: format!("{price} each, shipped right away. {promise} {taken}; {until}."),
+        description: description(g, &price, filled, &rate_full, &next_tier, &expires),
         open_count: g.open_count,
         next_tier,
         policy_note: policy_note(g),

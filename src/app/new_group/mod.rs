@@ -41,23 +41,9 @@ pub async fn create(
     let catalog = products::list(&mut conn).await?;
     drop(conn);
     let product = find_product(&catalog, &req.product)?;
-    let max = ctx.config.max_head_count;
-    // `any` (¶0144): no N; the operator's maximum is the most it can take.
-    let open_count = req.head_count.eq_ignore_ascii_case(ANY);
-    let head_count = if open_count {
-        HeadCount::new(i64::from(max), max)
-    } else {
-        HeadCount::parse(&req.head_count, max)
-    }
-    .map_err(|_| UserError::from_head_count(&req.head_count, max))?;
+    let (head_count, open_count) = size_of(ctx, &req)?;
     let members = parse_members(&req.members, head_count)?;
-    let expiry = match &req.expiry {
-        Some(raw) if raw.eq_ignore_ascii_case(NEVER) => Expiry::Never,
-        Some(raw) => {
-            Expiry::At(now + parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?)
-        }
-        None => Expiry::At(now + ctx.config.key_lifetime_secs),
-    };
+    let expiry = expiry_of(ctx, &req, now)?;
     let policy = policy_of(ctx, args, req.policy)?;
 
     let mut tx = ctx.store.write().await?;
@@ -98,6 +84,31 @@ pub async fn create(
     ctx.answered();
     tracing::info!(%group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
+}
+
+/// N, or for `any` (¶0144, an open head count) the operator's maximum as the most it can
+/// take; true for `any`.
+fn size_of(ctx: &Ctx, req: &Request) -> Result<(HeadCount, bool), UserError> {
+    let max = ctx.config.max_head_count;
+    let open_count = req.head_count.eq_ignore_ascii_case(ANY);
+    let head_count = if open_count {
+        HeadCount::new(i64::from(max), max)
+    } else {
+        HeadCount::parse(&req.head_count, max)
+    }
+    .map_err(|_| UserError::from_head_count(&req.head_count, max))?;
+    Ok((head_count, open_count))
+}
+
+/// The expiry the words ask for: `never` (¶0145), a lifetime such as `48h`, or the default.
+fn expiry_of(ctx: &Ctx, req: &Request, now: i64) -> Result<Expiry, UserError> {
+    Ok(match &req.expiry {
+        Some(raw) if raw.eq_ignore_ascii_case(NEVER) => Expiry::Never,
+        Some(raw) => {
+            Expiry::At(now + parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?)
+        }
+        None => Expiry::At(now + ctx.config.key_lifetime_secs),
+    })
 }
 
 /// A group about to be opened: who, where, what, how many, until when.
