@@ -65,6 +65,8 @@ pub enum Press {
         sku: String,
         redeem: i64,
     },
+    /// The organiser buys together again with the same people (`/regroup`): `r:<key>`.
+    Regroup { key: String },
 }
 
 impl Press {
@@ -74,6 +76,7 @@ impl Press {
             Press::Other { key } => format!("o:{key}"),
             Press::Product { key, sku } => format!("s:{key}:{sku}"),
             Press::Pay { key, sku, redeem } => format!("p:{key}:{redeem}:{sku}"),
+            Press::Regroup { key } => format!("r:{key}"),
         }
     }
 
@@ -84,6 +87,7 @@ impl Press {
         match tag {
             "b" => Some(Press::Buy { key }),
             "o" => Some(Press::Other { key }),
+            "r" => Some(Press::Regroup { key }),
             "s" => Some(Press::Product {
                 key,
                 sku: parts.next()?.to_string(),
@@ -121,6 +125,7 @@ mod tests {
                 sku: sku.clone(),
                 redeem: 99_999_999,
             },
+            Press::Regroup { key: key.clone() },
         ] {
             let data = p.encode();
             assert!(data.len() <= 64, "{data} is {} bytes", data.len());

@@ -129,6 +129,28 @@ pub enum UserError {
     NotForSale { product: String },
     #[error("pre-checkout check ran out of time")]
     CheckoutBusy,
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("extension past the longest lifetime")]
+    ExtendPastMaximum { key: String, latest: i64 },
+    #[error("not enough unreserved seats")]
+    NoSeatsToInvite {
+        key: String,
+        free: u32,
+        asked: usize,
+    },
+    #[error("member already invited")]
+    AlreadyInvited { key: String, member: String },
+    #[error("not a member")]
+    NotAMember { key: String, member: String },
+    #[error("member already bought")]
+    MemberBought { key: String, member: String },
+    #[error("member paying now")]
+    MemberPaying { key: String, member: String },
+    #[error("group still open")]
+    StillOpen { key: String },
+    #[error("already regrouped")]
+    AlreadyRegrouped { key: String, again: String },
     #[error("internal error")]
     Internal,
 }
@@ -139,6 +161,7 @@ impl UserError {
         self.input_html()
             .or_else(|| self.group_html())
             .or_else(|| self.payment_html())
+            .or_else(|| self.organiser_html())
             .unwrap_or_else(|| self.chat_html())
     }
 
@@ -192,6 +215,15 @@ impl UserError {
             UserError::AlreadyPaying { .. } => "already_paying",
             UserError::NotForSale { .. } => "not_for_sale",
             UserError::CheckoutBusy => "checkout_busy",
+            UserError::Usage(_) => "usage",
+            UserError::ExtendPastMaximum { .. } => "extend_past_maximum",
+            UserError::NoSeatsToInvite { .. } => "no_seats_to_invite",
+            UserError::AlreadyInvited { .. } => "already_invited",
+            UserError::NotAMember { .. } => "not_a_member",
+            UserError::MemberBought { .. } => "member_bought",
+            UserError::MemberPaying { .. } => "member_paying",
+            UserError::StillOpen { .. } => "still_open",
+            UserError::AlreadyRegrouped { .. } => "already_regrouped",
             UserError::Internal => "internal",
         }
     }

@@ -13,7 +13,7 @@ use crate::store::purchases::PurchaseRow;
 use crate::store::settlements;
 use crate::store::{Conn, ledger, members, purchases, updates, users};
 
-async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
+pub(super) async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
     Ok(groups::by_key(conn, &key)
         .await?
@@ -149,16 +149,9 @@ pub async fn cancel(
 ) -> AppResult<Cancelled> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
-    let found = super::access::guarded(ctx, person, group_by_typed_key(&mut tx, raw_key)).await?;
-    // Lock the group first (PostgreSQL), so a payment cannot slip in between the count of
-    // purchases below and the cancellation.
-    let group = groups::lock(&mut tx, ctx.store.backend(), found.id)
-        .await?
-        .ok_or(UserError::UnknownKey)?;
-    if group.organiser_id != person.id {
-        return Err(UserError::NotOrganiser.into());
-    }
-    super::access::ensure_open(&group, now)?;
+    // Locked, so a payment cannot slip in between the count of purchases below and the
+    // cancellation.
+    let group = super::organiser::organised_open_group(&mut tx, ctx, person, raw_key, now).await?;
     // A seat held by a payment under way counts as a purchase: cancelling under it would
     // only turn that payment into a refund.
     let held = crate::store::holds::others(&mut tx, group.id, person.id, "", now).await?;

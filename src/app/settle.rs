@@ -9,8 +9,9 @@
 use super::{AppError, AppResult, Ctx, email_message, telegram_message};
 use crate::domain::settlement::{self, PurchaseLine};
 use crate::domain::{GroupId, GroupStatus, Points, PurchaseId, Sku, UserId};
+use crate::keyboard::{Keyboard, Press, callback};
 use crate::mail::render::DiscountNotice;
-use crate::replies::messages::SettledSummary;
+use crate::replies::messages::{BUY_TOGETHER_AGAIN, SettledSummary};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::settlements::{self, SettlementRow};
@@ -351,10 +352,25 @@ async fn queue_notices(
             total_money: ctx.money(outcome.total.value()),
         };
         let key = format!("summary:{}", group.id);
-        notices.push(telegram_message(key, group.chat_id, summary.html()));
+        let mut note = telegram_message(key, group.chat_id, summary.html());
+        note.channel = outbox::Channel::Telegram {
+            chat_id: group.chat_id,
+            keyboard: Some(again_keyboard(group).to_json()),
+            fallback_email: None,
+            invoice: None,
+        };
+        notices.push(note);
     }
     outbox::enqueue_many(conn, &notices, now).await?;
     Ok(())
+}
+
+/// The summary's one button: the organiser opens the same group again (`/regroup`).
+fn again_keyboard(group: &GroupRow) -> Keyboard {
+    let press = Press::Regroup {
+        key: group.key.to_string(),
+    };
+    Keyboard::default().row(vec![callback(BUY_TOGETHER_AGAIN, press.encode())])
 }
 
 /// One buyer's discount notice, with their balance after this credit.

@@ -220,6 +220,109 @@ impl Cancelled {
     }
 }
 
+/// `/extend`: what the organiser and the members who were told about the group hear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extended {
+    /// To the organiser: the new expiry, and how many members got a note.
+    ToOrganiser {
+        key: GroupKey,
+        until: i64,
+        told: usize,
+    },
+    /// To a member who had been told about the group.
+    ToMember {
+        key: GroupKey,
+        product: String,
+        until: i64,
+    },
+}
+
+impl Extended {
+    pub fn html(&self) -> String {
+        match self {
+            Extended::ToOrganiser { key, until, told } => format!(
+                "Group <code>{key}</code> is now open until {}. {told} invited member(s) who were told about it get a note.",
+                when(*until)
+            ),
+            Extended::ToMember {
+                key,
+                product,
+                until,
+            } => format!(
+                "More time: group <code>{key}</code> for {} is now open until {}.",
+                esc(product),
+                when(*until)
+            ),
+        }
+    }
+}
+
+/// `/remove`: what the organiser and the removed member hear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// To the organiser; `told` when the member had been told about the group and gets a note.
+    ToOrganiser {
+        key: GroupKey,
+        member: String,
+        told: bool,
+    },
+    /// To the member, by bot message.
+    ToMember { key: GroupKey, product: String },
+}
+
+impl Removed {
+    pub fn html(&self) -> String {
+        match self {
+            Removed::ToOrganiser { key, member, told } => format!(
+                "{} is no longer invited to group <code>{key}</code>; their seat is open again.{}",
+                esc(&super::short(member)),
+                if *told { " They get a note." } else { "" }
+            ),
+            Removed::ToMember { key, product } => format!(
+                "The organiser of group <code>{key}</code> for {} took back your invitation. You need not buy in it.",
+                esc(product)
+            ),
+        }
+    }
+
+    /// The same words as a plain email, for a member invited by email.
+    pub fn email(&self) -> crate::mail::Rendered {
+        let html = self.html();
+        crate::mail::Rendered {
+            subject: "Your group purchase invitation was withdrawn".into(),
+            text: super::strip_tags(&html),
+            html: format!("<p>{html}</p>"),
+        }
+    }
+}
+
+/// The organiser's notice each time someone buys: "Alice bought — 2 of 3, 3% reached; one
+/// more → 5%".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bought {
+    pub key: GroupKey,
+    pub buyer: String,
+    pub progress: crate::domain::tiers::Progress,
+}
+
+impl Bought {
+    pub fn html(&self) -> String {
+        let p = &self.progress;
+        let next = match p.one_more {
+            Some(rate) => format!("one more → {rate}"),
+            None => "the group is full".into(),
+        };
+        format!(
+            "{} bought — {} of {}, {} reached; {next}. (group <code>{}</code>)",
+            esc(&super::short(&self.buyer)),
+            p.bought,
+            p.head_count,
+            p.reached,
+            self.key
+        )
+    }
+}
+
 /// The link to a purchase's receipt page, as the last line of a message.
 pub fn receipt_line(url: &str) -> String {
     format!("Receipt: {}", esc(url))
@@ -276,6 +379,9 @@ pub fn no_discount_reason(filled: bool, partial: bool, buyers: u32, head_count: 
     }
 }
 
+/// The settled summary's button that opens the same group again (`/regroup`).
+pub const BUY_TOGETHER_AGAIN: &str = "Buy together again";
+
 /// The organiser's summary when their group settles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettledSummary {
@@ -309,7 +415,8 @@ impl SettledSummary {
         );
         let _ = write!(
             s,
-            "The key is no longer valid. Start another round with /newgroup."
+            "The key is no longer valid. Buy together again with the same people: the button below, or <code>/regroup {}</code> (add a product, head count or expiry to change them).",
+            self.key
         );
         s
     }

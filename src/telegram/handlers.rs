@@ -116,6 +116,10 @@ pub fn commands() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'st
         .branch(case![Command::MyGroups].endpoint(my_groups))
         .branch(case![Command::Points].endpoint(points))
         .branch(case![Command::Cancel(key)].endpoint(cancel))
+        .branch(case![Command::Extend(args)].endpoint(extend))
+        .branch(case![Command::Invite(args)].endpoint(invite))
+        .branch(case![Command::Remove(args)].endpoint(remove))
+        .branch(case![Command::Regroup(args)].endpoint(regroup))
         .branch(case![Command::PaySupport].endpoint(pay_support))
         .branch(case![Command::ForgetMe].endpoint(forget_me))
 }
@@ -230,6 +234,33 @@ async fn cancel(a: Asker, key: String) -> HandlerResult {
         None => Err(UserError::KeyUsage("cancel").into()),
     };
     a.answer("cancel", answer).await
+}
+
+/// `/extend KEY 24h`: the organiser keeps an open group open longer.
+async fn extend(a: Asker, args: String) -> HandlerResult {
+    let extended = app::organiser::extend(&a.ctx, a.update_id, &a.who, &args).await;
+    a.answer("extend", extended.and_then(|e| text(e.html())))
+        .await
+}
+
+/// `/invite KEY MEMBER…`: the organiser names more members.
+async fn invite(a: Asker, args: String) -> HandlerResult {
+    let invited = app::organiser::invite(&a.ctx, a.update_id, &a.who, &args).await;
+    a.answer("invite", invited.and_then(|i| text(i.html())))
+        .await
+}
+
+/// `/remove KEY MEMBER`: the organiser takes back an invitation.
+async fn remove(a: Asker, args: String) -> HandlerResult {
+    let removed = app::organiser::remove(&a.ctx, a.update_id, &a.who, &args).await;
+    a.answer("remove", removed.and_then(|r| text(r.html())))
+        .await
+}
+
+/// `/regroup KEY …`: the confirmation goes out through the outbox, as `/newgroup`'s does.
+async fn regroup(a: Asker, args: String) -> HandlerResult {
+    let created = app::regroup::regroup(&a.ctx, a.update_id, &a.who, Some(a.chat.0), &args).await;
+    a.answer("regroup", created.map(|_| None)).await
 }
 
 /// `/paysupport`: whom to write about a payment.

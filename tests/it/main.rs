@@ -7,6 +7,7 @@ mod cli;
 mod db;
 mod flood;
 mod helpers;
+mod history;
 mod instances;
 mod money;
 mod money_model;

@@ -8,13 +8,13 @@ pub use invite::{PromptTo, queue_prompt};
 pub use words::{Request, parse_expiry, parse_members, parse_words};
 
 use super::{AppResult, Ctx, Person};
-use crate::domain::{GroupId, GroupKey, HeadCount, Product, UserId};
+use crate::domain::{GroupId, GroupKey, HeadCount, MemberRef, Product, UserId};
 use crate::replies::UserError;
 use crate::replies::group::{GroupCreated, tier_line};
 use crate::store::groups::{self, GroupRow, NewGroup};
 use crate::store::{Conn, is_unique_violation, products, updates, users};
-use invite::{Told, invite_all};
-use words::find_product;
+pub(crate) use invite::{Told, invite_all};
+pub(crate) use words::{REGROUP_USAGE, find_product, parse_overrides};
 
 /// What the organiser is told; also returned so callers can show it directly.
 #[derive(Debug, Clone)]
@@ -34,26 +34,69 @@ pub async fn create(
     args: &str,
 ) -> AppResult<Option<Created>> {
     let req = parse_words(args)?;
-    let now = ctx.now();
     let mut conn = ctx.store.read().await?;
     let catalog = products::list(&mut conn).await?;
     drop(conn);
     let product = find_product(&catalog, &req.product)?;
-    let head_count = HeadCount::parse(&req.head_count, ctx.config.max_head_count)
-        .map_err(|_| UserError::from_head_count(&req.head_count, ctx.config.max_head_count))?;
+    let head_count = head_count_of(ctx, &req.head_count)?;
     let members = parse_members(&req.members, head_count)?;
-    let lifetime = match &req.expiry {
-        Some(raw) => parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?,
-        None => ctx.config.key_lifetime_secs,
+    let lifetime = lifetime_of(ctx, req.expiry.as_deref())?;
+    let application = Application {
+        product,
+        head_count,
+        members,
+        lifetime,
     };
-
     let mut tx = ctx.store.write().await?;
-    if !updates::claim(&mut tx, update_id, now).await? {
-        tracing::info!(update_id, "duplicate /newgroup ignored");
+    let created = open_in(&mut tx, ctx, update_id, organiser, chat_id, &application).await?;
+    if created.is_some() {
+        tx.commit().await?;
+        ctx.answered();
+    }
+    Ok(created)
+}
+
+/// N as the organiser typed it, within `max_head_count`.
+pub(crate) fn head_count_of(ctx: &Ctx, raw: &str) -> Result<HeadCount, UserError> {
+    HeadCount::parse(raw, ctx.config.max_head_count)
+        .map_err(|_| UserError::from_head_count(raw, ctx.config.max_head_count))
+}
+
+/// How long the key lives: the typed expiry, or the configured default.
+pub(crate) fn lifetime_of(ctx: &Ctx, raw: Option<&str>) -> Result<i64, UserError> {
+    match raw {
+        Some(raw) => parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.to_string())),
+        None => Ok(ctx.config.key_lifetime_secs),
+    }
+}
+
+/// A group purchase applied for, its words checked: what, for how many, with whom, how long.
+#[derive(Debug, Clone)]
+pub(crate) struct Application {
+    pub product: Product,
+    pub head_count: HeadCount,
+    pub members: Vec<MemberRef>,
+    /// Seconds from now to the key's expiry.
+    pub lifetime: i64,
+}
+
+/// Opens the group inside the caller's transaction and queues the organiser's confirmation
+/// and the members' invitations; the caller commits. None: this update was handled before.
+pub(crate) async fn open_in(
+    tx: &mut Conn,
+    ctx: &Ctx,
+    update_id: i64,
+    organiser: &Person,
+    chat_id: i64,
+    application: &Application,
+) -> AppResult<Option<Created>> {
+    let now = ctx.now();
+    if !updates::claim(tx, update_id, now).await? {
+        tracing::info!(update_id, "duplicate group application ignored");
         return Ok(None);
     }
     users::seen(
-        &mut tx,
+        tx,
         organiser.id,
         organiser.username.as_deref(),
         &organiser.first_name,
@@ -61,27 +104,26 @@ pub async fn create(
         now,
     )
     .await?;
+    let (product, members) = (&application.product, &application.members);
     let opening = Opening {
         organiser: organiser.id,
         chat_id,
-        product: &product,
-        head_count,
+        product,
+        head_count: application.head_count,
         now,
-        expires_at: now + lifetime,
+        expires_at: now + application.lifetime,
     };
-    let (group_id, key) = insert_with_fresh_key(&mut tx, ctx, &opening).await?;
-    let group = groups::by_id(&mut tx, group_id)
+    let (group_id, key) = insert_with_fresh_key(tx, ctx, &opening).await?;
+    let group = groups::by_id(tx, group_id)
         .await?
         .ok_or_else(|| super::AppError::Other("group vanished".into()))?;
 
-    let told = invite_all(&mut tx, ctx, &group, &product, organiser, &members, now).await?;
-    let html = confirmation(ctx, &group, &product, told).html();
+    let told = invite_all(tx, ctx, &group, product, organiser, members, now).await?;
+    let html = confirmation(ctx, &group, product, told).html();
     // The organiser waits for this one: an answer, served before the invitations.
     let confirmation = super::reply::message(format!("created:{group_id}"), chat_id, html, None);
-    super::reply::queue(&mut tx, now, &confirmation).await?;
-    tx.commit().await?;
-    ctx.answered();
-    tracing::info!(%group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
+    super::reply::queue(tx, now, &confirmation).await?;
+    tracing::info!(%group_id, sku = %product.sku, head_count = application.head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
 }
 

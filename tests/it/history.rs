@@ -1,0 +1,433 @@
+//! Issue [history]: the organiser's tools on an open group (`/extend`, `/invite`, `/remove`,
+//! a notice per purchase), each with its refusals that change nothing.
+
+use crate::helpers::*;
+use crate::support::TgUser;
+
+fn bob() -> TgUser {
+    TgUser::new(1001, "Bob").with_username("bob_organiser")
+}
+fn alice() -> TgUser {
+    TgUser::new(1002, "Alice").with_username("alice")
+}
+fn dave() -> TgUser {
+    TgUser::new(1_234_567, "Dave")
+}
+fn carol() -> TgUser {
+    TgUser::new(1004, "Carol")
+}
+
+async fn expires_at(app: &TestApp) -> i64 {
+    app.sql_i64("SELECT expires_at FROM group_buys").await
+}
+
+async fn member_count(app: &TestApp) -> i64 {
+    app.sql_i64("SELECT COUNT(*) FROM members").await
+}
+
+/// Says `text` as `who` and waits for the reply containing `needle`; returns once handled.
+async fn said(app: &TestApp, who: &TgUser, text: &str, needle: &str) {
+    let update = app.say(who, text);
+    app.message_to(who.id, needle).await;
+    app.handled(update).await;
+}
+
+#[tokio::test]
+async fn extend_moves_the_expiry_and_tells_members_who_were_told() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    app.message_to(alice().id, "Hello, Alice").await;
+    let key = app.new_group(&bob(), "camera 3 @alice 1234567 24h").await;
+    app.message_to(alice().id, "invited you to buy together")
+        .await;
+    let before = expires_at(&app).await;
+
+    said(
+        &app,
+        &bob(),
+        &format!("/extend {key} 48h"),
+        "is now open until",
+    )
+    .await;
+    assert_eq!(expires_at(&app).await, before + 172_800);
+    let reply = app.message_to(bob().id, "is now open until").await;
+    assert!(
+        reply
+            .text()
+            .is_some_and(|t| t.contains("1 invited member(s)")),
+        "{:?}",
+        reply.text()
+    );
+    // Alice was prompted, so she hears of it; Dave was never reached, so he does not.
+    app.message_to(alice().id, "More time: group").await;
+    assert_eq!(app.messages_to(dave().id, "More time"), 0);
+
+    // Bad input: a clear reply each, and the expiry stays where it is.
+    let moved = expires_at(&app).await;
+    said(
+        &app,
+        &bob(),
+        &format!("/extend {key} 365d"),
+        "at the latest (a year after it opened)",
+    )
+    .await;
+    said(
+        &app,
+        &alice(),
+        &format!("/extend {key} 24h"),
+        "Only the organiser",
+    )
+    .await;
+    said(&app, &bob(), &format!("/extend {key}"), "/extend KEY 24h").await;
+    said(
+        &app,
+        &bob(),
+        &format!("/extend {key} 5x"),
+        "is not an expiry I understand",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        "/extend 7KQ2XM9PD4HB6TRWZC 24h",
+        "can't find a group purchase",
+    )
+    .await;
+    assert_eq!(expires_at(&app).await, moved);
+    assert_eq!(app.messages_to(alice().id, "More time"), 1);
+}
+
+#[tokio::test]
+async fn extend_refuses_cancelled_and_settled_groups() {
+    let app = spawn_app().await;
+    let cancelled = app.new_group(&bob(), "camera 2").await;
+    said(
+        &app,
+        &bob(),
+        &format!("/cancel {cancelled}"),
+        "is cancelled",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/extend {cancelled} 24h"),
+        "was cancelled by its organiser",
+    )
+    .await;
+
+    let settled = app.new_group(&bob(), "memory 2").await;
+    app.buy(&alice(), &settled, "memory", tokyo()).await;
+    app.buy(&carol(), &settled, "memory", tokyo()).await;
+    app.message_to(bob().id, "is settled").await;
+    let before = app
+        .sql_i64("SELECT expires_at FROM group_buys WHERE status = 'settled'")
+        .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/extend {settled} 24h"),
+        "has closed and its discount was paid out",
+    )
+    .await;
+    assert_eq!(
+        app.sql_i64("SELECT expires_at FROM group_buys WHERE status = 'settled'")
+            .await,
+        before
+    );
+}
+
+#[tokio::test]
+async fn invite_names_more_members_for_unreserved_seats() {
+    let app = spawn_app().await;
+    app.say(&dave(), "/start");
+    app.message_to(dave().id, "Hello, Dave").await;
+    let key = app.new_group(&bob(), "camera 3 @alice").await;
+    assert_eq!(member_count(&app).await, 1);
+
+    said(
+        &app,
+        &bob(),
+        &format!("/invite {key} 1234567 carol@example.com"),
+        "More members for group",
+    )
+    .await;
+    assert_eq!(member_count(&app).await, 3);
+    // Dave talks to the bot: prompted at once, as /newgroup would; Carol gets the email.
+    let prompt = app
+        .message_to(dave().id, "Bob invited you to buy together")
+        .await;
+    assert!(prompt.callback_data().contains(&format!("s:{key}:camera")));
+    assert!(app.smtp.wait_for_count(1, WAIT).await, "invitation email");
+    let mail = app
+        .smtp
+        .mails_to("carol@example.com")
+        .pop()
+        .expect("invitation to Carol");
+    let body = mail.text_body().expect("text part");
+    assert!(
+        deep_link_payload(&body).starts_with(&format!("{key}-")),
+        "{body}"
+    );
+
+    // Refusals change nothing.
+    said(
+        &app,
+        &bob(),
+        &format!("/invite {key} @alice"),
+        "is already invited to group",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/invite {key} @erin_b"),
+        "has 0 seat(s) nobody is invited to",
+    )
+    .await;
+    said(
+        &app,
+        &alice(),
+        &format!("/invite {key} @erin_b"),
+        "Only the organiser",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/invite {key}"),
+        "/invite KEY MEMBER…",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/invite {key} not-a-member"),
+        "not-a-member",
+    )
+    .await;
+    assert_eq!(member_count(&app).await, 3);
+}
+
+#[tokio::test]
+async fn remove_takes_back_an_invitation_before_the_member_bought() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    app.message_to(alice().id, "Hello, Alice").await;
+    app.say(&dave(), "/start");
+    app.message_to(dave().id, "Hello, Dave").await;
+    let key = app.new_group(&bob(), "camera 3 @alice 1234567").await;
+    app.message_to(dave().id, "invited you to buy together")
+        .await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+
+    said(
+        &app,
+        &bob(),
+        &format!("/remove {key} @alice"),
+        "has already bought in group",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/remove {key} @erin_b"),
+        "is not among the invited members",
+    )
+    .await;
+    said(
+        &app,
+        &dave(),
+        &format!("/remove {key} @alice"),
+        "Only the organiser",
+    )
+    .await;
+    assert_eq!(member_count(&app).await, 2);
+
+    said(
+        &app,
+        &bob(),
+        &format!("/remove {key} 1234567"),
+        "is no longer invited to group",
+    )
+    .await;
+    assert_eq!(member_count(&app).await, 1);
+    app.message_to(dave().id, "took back your invitation").await;
+    // His seat is open again: the group now has two seats nobody is invited to.
+    said(
+        &app,
+        &bob(),
+        &format!("/invite {key} @xavier1 @xavier2 @xavier3"),
+        "has 2 seat(s) nobody is invited to",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_organiser_hears_of_each_purchase() {
+    let app = spawn_app().await;
+    let key = app.new_group(&bob(), "camera 3").await;
+    app.buy(&alice(), &key, "camera", tokyo()).await;
+    app.message_to(bob().id, "Alice bought — 1 of 3, 0% reached; one more → 3%")
+        .await;
+    app.buy(&dave(), &key, "camera", tokyo()).await;
+    app.message_to(bob().id, "Dave bought — 2 of 3, 3% reached; one more → 5%")
+        .await;
+    app.buy(&carol(), &key, "camera", tokyo()).await;
+    app.message_to(
+        bob().id,
+        "Carol bought — 3 of 3, 5% reached; the group is full",
+    )
+    .await;
+    app.message_to(bob().id, "is settled").await;
+    // The organiser's own purchase is no news to them.
+    let own = app.new_group(&bob(), "memory 2").await;
+    app.buy(&bob(), &own, "memory", tokyo()).await;
+    app.outbox_drained().await;
+    assert_eq!(app.messages_to(bob().id, "Bob bought"), 0);
+}
+
+/// Waits until `chat` has had `n` messages containing `needle`.
+async fn nth_message(app: &TestApp, chat: i64, needle: &str, n: usize) -> String {
+    let found = app
+        .fake
+        .wait_until(|calls| count_texts(calls, chat, needle) >= n, WAIT)
+        .await;
+    assert!(
+        found,
+        "fewer than {n} “{needle}” to {chat}: {:#?}",
+        app.fake.sent_texts_to(chat)
+    );
+    app.fake
+        .sent_texts_to(chat)
+        .into_iter()
+        .rev()
+        .find(|t| t.contains(needle))
+        .expect("the message")
+}
+
+#[tokio::test]
+async fn buy_together_again_opens_the_same_group_with_the_same_people() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    app.message_to(alice().id, "Hello, Alice").await;
+    let key = app.new_group(&bob(), "memory 2 @alice").await;
+    app.buy(&alice(), &key, "memory", tokyo()).await;
+    // Dave comes with the key, unnamed: he is one of the people who bought together.
+    app.buy(&dave(), &key, "memory", tokyo()).await;
+    let summary = app.message_to(bob().id, "is settled").await;
+    assert!(
+        summary.callback_data().contains(&format!("r:{key}")),
+        "{:?}",
+        summary.callback_data()
+    );
+
+    // Bob presses "Buy together again": a new group, a new key, everyone prompted again.
+    let pressed = app.press(&bob(), &format!("r:{key}"));
+    let confirmation = nth_message(&app, bob().id, "Your group purchase is open", 2).await;
+    let again = key_in(&confirmation);
+    assert_ne!(again, key);
+    assert!(confirmation.contains("2 × Memory card"), "{confirmation}");
+    nth_message(&app, alice().id, "Bob invited you to buy together", 2).await;
+    let prompt = app
+        .message_to(dave().id, "Bob invited you to buy together")
+        .await;
+    assert!(
+        prompt
+            .callback_data()
+            .contains(&format!("s:{again}:memory"))
+    );
+    app.handled(pressed).await;
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM group_buys WHERE regroup_of IS NOT NULL")
+            .await,
+        1
+    );
+
+    // A second press, another person, the still-open repeat: refused, nothing opened.
+    let twice = app.press(&bob(), &format!("r:{key}"));
+    app.message_to(bob().id, "is already being bought again as group")
+        .await;
+    app.handled(twice).await;
+    said(
+        &app,
+        &alice(),
+        &format!("/regroup {key}"),
+        "Only the organiser",
+    )
+    .await;
+    said(&app, &bob(), &format!("/regroup {again}"), "is still open").await;
+    said(
+        &app,
+        &bob(),
+        "/regroup",
+        "/regroup KEY [PRODUCT] [N] [EXPIRY]",
+    )
+    .await;
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM group_buys").await, 2);
+}
+
+#[tokio::test]
+async fn regroup_of_an_expired_group_takes_newgroup_words() {
+    let app = spawn_app().await;
+    app.say(&alice(), "/start");
+    app.message_to(alice().id, "Hello, Alice").await;
+    let key = app
+        .new_group(&bob(), "camera 3 @alice carol@example.com 1h")
+        .await;
+    assert!(app.smtp.wait_for_count(1, WAIT).await, "first invitation");
+    app.advance(7_200);
+
+    // Bad overrides: a clear reply, and no group is opened.
+    said(
+        &app,
+        &bob(),
+        &format!("/regroup {key} telescope"),
+        "I don't know a product called",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/regroup {key} 5x"),
+        "is not an expiry I understand",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/regroup {key} 1"),
+        "The head count must be",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        &format!("/regroup {key} Photo scanner 1"),
+        "The head count must be",
+    )
+    .await;
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM group_buys").await, 1);
+
+    let now = app.clock.now();
+    app.say(&bob(), &format!("/regroup {key} Photo scanner 4 48h"));
+    let confirmation = nth_message(&app, bob().id, "Your group purchase is open", 2).await;
+    assert!(confirmation.contains("4 × Photo scanner"), "{confirmation}");
+    let again = key_in(&confirmation);
+    let expires = app
+        .sql_i64("SELECT expires_at FROM group_buys WHERE regroup_of IS NOT NULL")
+        .await;
+    assert!(
+        (now + 172_800..now + 172_900).contains(&expires),
+        "{expires}"
+    );
+    nth_message(&app, alice().id, "Bob invited you to buy together", 2).await;
+    // Carol, known by email only, gets a new invitation with the new key.
+    assert!(app.smtp.wait_for_count(2, WAIT).await, "second invitation");
+    let mails = app.smtp.mails_to("carol@example.com");
+    let body = mails.last().and_then(|m| m.text_body()).expect("text part");
+    assert!(
+        deep_link_payload(&body).starts_with(&format!("{again}-")),
+        "{body}"
+    );
+}
