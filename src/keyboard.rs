@@ -67,6 +67,8 @@ pub enum Press {
     },
     /// The organiser buys together again with the same people (`/regroup`): `r:<key>`.
     Regroup { key: String },
+    /// A page of `/mygroups` (from 0): `m:<page>`.
+    MyGroups { page: u32 },
 }
 
 impl Press {
@@ -77,6 +79,7 @@ impl Press {
             Press::Product { key, sku } => format!("s:{key}:{sku}"),
             Press::Pay { key, sku, redeem } => format!("p:{key}:{redeem}:{sku}"),
             Press::Regroup { key } => format!("r:{key}"),
+            Press::MyGroups { page } => format!("m:{page}"),
         }
     }
 
@@ -88,6 +91,9 @@ impl Press {
             "b" => Some(Press::Buy { key }),
             "o" => Some(Press::Other { key }),
             "r" => Some(Press::Regroup { key }),
+            "m" => Some(Press::MyGroups {
+                page: key.parse().ok()?,
+            }),
             "s" => Some(Press::Product {
                 key,
                 sku: parts.next()?.to_string(),
@@ -126,6 +132,7 @@ mod tests {
                 redeem: 99_999_999,
             },
             Press::Regroup { key: key.clone() },
+            Press::MyGroups { page: u32::MAX },
         ] {
             let data = p.encode();
             assert!(data.len() <= 64, "{data} is {} bytes", data.len());

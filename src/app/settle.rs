@@ -7,15 +7,16 @@
 //! leaves the transaction uncommitted, and the sweep settles the group again from scratch.
 
 use super::{AppError, AppResult, Ctx, email_message, telegram_message};
+use crate::domain::circle::CircleKey;
 use crate::domain::settlement::{self, PurchaseLine};
-use crate::domain::{GroupId, GroupStatus, Points, PurchaseId, Sku, UserId};
+use crate::domain::{GroupId, GroupStatus, Money, Points, PurchaseId, Sku, UserId};
 use crate::keyboard::{Keyboard, Press, callback};
 use crate::mail::render::DiscountNotice;
 use crate::replies::messages::{BUY_TOGETHER_AGAIN, SettledSummary};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::settlements::{self, SettlementRow};
-use crate::store::{Conn, ledger, outbox, purchases, users};
+use crate::store::{Conn, circles, ledger, outbox, purchases, users};
 use std::collections::HashMap;
 
 /// Settles one due group in its own transaction. False if it was not due or already settled.
@@ -134,6 +135,7 @@ pub async fn settle_many(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId]) -> AppResu
         return Ok(0);
     }
     record_settlements(conn, &due, now).await?;
+    record_circles(conn, &due, now).await?;
     // Balances before these credits: each notice then shows the balance after its own credit,
     // as when the groups are settled one by one.
     let mut buyer_ids: Vec<UserId> = due
@@ -208,6 +210,35 @@ async fn record_settlements(conn: &mut Conn, due: &[Closing], now: i64) -> AppRe
             rows.len() as u64 - inserted,
             rows.len()
         )));
+    }
+    Ok(())
+}
+
+/// Each settled group's buyers bought together once more: their circle's count, total,
+/// last purchase and products (claim 13), in the settlement's transaction.
+async fn record_circles(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<()> {
+    for c in due {
+        let Some(circle) = CircleKey::of(c.bought.iter().map(|p| p.buyer_id)) else {
+            continue;
+        };
+        let mut products: Vec<(Sku, u32)> = Vec::new();
+        for p in &c.bought {
+            match products.iter_mut().find(|(sku, _)| *sku == p.sku) {
+                Some((_, n)) => *n += 1,
+                None => products.push((p.sku.clone(), 1)),
+            }
+        }
+        let spent: i64 = c.bought.iter().map(|p| p.price.minor()).sum();
+        let spent = Money::from_minor(spent)
+            .map_err(|e| AppError::Other(format!("group {} spent {spent}: {e}", c.group.id)))?;
+        let bought = circles::Bought {
+            group_id: c.group.id,
+            circle: &circle,
+            spent,
+            products: &products,
+            now,
+        };
+        circles::record(conn, &bought).await?;
     }
     Ok(())
 }

@@ -140,11 +140,31 @@ impl PointsReport {
     }
 }
 
-/// `/mygroups`: groups the person organised, was invited to, or bought in.
+/// `/mygroups`: the person's buying circles (first page only), then the groups they
+/// organised, were invited to, or bought in, ten a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyGroups {
+    pub circles: Vec<MyCircle>,
     pub groups: Vec<MyGroup>,
+    /// This page (from 0), and whether older groups follow.
+    pub page: u32,
+    pub more: bool,
 }
+
+/// A buying circle: the same people who bought together (claim 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyCircle {
+    pub size: u32,
+    pub times_bought: u32,
+    pub total_spent: Amount,
+    pub last_bought_at: i64,
+    /// The product it bought most.
+    pub top_product: Option<String>,
+}
+
+/// The buttons that page through `/mygroups`.
+pub const NEWER_GROUPS: &str = "‹ Newer";
+pub const OLDER_GROUPS: &str = "Older ›";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyGroup {
@@ -158,23 +178,61 @@ pub struct MyGroup {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MyGroupState {
-    Open { left_secs: i64 },
+    Open {
+        left_secs: i64,
+    },
     Expired,
-    Settled,
+    /// Settled, with the rate reached and the points credited (when its row could be read).
+    Settled {
+        outcome: Option<(Rate, Points)>,
+    },
     Cancelled,
 }
 
 impl MyGroups {
     pub fn html(&self) -> String {
-        if self.groups.is_empty() {
+        if self.page == 0 && self.groups.is_empty() && self.circles.is_empty() {
             return "You have no group purchases yet. Start one with /newgroup.".into();
         }
-        let mut s = String::from("<b>Your group purchases</b>\n");
+        let mut s = String::new();
+        if !self.circles.is_empty() {
+            let _ = writeln!(s, "<b>Your buying circles</b>");
+            for c in &self.circles {
+                let mostly = c
+                    .top_product
+                    .as_deref()
+                    .map(|p| format!(", mostly {}", esc(p)))
+                    .unwrap_or_default();
+                bullet(
+                    &mut s,
+                    &format!(
+                        "{} people — bought together {} time(s), {} in all{mostly}; last on {}",
+                        c.size,
+                        c.times_bought,
+                        c.total_spent,
+                        when(c.last_bought_at)
+                    ),
+                );
+            }
+            s.push('\n');
+        }
+        if self.groups.is_empty() {
+            s.push_str("No older group purchases.");
+            return s;
+        }
+        if self.page == 0 && !self.more {
+            s.push_str("<b>Your group purchases</b>\n");
+        } else {
+            let _ = writeln!(s, "<b>Your group purchases</b> (page {})", self.page + 1);
+        }
         for g in &self.groups {
             let state = match g.state {
                 MyGroupState::Open { left_secs } => format!("open, {} left", duration(left_secs)),
                 MyGroupState::Expired => "expired".into(),
-                MyGroupState::Settled => "settled".into(),
+                MyGroupState::Settled {
+                    outcome: Some((rate, points)),
+                } => format!("settled, {rate} reached, {points} points"),
+                MyGroupState::Settled { outcome: None } => "settled".into(),
                 MyGroupState::Cancelled => "cancelled".into(),
             };
             let role = if g.organiser { "organiser" } else { "member" };

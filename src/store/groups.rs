@@ -342,14 +342,25 @@ pub async fn for_user(
     user_id: UserId,
     limit: i64,
 ) -> Result<Vec<GroupRow>, sqlx::Error> {
+    for_user_from(conn, user_id, 0, limit).await
+}
+
+/// [`for_user`] from the `offset`-th group on (`/mygroups`' pages).
+pub async fn for_user_from(
+    conn: &mut Conn,
+    user_id: UserId,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<GroupRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM group_buys WHERE organiser_id = $1
             OR id IN (SELECT group_id FROM members WHERE user_id = $1)
             OR id IN (SELECT group_id FROM purchases WHERE buyer_id = $1)
-         ORDER BY created_at DESC, id DESC LIMIT $2"
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     )))
     .bind(user_id.get())
     .bind(limit)
+    .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(from_row).collect()

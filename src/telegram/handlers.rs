@@ -213,9 +213,9 @@ async fn status(a: Asker, key: String) -> HandlerResult {
 
 /// `/mygroups`: the person's group purchases.
 async fn my_groups(a: Asker) -> HandlerResult {
-    let groups = app::queries::my_groups(&a.ctx, &a.who).await;
-    a.answer("mygroups", groups.and_then(|g| text(g.html())))
-        .await
+    let groups = app::queries::my_groups(&a.ctx, &a.who, 0).await;
+    let answer = groups.map(|g| Some((g.html(), app::views::my_groups_keyboard(&g))));
+    a.answer("mygroups", answer).await
 }
 
 /// `/points`: the balance and how it was earned.

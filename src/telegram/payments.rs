@@ -31,6 +31,15 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
                 Err(e) => reply_error(&ctx, id, chat, &who, "regroup button", &e).await,
             };
         }
+        Some(Press::MyGroups { page }) => {
+            return match crate::app::queries::my_groups(&ctx, &who, page).await {
+                Ok(g) => {
+                    let kb = crate::app::views::my_groups_keyboard(&g);
+                    reply(&ctx, id, chat, g.html(), kb).await
+                }
+                Err(e) => reply_error(&ctx, id, chat, &who, "mygroups button", &e).await,
+            };
+        }
         Some(press) => purchase::press(&ctx, &who, &press).await,
         None => Err(UserError::StaleButton.into()),
     };

@@ -431,3 +431,81 @@ async fn regroup_of_an_expired_group_takes_newgroup_words() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn circles_are_counted_at_settlement_and_shown_in_mygroups() {
+    let app = spawn_app().await;
+    let key = app.new_group(&bob(), "memory 2").await;
+    app.buy(&alice(), &key, "memory", tokyo()).await;
+    app.buy(&dave(), &key, "memory", tokyo()).await;
+    app.message_to(bob().id, "is settled").await;
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM circles").await, 1);
+
+    // The same two people again, in another group, however they came: one circle, twice.
+    let again = app.new_group(&bob(), "camera 2").await;
+    // They have points now: each pays in full (the invoice without redeeming any).
+    for who in [dave(), alice()] {
+        let invoice = app
+            .invoice_after(&who, &format!("p:{again}:0:camera"))
+            .await;
+        app.checkout(&who, &invoice, tokyo()).await;
+    }
+    nth_message(&app, bob().id, "is settled", 2).await;
+    assert_eq!(app.sql_i64("SELECT COUNT(*) FROM circles").await, 1);
+    assert_eq!(app.sql_i64("SELECT times_bought FROM circles").await, 2);
+    assert_eq!(
+        app.sql_i64("SELECT total_spent FROM circles").await,
+        2 * 6_780 + 2 * 34_800
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM group_buys WHERE circle_id IS NOT NULL")
+            .await,
+        2
+    );
+
+    said(&app, &alice(), "/mygroups", "Your buying circles").await;
+    let text = nth_message(&app, alice().id, "Your buying circles", 1).await;
+    assert!(
+        text.contains("2 people — bought together 2 time(s), 83,160 JPY in all"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "<code>{again}</code> camera — 2/2 bought, settled, 3% reached"
+        )),
+        "{text}"
+    );
+    // Bob organised but bought nothing: no circle of his, only his groups.
+    said(&app, &bob(), "/mygroups", "Your group purchases").await;
+    assert_eq!(app.messages_to(bob().id, "Your buying circles"), 0);
+}
+
+#[tokio::test]
+async fn mygroups_pages_past_ten_groups() {
+    let app = spawn_app().await;
+    let mut keys = Vec::new();
+    for _ in 0..12 {
+        keys.push(app.new_group(&bob(), "memory 2").await);
+    }
+    let first = app.say(&bob(), "/mygroups");
+    let page = app
+        .message_to(bob().id, "Your group purchases</b> (page 1)")
+        .await;
+    app.handled(first).await;
+    assert_eq!(page.callback_data(), vec!["m:1".to_string()]);
+    let text = page.text().expect("text");
+    assert_eq!(text.matches("• ").count(), 10, "{text}");
+    // Newest first: the two oldest are on the next page.
+    assert!(
+        !text.contains(&keys[0]) && text.contains(&keys[11]),
+        "{text}"
+    );
+
+    let pressed = app.press(&bob(), "m:1");
+    let older = app.message_to(bob().id, "(page 2)").await;
+    app.handled(pressed).await;
+    assert_eq!(older.callback_data(), vec!["m:0".to_string()]);
+    let text = older.text().expect("text");
+    assert!(text.contains(&keys[0]) && text.contains(&keys[1]), "{text}");
+    assert_eq!(text.matches("• ").count(), 2, "{text}");
+}

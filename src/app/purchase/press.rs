@@ -34,7 +34,9 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         | Press::Product { key, .. }
         | Press::Pay { key, .. } => key,
         // The adapter sends this one to `app::regroup`; it never reaches the buy flow.
-        Press::Regroup { .. } => return Err(UserError::StaleButton.into()),
+        Press::Regroup { .. } | Press::MyGroups { .. } => {
+            return Err(UserError::StaleButton.into());
+        }
     };
     let group = open_group(&mut conn, key, now).await?;
     check_can_buy(&mut conn, &group, person, now).await?;
@@ -73,7 +75,7 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
             let spec = invoice(ctx, &group, person, &product, Points::new(*redeem))?;
             Ok(Step::Invoice(spec))
         }
-        Press::Regroup { .. } => Err(UserError::StaleButton.into()),
+        Press::Regroup { .. } | Press::MyGroups { .. } => Err(UserError::StaleButton.into()),
     }
 }
 
