@@ -1,6 +1,6 @@
 //! The `groupbuy` command line: `playground`, `serve`, `migrate`, `catalog import FILE`,
 //! `catalog remove SKU`, `refunds`, `refunds done CHARGE_ID`, `refund CHARGE_ID`,
-//! `settle`, `outbox`, `forget USER_ID|EMAIL`.
+//! `settle`, `outbox`, `forget USER_ID|EMAIL`, `export`.
 
 use crate::clock::Clock;
 use crate::config::{CatalogFile, Config, parse_products};
@@ -70,6 +70,19 @@ pub enum Cmd {
     Refund {
         /// The Telegram payment charge id (shown in receipts and by `groupbuy refunds --all`).
         charge_id: String,
+    },
+    /// Export purchases (for accounting or fulfilment) to standard output, streamed: one
+    /// group's, or those of the groups opened lately (default: all). CSV has a line per
+    /// purchase and a totals line per currency; JSON the same as an object.
+    Export {
+        /// One group, by its key.
+        #[arg(long, value_name = "KEY", conflicts_with = "since")]
+        group: Option<String>,
+        /// Only groups opened this recently: 30m, 48h, 30d.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::export::Format,
     },
     /// Erase a person: name, username, email and addresses everywhere (users, invitations,
     /// shipping requests, outbox, inbox); amounts stay against the bare user id. An email
@@ -186,6 +199,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Refund { charge_id } => reverse(&library(config, clock).await?, &charge_id).await,
         Cmd::Forget { who } => forget(&library(config, clock).await?, &who).await,
+        Cmd::Export {
+            group,
+            since,
+            format,
+        } => export(&config, &clock, group.as_deref(), since.as_deref(), format).await,
         Cmd::Outbox { action: None } => print_stuck(&config, &clock).await,
         Cmd::Outbox {
             action: Some(OutboxCmd::Retry { id }),
@@ -239,6 +257,45 @@ async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
         trigger.trigger();
     });
     app.run(shutdown).await
+}
+
+/// `groupbuy export [--group KEY | --since AGE] [--format csv|json]`.
+async fn export(
+    config: &Config,
+    clock: &Clock,
+    group: Option<&str>,
+    since: Option<&str>,
+    format: crate::export::Format,
+) -> anyhow::Result<()> {
+    // Keys are not repeated in errors (they would reach the operator's logs).
+    let key = group
+        .map(|k| {
+            crate::domain::GroupKey::parse(k).map_err(|_| {
+                anyhow::anyhow!("--group: that is not a group key (18 letters and digits)")
+            })
+        })
+        .transpose()?;
+    let opened_since = match since {
+        Some(s) => {
+            let age = crate::export::parse_age(s).ok_or_else(|| {
+                anyhow::anyhow!("--since {s:?}: use minutes, hours or days, like 30m, 48h or 30d")
+            })?;
+            clock.now() - age
+        }
+        None => i64::MIN,
+    };
+    let store = open_store(config, clock).await?;
+    if let Some(k) = &key {
+        let mut conn = store.read().await?;
+        if crate::store::groups::by_key(&mut conn, k).await?.is_none() {
+            anyhow::bail!("--group: no group has that key");
+        }
+    }
+    let filter = crate::store::export::Filter { key, opened_since };
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let n = crate::export::write(&store, &filter, format, &mut out).await?;
+    tracing::info!(purchases = n, "export written");
+    Ok(())
 }
 
 /// `groupbuy catalog import FILE`.

@@ -7,6 +7,7 @@
 //! locked" without waiting for the busy timeout (RELIABILITY.md §4.2).
 
 pub mod circles;
+pub mod export;
 pub(crate) mod forget;
 pub mod groups;
 pub mod holds;

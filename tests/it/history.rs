@@ -509,3 +509,88 @@ async fn mygroups_pages_past_ten_groups() {
     assert!(text.contains(&keys[0]) && text.contains(&keys[1]), "{text}");
     assert_eq!(text.matches("• ").count(), 2, "{text}");
 }
+
+/// `groupbuy export` (the real binary) on the test database.
+fn export_cli(db: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_groupbuy"))
+        .arg("export")
+        .args(args)
+        .env("GROUPBUY_DATABASE_URL", db)
+        .env("GROUPBUY_SERVER_SECRET", TEST_SECRET)
+        .env("RUST_LOG", "warn")
+        .env_remove("GROUPBUY_TELEGRAM_TOKEN")
+        .output()
+        .expect("groupbuy runs")
+}
+
+#[tokio::test]
+async fn the_operator_exports_purchases_as_csv_and_json() {
+    let app = spawn_app().await;
+    let key = app.new_group(&bob(), "memory 2").await;
+    app.buy(&alice(), &key, "memory", tokyo()).await;
+    app.buy(&dave(), &key, "memory", tokyo()).await;
+    app.message_to(bob().id, "is settled").await;
+    let other = app.new_group(&bob(), "camera 3").await;
+    app.buy(&carol(), &other, "camera", tokyo()).await;
+
+    let out = export_cli(&app.db_url, &["--group", &key]);
+    let csv = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{csv}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "header, two purchases, one total: {csv}");
+    assert!(lines[0].starts_with("group_key,group_status,purchase_id,buyer_id,buyer,product"));
+    assert!(lines[1].starts_with(&format!("{key},settled,")), "{csv}");
+    // Each got 3% of 6,780 (203) plus the shared-region bonus (500) back.
+    assert!(
+        lines[1].contains(",1002,Alice,memory,6780,JPY,6780,0,703,1,requested,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains(",1234567,Dave,memory,6780,JPY,6780,0,703,1,requested,"),
+        "{csv}"
+    );
+    assert_eq!(lines[3], "TOTAL,,2,,,,13560,JPY,13560,0,1406,,,,");
+
+    let out = export_cli(&app.db_url, &["--since", "30d", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        json["purchases"].as_array().map(Vec::len),
+        Some(3),
+        "{json}"
+    );
+    assert_eq!(json["purchases"][2]["buyer"], "Carol");
+    assert_eq!(json["purchases"][2]["group_status"], "open");
+    assert_eq!(json["totals"][0]["purchases"], 3);
+    assert_eq!(json["totals"][0]["paid"], 13_560 + 34_800);
+
+    // Bad input: a clear sentence and a failing exit, nothing written.
+    for (args, says) in [
+        (vec!["--group", "nonsense"], "not a group key"),
+        (
+            vec!["--group", "7KQ2XM9PD4HB6TRWZC"],
+            "no group has that key",
+        ),
+        (vec!["--since", "5x"], "use minutes, hours or days"),
+        (
+            vec!["--group", &key, "--since", "1d"],
+            "cannot be used with",
+        ),
+    ] {
+        let out = export_cli(&app.db_url, &args);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && out.stdout.is_empty(),
+            "{args:?}: {said}"
+        );
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+}
