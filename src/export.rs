@@ -92,6 +92,38 @@ fn json_value(r: &ExportRow) -> serde_json::Value {
     })
 }
 
+/// One group's purchases as a CSV file (`/export`): the same lines as `groupbuy export`.
+pub fn csv(rows: &[ExportRow]) -> String {
+    let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
+    let mut out = format!("{HEADER}\n");
+    for r in rows {
+        out.push_str(&csv_line(r));
+        out.push('\n');
+        totals
+            .entry(r.currency.code().to_string())
+            .or_default()
+            .add(r);
+    }
+    for (currency, t) in &totals {
+        out.push_str(&totals_line(currency, t));
+        out.push('\n');
+    }
+    out
+}
+
+/// The CSV line that sums one currency's purchases.
+fn totals_line(currency: &str, t: &Totals) -> String {
+    format!(
+        "TOTAL,,{},,,,{},{},{},{},{},,,,",
+        t.purchases,
+        t.price,
+        field(currency),
+        t.paid,
+        t.redeemed,
+        t.credited
+    )
+}
+
 /// Sums per currency (money and points are never added across currencies).
 #[derive(Debug, Default, Clone, Copy)]
 struct Totals {
@@ -148,16 +180,7 @@ pub async fn write(
     match format {
         Format::Csv => {
             for (currency, t) in &totals {
-                writeln!(
-                    out,
-                    "TOTAL,,{},,,,{},{},{},{},{},,,,",
-                    t.purchases,
-                    t.price,
-                    field(currency),
-                    t.paid,
-                    t.redeemed,
-                    t.credited
-                )?;
+                writeln!(out, "{}", totals_line(currency, t))?;
             }
         }
         Format::Json => {

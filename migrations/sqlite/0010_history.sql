@@ -32,3 +32,7 @@ CREATE TABLE circle_products (
 );
 -- The circle a settled group's buyers make (none below two buyers).
 ALTER TABLE group_buys ADD COLUMN circle_id BIGINT;
+
+-- A file to send with sendDocument (`/export`): JSON of store::outbox::DocumentSpec, the
+-- row's body_text being the file's content. Emptied with the words once delivered.
+ALTER TABLE outbox ADD COLUMN document TEXT;

@@ -10,8 +10,10 @@ use crate::domain::group::{ExtendError, extended_expiry};
 use crate::domain::{MemberRef, UserId};
 use crate::replies::UserError;
 use crate::replies::group::MembersInvited;
-use crate::replies::messages::{Extended, Removed};
+use crate::replies::messages::{Exported, Extended, Removed};
+use crate::store::export;
 use crate::store::groups::{self, GroupRow};
+use crate::store::outbox::{Channel, DocumentSpec, NewMessage, Priority};
 use crate::store::{Conn, holds, members, purchases, updates};
 
 /// The group `raw_key` names, locked for the rest of the transaction: it must be the person's
@@ -50,6 +52,70 @@ fn words<'a, const N: usize>(
 const EXTEND_USAGE: &str = "/extend KEY 24h";
 const INVITE_USAGE: &str = "/invite KEY MEMBER…";
 const REMOVE_USAGE: &str = "/remove KEY MEMBER";
+const EXPORT_USAGE: &str = "/export KEY";
+
+/// Purchases read per query for `/export`.
+const EXPORT_PAGE: i64 = 1_000;
+
+/// `/export KEY`: the organiser gets their group's purchases as a CSV file in the chat
+/// (`sendDocument`, through the outbox like every answer). Any state of the group.
+#[tracing::instrument(skip_all, fields(organiser = %person.id, update_id))]
+pub async fn export(
+    ctx: &Ctx,
+    update_id: i64,
+    person: &Person,
+    chat_id: i64,
+    args: &str,
+) -> AppResult<()> {
+    let [raw_key] = words(args, EXPORT_USAGE)?;
+    let mut conn = ctx.store.read().await?;
+    let group = super::access::guarded(
+        ctx,
+        person,
+        super::queries::group_by_typed_key(&mut conn, raw_key),
+    )
+    .await?;
+    if group.organiser_id != person.id {
+        return Err(UserError::NotOrganiser.into());
+    }
+    let filter = export::Filter {
+        key: Some(group.key.clone()),
+        opened_since: i64::MIN,
+    };
+    let (mut rows, mut after) = (Vec::new(), 0);
+    loop {
+        let page = export::page(&mut conn, &filter, after, EXPORT_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.purchase_id;
+        rows.extend(page);
+    }
+    drop(conn);
+    let spec = DocumentSpec {
+        file_name: format!("group-{}.csv", group.key),
+        caption: Exported {
+            key: group.key.clone(),
+            purchases: rows.len(),
+        }
+        .html(),
+    };
+    let spec = serde_json::to_string(&spec)
+        .map_err(|e| super::AppError::Other(format!("storing a document: {e}")))?;
+    let file = NewMessage {
+        dedupe_key: super::reply::key(chat_id, update_id),
+        channel: Channel::Telegram {
+            chat_id,
+            keyboard: None,
+            fallback_email: None,
+            invoice: None,
+            document: Some(spec),
+        },
+        text: crate::export::csv(&rows),
+        priority: Priority::Interactive,
+    };
+    super::reply::send(ctx, &file).await?;
+    tracing::info!(group_id = %group.id, purchases = rows.len(), "group exported to its organiser");
+    Ok(())
+}
 
 /// `/extend KEY 24h`: the group stays open that much longer (at most a year after it opened);
 /// members who were told about it get a note.

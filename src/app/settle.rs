@@ -389,6 +389,7 @@ async fn queue_notices(
             keyboard: Some(again_keyboard(group).to_json()),
             fallback_email: None,
             invoice: None,
+            document: None,
         };
         notices.push(note);
     }

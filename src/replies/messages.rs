@@ -381,6 +381,22 @@ impl Bought {
     }
 }
 
+/// The caption of `/export`'s CSV file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub key: GroupKey,
+    pub purchases: usize,
+}
+
+impl Exported {
+    pub fn html(&self) -> String {
+        format!(
+            "Group <code>{}</code>: {} purchase(s), one line each (buyer, product, price, paid, points redeemed and credited, shipping, region), then the totals.",
+            self.key, self.purchases
+        )
+    }
+}
+
 /// The link to a purchase's receipt page, as the last line of a message.
 pub fn receipt_line(url: &str) -> String {
     format!("Receipt: {}", esc(url))

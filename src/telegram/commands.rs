@@ -33,6 +33,8 @@ pub enum Command {
         description = "buy together again: a new group with the same people, KEY [PRODUCT] [N] [EXPIRY]"
     )]
     Regroup(String),
+    #[command(description = "your group's purchases as a CSV file: KEY")]
+    Export(String),
     #[command(description = "help with a payment")]
     PaySupport,
     #[command(description = "erase your name, username, email and addresses")]

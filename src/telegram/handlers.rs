@@ -120,6 +120,7 @@ pub fn commands() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'st
         .branch(case![Command::Invite(args)].endpoint(invite))
         .branch(case![Command::Remove(args)].endpoint(remove))
         .branch(case![Command::Regroup(args)].endpoint(regroup))
+        .branch(case![Command::Export(args)].endpoint(export))
         .branch(case![Command::PaySupport].endpoint(pay_support))
         .branch(case![Command::ForgetMe].endpoint(forget_me))
 }
@@ -261,6 +262,12 @@ async fn remove(a: Asker, args: String) -> HandlerResult {
 async fn regroup(a: Asker, args: String) -> HandlerResult {
     let created = app::regroup::regroup(&a.ctx, a.update_id, &a.who, Some(a.chat.0), &args).await;
     a.answer("regroup", created.map(|_| None)).await
+}
+
+/// `/export KEY`: the CSV file goes out through the outbox as this update's answer.
+async fn export(a: Asker, args: String) -> HandlerResult {
+    let sent = app::organiser::export(&a.ctx, a.update_id, &a.who, a.chat.0, &args).await;
+    a.answer("export", sent.map(|()| None)).await
 }
 
 /// `/paysupport`: whom to write about a payment.

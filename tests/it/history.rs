@@ -594,3 +594,61 @@ async fn the_operator_exports_purchases_as_csv_and_json() {
         assert!(said.contains(says), "{args:?}: {said}");
     }
 }
+
+#[tokio::test]
+async fn export_sends_the_organiser_a_csv_document() {
+    let app = spawn_app().await;
+    let key = app.new_group(&bob(), "memory 3").await;
+    app.buy(&alice(), &key, "memory", tokyo()).await;
+    app.buy(&dave(), &key, "memory", tokyo()).await;
+
+    let asked = app.say(&bob(), &format!("/export {key}"));
+    let bob_id = bob().id;
+    let sent = app
+        .fake
+        .wait_for_call(
+            move |c| c.method == "sendDocument" && !c.failed && c.chat_id() == Some(bob_id),
+            WAIT,
+        )
+        .await
+        .expect("a CSV document for Bob");
+    app.handled(asked).await;
+    let file = sent.file("document").expect("the uploaded CSV");
+    assert_eq!(file.file_name, format!("group-{key}.csv"));
+    let csv = String::from_utf8(file.bytes.clone()).expect("UTF-8");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines[1].contains(",1002,Alice,memory,6780,JPY,6780,0,0,1,requested,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains(",1234567,Dave,memory,6780,JPY,6780,0,0,1,requested,"),
+        "{csv}"
+    );
+    assert_eq!(lines[3], "TOTAL,,2,,,,13560,JPY,13560,0,0,,,,");
+    assert!(
+        sent.str_param("caption")
+            .is_some_and(|c| c.contains("2 purchase(s)")),
+        "{:?}",
+        sent.params
+    );
+
+    // Not the organiser, an unknown key, no key: a clear reply, no file.
+    said(
+        &app,
+        &alice(),
+        &format!("/export {key}"),
+        "Only the organiser",
+    )
+    .await;
+    said(
+        &app,
+        &bob(),
+        "/export 7KQ2XM9PD4HB6TRWZC",
+        "can't find a group purchase",
+    )
+    .await;
+    said(&app, &bob(), "/export", "/export KEY").await;
+    assert_eq!(app.fake.calls_to("sendDocument").len(), 1);
+}

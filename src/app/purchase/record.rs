@@ -162,6 +162,7 @@ async fn queue_receipt(
             keyboard: None,
             fallback_email: email,
             invoice: None,
+            document: None,
         },
         text,
         priority: Priority::Interactive,
