@@ -19,15 +19,7 @@ pub enum Format {
 
 /// `30m`, `48h`, `30d` → seconds (any positive number of them).
 pub fn parse_age(raw: &str) -> Option<i64> {
-    let unit = raw.chars().last()?;
-    let n: i64 = raw[..raw.len() - unit.len_utf8()].parse().ok()?;
-    let secs = n.checked_mul(match unit {
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        _ => return None,
-    })?;
-    (secs > 0).then_some(secs)
+    crate::app::new_group::parse_duration(raw).filter(|secs| *secs > 0)
 }
 
 const HEADER: &str = "group_key,group_status,purchase_id,buyer_id,buyer,product,price,currency,paid,points_redeemed,points_credited,counted,shipping,region,bought_at";

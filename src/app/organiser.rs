@@ -16,8 +16,29 @@ use crate::store::groups::{self, GroupRow};
 use crate::store::outbox::{Channel, DocumentSpec, NewMessage, Priority};
 use crate::store::{Conn, holds, members, purchases, updates};
 
-/// The group `raw_key` names, locked for the rest of the transaction: it must be the person's
-/// own and still open. Unknown and malformed keys count against the person's key guard.
+/// The group `raw_key` names, locked for the rest of the transaction (PostgreSQL; SQLite's
+/// write transaction already serialises), so a payment or a second press cannot slip in
+/// between the caller's checks and its change: it must be the person's own. Unknown and
+/// malformed keys count against the person's key guard.
+pub(super) async fn organised_group(
+    tx: &mut Conn,
+    ctx: &Ctx,
+    person: &Person,
+    raw_key: &str,
+) -> AppResult<GroupRow> {
+    let found =
+        super::access::guarded(ctx, person, super::queries::group_by_typed_key(tx, raw_key))
+            .await?;
+    let group = groups::lock(tx, ctx.store.backend(), found.id)
+        .await?
+        .ok_or(UserError::UnknownKey)?;
+    if group.organiser_id != person.id {
+        return Err(UserError::NotOrganiser.into());
+    }
+    Ok(group)
+}
+
+/// [`organised_group`], still open.
 pub(super) async fn organised_open_group(
     tx: &mut Conn,
     ctx: &Ctx,
@@ -25,17 +46,7 @@ pub(super) async fn organised_open_group(
     raw_key: &str,
     now: i64,
 ) -> AppResult<GroupRow> {
-    let found =
-        super::access::guarded(ctx, person, super::queries::group_by_typed_key(tx, raw_key))
-            .await?;
-    // Lock the group first (PostgreSQL), so a payment cannot slip in between the checks
-    // below and the change.
-    let group = groups::lock(tx, ctx.store.backend(), found.id)
-        .await?
-        .ok_or(UserError::UnknownKey)?;
-    if group.organiser_id != person.id {
-        return Err(UserError::NotOrganiser.into());
-    }
+    let group = organised_group(tx, ctx, person, raw_key).await?;
     super::access::ensure_open(&group, now)?;
     Ok(group)
 }

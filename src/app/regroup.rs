@@ -79,16 +79,8 @@ async fn repeatable_group(
     raw_key: &str,
     now: i64,
 ) -> AppResult<GroupRow> {
-    let found =
-        super::access::guarded(ctx, person, super::queries::group_by_typed_key(tx, raw_key))
-            .await?;
-    // Locked (PostgreSQL), so two presses of the button open one group between them.
-    let group = groups::lock(tx, ctx.store.backend(), found.id)
-        .await?
-        .ok_or(UserError::UnknownKey)?;
-    if group.organiser_id != person.id {
-        return Err(UserError::NotOrganiser.into());
-    }
+    // Locked, so two presses of the button open one group between them.
+    let group = super::organiser::organised_group(tx, ctx, person, raw_key).await?;
     let key = group.key.to_string();
     match group.status {
         GroupStatus::Open if !group.is_expired(now) => {

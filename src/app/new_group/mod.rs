@@ -5,7 +5,7 @@ mod invite;
 mod words;
 
 pub use invite::{PromptTo, queue_prompt};
-pub use words::{Request, parse_expiry, parse_members, parse_words};
+pub use words::{Request, parse_duration, parse_expiry, parse_members, parse_words};
 
 use super::{AppResult, Ctx, Person};
 use crate::domain::{GroupId, GroupKey, HeadCount, MemberRef, Product, UserId};

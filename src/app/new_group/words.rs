@@ -97,15 +97,19 @@ fn looks_like_expiry(w: &str) -> bool {
 
 /// `30m`, `48h`, `7d` → seconds; 5 minutes to 365 days.
 pub fn parse_expiry(w: &str) -> Option<i64> {
+    parse_duration(w).filter(|secs| (300..=365 * 86_400).contains(secs))
+}
+
+/// `30m`, `48h`, `7d` → seconds, any number of them (`groupbuy export --since`).
+pub fn parse_duration(w: &str) -> Option<i64> {
     let (num, unit) = number_and_unit(w)?;
     let n: i64 = num.parse().ok()?;
-    let secs = n.checked_mul(match unit {
+    n.checked_mul(match unit {
         'm' => 60,
         'h' => 3_600,
         'd' => 86_400,
         _ => return None,
-    })?;
-    (300..=365 * 86_400).contains(&secs).then_some(secs)
+    })
 }
 
 /// Parses members, refusing malformed and duplicate ones and more than `seats`.
