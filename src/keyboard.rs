@@ -65,6 +65,10 @@ pub enum Press {
         sku: String,
         redeem: i64,
     },
+    /// The organiser buys together again with the same people (`/regroup`): `r:<key>`.
+    Regroup { key: String },
+    /// A page of `/mygroups` (from 0): `m:<page>`.
+    MyGroups { page: u32 },
 }
 
 impl Press {
@@ -74,6 +78,8 @@ impl Press {
             Press::Other { key } => format!("o:{key}"),
             Press::Product { key, sku } => format!("s:{key}:{sku}"),
             Press::Pay { key, sku, redeem } => format!("p:{key}:{redeem}:{sku}"),
+            Press::Regroup { key } => format!("r:{key}"),
+            Press::MyGroups { page } => format!("m:{page}"),
         }
     }
 
@@ -84,6 +90,10 @@ impl Press {
         match tag {
             "b" => Some(Press::Buy { key }),
             "o" => Some(Press::Other { key }),
+            "r" => Some(Press::Regroup { key }),
+            "m" => Some(Press::MyGroups {
+                page: key.parse().ok()?,
+            }),
             "s" => Some(Press::Product {
                 key,
                 sku: parts.next()?.to_string(),
@@ -121,6 +131,8 @@ mod tests {
                 sku: sku.clone(),
                 redeem: 99_999_999,
             },
+            Press::Regroup { key: key.clone() },
+            Press::MyGroups { page: u32::MAX },
         ] {
             let data = p.encode();
             assert!(data.len() <= 64, "{data} is {} bytes", data.len());

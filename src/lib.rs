@@ -16,6 +16,7 @@
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`failpoint`]: named crash points for fault-injection tests.
 //! - [`secrets`]: the server secret and keyed hashes of tokens at rest.
+//! - [`export`]: the operator's streamed export of purchases (CSV or JSON).
 //! - [`startup`], [`shutdown`], [`cli`], [`telemetry`]: running it.
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub(crate) mod failpoint;
 #[cfg(test)]
 mod fuzz;

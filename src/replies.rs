@@ -4,6 +4,7 @@
 mod error_text;
 pub(crate) mod group;
 pub(crate) mod messages;
+pub(crate) mod organiser;
 pub(crate) mod status;
 
 use crate::domain::member::MemberError;
@@ -182,6 +183,28 @@ pub enum UserError {
     NotForSale { product: String },
     #[error("pre-checkout check ran out of time")]
     CheckoutBusy,
+    #[error("usage: {0}")]
+    Usage(&'static str),
+    #[error("extension past the longest lifetime")]
+    ExtendPastMaximum { key: GroupKey, latest: i64 },
+    #[error("not enough unreserved seats")]
+    NoSeatsToInvite {
+        key: GroupKey,
+        free: u32,
+        asked: usize,
+    },
+    #[error("member already invited")]
+    AlreadyInvited { key: GroupKey, member: String },
+    #[error("not a member")]
+    NotAMember { key: GroupKey, member: String },
+    #[error("member already bought")]
+    MemberBought { key: GroupKey, member: String },
+    #[error("member paying now")]
+    MemberPaying { key: GroupKey, member: String },
+    #[error("group still open")]
+    StillOpen { key: GroupKey },
+    #[error("already regrouped")]
+    AlreadyRegrouped { key: GroupKey, again: GroupKey },
     #[error("internal error")]
     Internal,
 }
@@ -192,6 +215,7 @@ impl UserError {
         self.input_html()
             .or_else(|| self.group_html())
             .or_else(|| self.payment_html())
+            .or_else(|| self.organiser_html())
             .unwrap_or_else(|| self.chat_html())
     }
 
@@ -248,6 +272,15 @@ impl UserError {
             UserError::AlreadyPaying { .. } => "already_paying",
             UserError::NotForSale { .. } => "not_for_sale",
             UserError::CheckoutBusy => "checkout_busy",
+            UserError::Usage(_) => "usage",
+            UserError::ExtendPastMaximum { .. } => "extend_past_maximum",
+            UserError::NoSeatsToInvite { .. } => "no_seats_to_invite",
+            UserError::AlreadyInvited { .. } => "already_invited",
+            UserError::NotAMember { .. } => "not_a_member",
+            UserError::MemberBought { .. } => "member_bought",
+            UserError::MemberPaying { .. } => "member_paying",
+            UserError::StillOpen { .. } => "still_open",
+            UserError::AlreadyRegrouped { .. } => "already_regrouped",
             UserError::Internal => "internal",
         }
     }

@@ -7,9 +7,11 @@ pub(crate) mod close;
 pub(crate) mod forget;
 pub(crate) mod guard;
 pub mod new_group;
+pub mod organiser;
 pub mod purchase;
 pub(crate) mod queries;
 pub mod refund;
+pub mod regroup;
 pub(crate) mod reply;
 pub(crate) mod seats;
 pub mod settle;
@@ -198,6 +200,7 @@ pub async fn queue_message(
             keyboard: keyboard.map(|k| k.to_json()),
             fallback_email,
             invoice: None,
+            document: None,
         },
         text: html,
         priority: Priority::Bulk,
@@ -225,6 +228,7 @@ pub fn telegram_message(dedupe_key: String, chat_id: i64, html: String) -> NewMe
             keyboard: None,
             fallback_email: None,
             invoice: None,
+            document: None,
         },
         text: html,
         priority: Priority::Bulk,

@@ -4,14 +4,14 @@ use super::access::{organiser_name, product_of};
 use super::{AppResult, Ctx, Person, queue_message};
 use crate::domain::{Expiry, GroupKey, GroupStatus as Status, UserId};
 use crate::replies::messages::{
-    Cancelled, GroupStatus, MyGroup, MyGroupState, MyGroups, PointsChange, PointsReport,
+    Cancelled, GroupStatus, MyCircle, MyGroup, MyGroupState, MyGroups, PointsChange, PointsReport,
     StatusState,
 };
 use crate::replies::{NextTier, UserError};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::settlements;
-use crate::store::{Conn, ledger, members, purchases, updates, users};
+use crate::store::{Conn, circles, ledger, members, purchases, updates, users};
 
 pub(super) async fn group_by_typed_key(conn: &mut Conn, raw: &str) -> AppResult<GroupRow> {
     let key = GroupKey::parse(raw).map_err(|_| UserError::MalformedKey(raw.trim().to_string()))?;
@@ -118,12 +118,21 @@ pub async fn points(ctx: &Ctx, person: &Person) -> AppResult<PointsReport> {
     })
 }
 
-/// `/mygroups`: groups the person organised, was invited to, or bought in.
-pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
+/// Groups `/mygroups` lists on one page.
+const MY_GROUPS_PAGE: usize = 10;
+
+/// `/mygroups`: on its first page the person's buying circles, then the groups they
+/// organised, were invited to or bought in, newest first, ten a page (`page` from 0).
+pub async fn my_groups(ctx: &Ctx, person: &Person, page: u32) -> AppResult<MyGroups> {
     let mut conn = ctx.store.read().await?;
     let now = ctx.now();
     let mut groups_out = Vec::new();
-    for g in groups::for_user(&mut conn, person.id, 20).await? {
+    let offset = i64::from(page) * MY_GROUPS_PAGE as i64;
+    let mut rows =
+        groups::for_user_from(&mut conn, person.id, offset, MY_GROUPS_PAGE as i64 + 1).await?;
+    let more = rows.len() > MY_GROUPS_PAGE;
+    rows.truncate(MY_GROUPS_PAGE);
+    for g in rows {
         let bought = purchases::count_counted(&mut conn, g.id).await?;
         let state = match g.status {
             Status::Open if g.is_expired(now) => MyGroupState::Expired,
@@ -131,7 +140,11 @@ pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
             Status::Open => MyGroupState::Open {
                 left_secs: g.expires_at - now,
             },
-            Status::Settled => MyGroupState::Settled,
+            Status::Settled => MyGroupState::Settled {
+                outcome: settlements::of(&mut conn, g.id)
+                    .await?
+                    .map(|st| (st.rate, st.total_points)),
+            },
             Status::Cancelled => MyGroupState::Cancelled,
         };
         groups_out.push(MyGroup {
@@ -144,7 +157,43 @@ pub async fn my_groups(ctx: &Ctx, person: &Person) -> AppResult<MyGroups> {
             state,
         });
     }
-    Ok(MyGroups { groups: groups_out })
+    let circles = if page == 0 {
+        my_circles(ctx, &mut conn, person).await?
+    } else {
+        Vec::new()
+    };
+    Ok(MyGroups {
+        circles,
+        groups: groups_out,
+        page,
+        more,
+    })
+}
+
+/// Circles `/mygroups` shows.
+const MY_CIRCLES: i64 = 5;
+
+/// The person's buying circles, most recently active first.
+async fn my_circles(ctx: &Ctx, conn: &mut Conn, person: &Person) -> AppResult<Vec<MyCircle>> {
+    let mut out = Vec::new();
+    for c in circles::of_user(conn, person.id, MY_CIRCLES).await? {
+        let top_product = match &c.top_product {
+            Some(sku) => Some(
+                crate::store::products::get_any(conn, sku.as_str())
+                    .await?
+                    .map_or_else(|| sku.to_string(), |p| p.name),
+            ),
+            None => None,
+        };
+        out.push(MyCircle {
+            size: c.size,
+            times_bought: c.times_bought,
+            total_spent: ctx.amount(c.total_spent),
+            last_bought_at: c.last_bought_at,
+            top_product,
+        });
+    }
+    Ok(out)
 }
 
 /// `/cancel KEY`: the organiser withdraws a group nobody has bought in yet.
@@ -156,16 +205,9 @@ pub async fn cancel(
 ) -> AppResult<Cancelled> {
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
-    let found = super::access::guarded(ctx, person, group_by_typed_key(&mut tx, raw_key)).await?;
-    // Lock the group first (PostgreSQL), so a payment cannot slip in between the count of
-    // purchases below and the cancellation.
-    let group = groups::lock(&mut tx, ctx.store.backend(), found.id)
-        .await?
-        .ok_or(UserError::UnknownKey)?;
-    if group.organiser_id != person.id {
-        return Err(UserError::NotOrganiser.into());
-    }
-    super::access::ensure_open(&group, now)?;
+    // Locked, so a payment cannot slip in between the count of purchases below and the
+    // cancellation.
+    let group = super::organiser::organised_open_group(&mut tx, ctx, person, raw_key, now).await?;
     // A seat held by a payment under way counts as a purchase: cancelling under it would
     // only turn that payment into a refund.
     let held = crate::store::holds::others(&mut tx, group.id, person.id, "", now).await?;

@@ -62,3 +62,20 @@ pub fn buy_keyboard(ctx: &Ctx, g: &GroupRow, product: &Product) -> Keyboard {
     }
     kb
 }
+
+/// The buttons under a page of `/mygroups`: newer and older pages, where there are some.
+pub fn my_groups_keyboard(g: &crate::replies::messages::MyGroups) -> Option<Keyboard> {
+    use crate::replies::messages::{NEWER_GROUPS, OLDER_GROUPS};
+    let mut row = Vec::new();
+    if g.page > 0 {
+        let newer = Press::MyGroups { page: g.page - 1 };
+        row.push(callback(NEWER_GROUPS, newer.encode()));
+    }
+    if g.more {
+        let older = Press::MyGroups {
+            page: g.page.saturating_add(1),
+        };
+        row.push(callback(OLDER_GROUPS, older.encode()));
+    }
+    (!row.is_empty()).then(|| Keyboard::default().row(row))
+}

@@ -167,9 +167,49 @@ impl GroupStatus {
     }
 }
 
+/// The longest a group may stay open, counted from its opening: `/newgroup`'s longest expiry
+/// (365 days). `/extend` never pushes an expiry past it.
+pub const MAX_LIFETIME_SECS: i64 = 365 * 86_400;
+
+/// Why an expiry cannot be moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExtendError {
+    /// The new expiry would be later than [`MAX_LIFETIME_SECS`] after the opening; `latest`
+    /// is the latest it may be.
+    #[error("past the longest lifetime of a group")]
+    PastMaximum { latest: i64 },
+}
+
+/// The expiry of a group opened at `created_at` and expiring at `expires_at`, moved `by_secs`
+/// later (`/extend KEY 24h`), within [`MAX_LIFETIME_SECS`] of its opening.
+pub fn extended_expiry(created_at: i64, expires_at: i64, by_secs: i64) -> Result<i64, ExtendError> {
+    let latest = created_at.saturating_add(MAX_LIFETIME_SECS);
+    match expires_at.checked_add(by_secs) {
+        Some(at) if by_secs > 0 && at <= latest => Ok(at),
+        _ => Err(ExtendError::PastMaximum { latest }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expiry_moves_later_within_the_longest_lifetime() {
+        assert_eq!(extended_expiry(0, 3_600, 86_400), Ok(90_000));
+        assert_eq!(
+            extended_expiry(0, MAX_LIFETIME_SECS - 10, 10),
+            Ok(MAX_LIFETIME_SECS)
+        );
+        assert_eq!(
+            extended_expiry(100, MAX_LIFETIME_SECS, 3_600),
+            Err(ExtendError::PastMaximum {
+                latest: MAX_LIFETIME_SECS + 100
+            })
+        );
+        assert!(extended_expiry(0, i64::MAX - 1, 86_400).is_err());
+        assert!(extended_expiry(0, 3_600, 0).is_err());
+    }
 
     #[test]
     fn head_count_range() {

@@ -5,6 +5,7 @@
 //! each mapped to one precise reply by the adapters.
 
 pub mod catalog;
+pub mod circle;
 pub mod email;
 pub mod group;
 pub mod group_key;

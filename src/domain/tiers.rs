@@ -105,6 +105,43 @@ impl TierTable {
             .find(|t| t.members > buyers && t.rate > now)
             .map(|t| (*t, t.members - buyers))
     }
+
+    /// Where a group of `head_count` stands once `bought` have bought: the rate reached, and
+    /// what one more purchase would reach (none when the group is full).
+    pub fn progress(&self, bought: u32, head_count: u32) -> Progress {
+        let reached = self.rate_for(bought);
+        Progress {
+            bought,
+            head_count,
+            reached,
+            one_more: (bought < head_count).then(|| self.rate_for(bought.saturating_add(1))),
+            new_tier: bought > 0 && reached > self.rate_for(bought - 1),
+        }
+    }
+}
+
+/// Groups up to this size tell their organiser of every purchase; larger ones only of a
+/// purchase that reaches a new tier or fills the group, so a crowd buying does not bury the
+/// organiser's chat (Telegram delivers about one message a second to it).
+pub const TELL_EVERY_PURCHASE_UP_TO: u32 = 20;
+
+/// A group's progress after a purchase, for the organiser's notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub bought: u32,
+    pub head_count: u32,
+    pub reached: Rate,
+    /// The rate one more purchase reaches; none when every seat is bought.
+    pub one_more: Option<Rate>,
+    /// This purchase reached a higher rate than the one before it.
+    pub new_tier: bool,
+}
+
+impl Progress {
+    /// Whether the organiser hears of this purchase (see [`TELL_EVERY_PURCHASE_UP_TO`]).
+    pub fn worth_telling(&self) -> bool {
+        self.head_count <= TELL_EVERY_PURCHASE_UP_TO || self.new_tier || self.one_more.is_none()
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +158,21 @@ mod tests {
 
     pub(crate) fn patent_table() -> TierTable {
         TierTable::new(vec![tier(1, 0), tier(2, 300), tier(3, 500), tier(4, 1_000)]).expect("valid")
+    }
+
+    #[test]
+    fn progress_names_the_rate_reached_and_the_next_one() {
+        let t = patent_table();
+        let p = t.progress(2, 3);
+        assert_eq!(
+            (p.reached, p.one_more),
+            (tier(2, 300).rate, Some(tier(3, 500).rate))
+        );
+        assert_eq!(t.progress(3, 3).one_more, None);
+        assert_eq!(t.progress(0, 2).reached, Rate::ZERO);
+        // A big group tells its organiser of new tiers and of the last seat only.
+        assert!(t.progress(3, 50).worth_telling() && t.progress(50, 50).worth_telling());
+        assert!(!t.progress(7, 50).worth_telling() && t.progress(7, 20).worth_telling());
     }
 
     #[test]

@@ -130,6 +130,53 @@ impl UserError {
             _ => "Something went wrong on our side. Nothing was charged or lost; please try again in a minute.".into(),
         }
     }
+
+    /// Replies to the organiser's tools on an open group: `/extend`, `/invite`, `/remove`.
+    pub(super) fn organiser_html(&self) -> Option<String> {
+        match self {
+            UserError::Usage(usage) => {
+                Some(format!("Please write it as <code>{}</code>.", esc(usage)))
+            }
+            UserError::ExtendPastMaximum { key, latest } => Some(format!(
+                "Group <code>{}</code> can stay open until {} at the latest (a year after it opened). Nothing was changed: pick a shorter extension.",
+                key,
+                when(*latest)
+            )),
+            UserError::NoSeatsToInvite { key, free, asked } => Some(format!(
+                "Group <code>{}</code> has {free} seat(s) nobody is invited to or has bought, and you named {asked}. Nobody was invited: name at most {free}.",
+                key
+            )),
+            UserError::AlreadyInvited { key, member } => Some(format!(
+                "{} is already invited to group <code>{}</code>. Nobody was invited: name each new member once.",
+                esc(&short(member)),
+                key
+            )),
+            UserError::NotAMember { key, member } => Some(format!(
+                "{} is not among the invited members of group <code>{}</code>. Nothing was changed.",
+                esc(&short(member)),
+                key
+            )),
+            UserError::MemberBought { key, member } => Some(format!(
+                "{} has already bought in group <code>{}</code>, so they stay. Nothing was changed.",
+                esc(&short(member)),
+                key
+            )),
+            UserError::StillOpen { key } => Some(format!(
+                "Group <code>{}</code> is still open: it can be bought again once it has settled or expired. To give it more time or people, use /extend or /invite.",
+                key
+            )),
+            UserError::AlreadyRegrouped { key, again } => Some(format!(
+                "Group <code>{}</code> is already being bought again as group <code>{}</code>, which is still open. Nothing new was opened.",
+                key, again
+            )),
+            UserError::MemberPaying { key, member } => Some(format!(
+                "{} is paying for a seat in group <code>{}</code> right now, so they cannot be removed. Nothing was changed.",
+                esc(&short(member)),
+                key
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A policy in the organiser's words.

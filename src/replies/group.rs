@@ -274,25 +274,90 @@ impl GroupCreated {
     }
 
     fn members(&self, s: &mut String) {
+        let lists = MemberLists {
+            reached: &self.reached,
+            waiting: &self.waiting,
+            refused: &self.refused,
+            over_limit: &self.over_limit,
+            limits: self.limits,
+        };
+        lists.write(s);
+    }
+}
+
+/// What became of the members an organiser named, as `/newgroup` and `/invite` list it.
+struct MemberLists<'a> {
+    reached: &'a [String],
+    waiting: &'a [String],
+    refused: &'a [String],
+    over_limit: &'a [String],
+    limits: (u32, u32),
+}
+
+impl MemberLists<'_> {
+    fn write(&self, s: &mut String) {
         if !self.reached.is_empty() {
             let _ = writeln!(s, "\nInvited now:");
-            bullets(s, &self.reached);
+            bullets(s, self.reached);
         }
         if !self.waiting.is_empty() {
             let _ = writeln!(
                 s,
                 "\nWill be asked as soon as they message me (bots cannot start chats) — send them the invitation link:"
             );
-            bullets(s, &self.waiting);
+            bullets(s, self.waiting);
         }
         if !self.refused.is_empty() {
             let _ = writeln!(s, "{}", not_mailed_refused());
-            bullets(s, &self.refused);
+            bullets(s, self.refused);
         }
         if !self.over_limit.is_empty() {
             let _ = writeln!(s, "{}", not_mailed_over_limit(self.limits.0, self.limits.1));
-            bullets(s, &self.over_limit);
+            bullets(s, self.over_limit);
         }
+    }
+}
+
+/// The organiser's answer to `/invite KEY MEMBER…`: what became of each new member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersInvited {
+    pub key: GroupKey,
+    pub reached: Vec<String>,
+    pub waiting: Vec<String>,
+    pub refused: Vec<String>,
+    pub over_limit: Vec<String>,
+    pub limits: (u32, u32),
+    /// Seats still neither bought nor kept for an invited member.
+    pub open_seats: u32,
+    pub invite_link: String,
+}
+
+impl MembersInvited {
+    /// Telegram HTML.
+    pub fn html(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "<b>More members for group <code>{}</code>.</b>",
+            self.key
+        );
+        MemberLists {
+            reached: &self.reached,
+            waiting: &self.waiting,
+            refused: &self.refused,
+            over_limit: &self.over_limit,
+            limits: self.limits,
+        }
+        .write(&mut s);
+        let _ = writeln!(s, "\nInvitation link: {}", esc(&self.invite_link));
+        if self.open_seats > 0 {
+            let _ = writeln!(
+                s,
+                "{} seat(s) are open to anyone with the key or link.",
+                self.open_seats
+            );
+        }
+        s.trim_end().to_string()
     }
 }
 

@@ -2,10 +2,11 @@
 //! cases build one, and it is rendered to Telegram HTML here, with every user-supplied string
 //! escaped here and nowhere else. (Refusals are [`super::UserError`].)
 
-use super::{NextTier, bullet, duration, esc, of_seats, when};
+use super::{bullet, duration, esc, of_seats, when};
 use crate::domain::{Amount, GroupKey, HeadCount, Points, Rate};
 use std::fmt::Write;
 
+pub use super::organiser::{Bought, Cancelled, ClosedNow, Exported, Extended, Removed};
 pub use super::status::{GroupStatus, StatusState};
 
 /// `/points`: the balance and the latest changes.
@@ -47,11 +48,31 @@ impl PointsReport {
     }
 }
 
-/// `/mygroups`: groups the person organised, was invited to, or bought in.
+/// `/mygroups`: the person's buying circles (first page only), then the groups they
+/// organised, were invited to, or bought in, ten a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyGroups {
+    pub circles: Vec<MyCircle>,
     pub groups: Vec<MyGroup>,
+    /// This page (from 0), and whether older groups follow.
+    pub page: u32,
+    pub more: bool,
 }
+
+/// A buying circle: the same people who bought together (claim 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyCircle {
+    pub size: u32,
+    pub times_bought: u32,
+    pub total_spent: Amount,
+    pub last_bought_at: i64,
+    /// The product it bought most.
+    pub top_product: Option<String>,
+}
+
+/// The buttons that page through `/mygroups`.
+pub const NEWER_GROUPS: &str = "‹ Newer";
+pub const OLDER_GROUPS: &str = "Older ›";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyGroup {
@@ -73,82 +94,90 @@ pub enum MyGroupState {
     /// Open, without expiry (¶0145).
     OpenNoExpiry,
     Expired,
-    Settled,
+    /// Settled, with the rate reached and the points credited (when its row could be read).
+    Settled {
+        outcome: Option<(Rate, Points)>,
+    },
     Cancelled,
 }
 
 impl MyGroups {
+    /// Telegram HTML.
     pub fn html(&self) -> String {
-        if self.groups.is_empty() {
+        if self.page == 0 && self.groups.is_empty() && self.circles.is_empty() {
             return "You have no group purchases yet. Start one with /newgroup.".into();
         }
-        let mut s = String::from("<b>Your group purchases</b>\n");
+        let mut s = String::new();
+        self.circles_html(&mut s);
+        if self.groups.is_empty() {
+            s.push_str("No older group purchases.");
+            return s;
+        }
+        if self.page == 0 && !self.more {
+            s.push_str("<b>Your group purchases</b>\n");
+        } else {
+            let _ = writeln!(s, "<b>Your group purchases</b> (page {})", self.page + 1);
+        }
         for g in &self.groups {
-            let state = match g.state {
-                MyGroupState::Open { left_secs } => format!("open, {} left", duration(left_secs)),
-                MyGroupState::OpenNoExpiry => "open, no expiry".into(),
-                MyGroupState::Expired => "expired".into(),
-                MyGroupState::Settled => "settled".into(),
-                MyGroupState::Cancelled => "cancelled".into(),
-            };
-            let role = if g.organiser { "organiser" } else { "member" };
-            bullet(
-                &mut s,
-                &format!(
-                    "<code>{}</code> {} — {} bought, {state} ({role})",
-                    g.key,
-                    esc(&g.product),
-                    if g.open_count {
-                        g.bought.to_string()
-                    } else {
-                        format!("{}/{}", g.bought, g.head_count)
-                    }
-                ),
-            );
+            bullet(&mut s, &g.line());
         }
         s.trim_end().to_string()
     }
-}
 
-/// `/cancel`: what the organiser and the invited members are told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cancelled {
-    /// To the organiser; `again` when the group was already cancelled by this request.
-    ToOrganiser { key: GroupKey, again: bool },
-    /// To a member who had been told about the group.
-    ToMember { key: GroupKey },
-}
-
-impl Cancelled {
-    pub fn html(&self) -> String {
-        match self {
-            Cancelled::ToOrganiser { key, again: true } => {
-                format!("Group <code>{}</code> is cancelled.", key)
-            }
-            Cancelled::ToOrganiser { key, again: false } => format!(
-                "Group <code>{}</code> is cancelled. Invited members who were told about it get a note.",
-                key
-            ),
-            Cancelled::ToMember { key } => format!(
-                "The group purchase <code>{}</code> you were invited to was cancelled by its organiser.",
-                key
-            ),
+    /// The people who bought together, and how often.
+    fn circles_html(&self, s: &mut String) {
+        if self.circles.is_empty() {
+            return;
         }
+        let _ = writeln!(s, "<b>Your buying circles</b>");
+        for c in &self.circles {
+            let mostly = c
+                .top_product
+                .as_deref()
+                .map(|p| format!(", mostly {}", esc(p)))
+                .unwrap_or_default();
+            bullet(
+                s,
+                &format!(
+                    "{} people — bought together {} time(s), {} in all{mostly}; last on {}",
+                    c.size,
+                    c.times_bought,
+                    c.total_spent,
+                    when(c.last_bought_at)
+                ),
+            );
+        }
+        s.push('\n');
     }
 }
 
-/// `/close`: the organiser's answer once the group is settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosedNow {
-    pub key: GroupKey,
-    pub buyers: u32,
-}
-
-impl ClosedNow {
-    pub fn html(&self) -> String {
+impl MyGroup {
+    /// One group's line: key, product, buyers, how it stands or ended, the person's role.
+    fn line(&self) -> String {
+        let state = match self.state {
+            MyGroupState::Open { left_secs } => format!("open, {} left", duration(left_secs)),
+            MyGroupState::OpenNoExpiry => "open, no expiry".into(),
+            MyGroupState::Expired => "expired".into(),
+            MyGroupState::Settled {
+                outcome: Some((rate, points)),
+            } => format!("settled, {rate} reached, {points} points"),
+            MyGroupState::Settled { outcome: None } => "settled".into(),
+            MyGroupState::Cancelled => "cancelled".into(),
+        };
+        let role = if self.organiser {
+            "organiser"
+        } else {
+            "member"
+        };
+        let bought = if self.open_count {
+            self.bought.to_string()
+        } else {
+            format!("{}/{}", self.bought, self.head_count)
+        };
         format!(
-            "Group <code>{}</code> is closed and settled now with its {} buyer(s), under its policy. Each buyer is told what they get back.",
-            self.key, self.buyers
+            "<code>{}</code> {} — {bought} bought, {state} ({role})",
+            self.key,
+            esc(&self.product)
         )
     }
 }
@@ -244,6 +273,8 @@ pub fn no_discount_reason(e: &Ending) -> String {
 
 /// What every message about a group of a product sold without discount says (¶0146).
 pub const NO_DISCOUNT: &str = "This product is sold without a group discount (it is a scarce item): buying together shares the page, the seats and the shipping, and no points are credited.";
+/// The settled summary's button that opens the same group again (`/regroup`).
+pub const BUY_TOGETHER_AGAIN: &str = "Buy together again";
 
 /// The organiser's summary when their group settles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +316,8 @@ impl SettledSummary {
         }
         let _ = write!(
             s,
-            "The key is no longer valid. Start another round with /newgroup."
+            "The key is no longer valid. Buy together again with the same people: the button below, or <code>/regroup {}</code> (add a product, head count or expiry to change them).",
+            self.key
         );
         s
     }

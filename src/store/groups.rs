@@ -241,6 +241,21 @@ pub async fn close(
     Ok(done.rows_affected() == 1)
 }
 
+/// Moves an open group's expiry (`/extend`); false if it was no longer open.
+pub async fn set_expiry(
+    conn: &mut Conn,
+    id: GroupId,
+    expires_at: i64,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE group_buys SET expires_at = $2 WHERE id = $1 AND status = 'open'")
+            .bind(id.get())
+            .bind(expires_at)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Open groups that are expired or filled and so must be settled, oldest first — but not an
 /// unfilled group while a seat of it is held for a payment under way (it may still count),
 /// nor one set aside after a failed settlement until its retry time.
@@ -363,15 +378,53 @@ pub async fn for_user(
     user_id: UserId,
     limit: i64,
 ) -> Result<Vec<GroupRow>, sqlx::Error> {
+    for_user_from(conn, user_id, 0, limit).await
+}
+
+/// [`for_user`] from the `offset`-th group on (`/mygroups`' pages).
+pub async fn for_user_from(
+    conn: &mut Conn,
+    user_id: UserId,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<GroupRow>, sqlx::Error> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM group_buys WHERE organiser_id = $1
             OR id IN (SELECT group_id FROM members WHERE user_id = $1)
             OR id IN (SELECT group_id FROM purchases WHERE buyer_id = $1)
-         ORDER BY created_at DESC, id DESC LIMIT $2"
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     )))
     .bind(user_id.get())
     .bind(limit)
+    .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Records that `id` repeats the group `of` (`/regroup`).
+pub async fn mark_regroup(conn: &mut Conn, id: GroupId, of: GroupId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE group_buys SET regroup_of = $2 WHERE id = $1")
+        .bind(id.get())
+        .bind(of.get())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The repeat of group `of` that is still open and unexpired at `now`, if any.
+pub async fn open_regroup_of(
+    conn: &mut Conn,
+    of: GroupId,
+    now: i64,
+) -> Result<Option<GroupRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM group_buys WHERE regroup_of = $1 AND status = 'open' AND expires_at > $2
+         ORDER BY id DESC LIMIT 1"
+    )))
+    .bind(of.get())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
 }

@@ -71,6 +71,24 @@ pub async fn others(
     })
 }
 
+/// Whether `buyer_id` holds an unlapsed seat of the group (a payment under way).
+pub async fn is_paying(
+    conn: &mut Conn,
+    group_id: GroupId,
+    buyer_id: UserId,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM seat_holds WHERE group_id = $1 AND buyer_id = $2 AND expires_at > $3",
+    )
+    .bind(group_id.get())
+    .bind(buyer_id.get())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?
+    .is_some())
+}
+
 /// Whether the invoice `payload` holds an unlapsed seat.
 pub async fn is_unlapsed(conn: &mut Conn, payload: &str, now: i64) -> Result<bool, sqlx::Error> {
     Ok(

@@ -141,3 +141,36 @@ pub async fn mark_prompted(conn: &mut Conn, member_id: i64, now: i64) -> Result<
         .await?;
     Ok(())
 }
+
+/// The member row of a group the organiser named as `member` (a numeric id also finds the
+/// member it was bound to when they were invited by username).
+pub async fn find(
+    conn: &mut Conn,
+    group_id: GroupId,
+    member: &MemberRef,
+) -> Result<Option<MemberRow>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE group_id = $1
+            AND ((kind = $2 AND value = $3) OR ($2 = 'user_id' AND user_id = $4))
+         ORDER BY id LIMIT 1"
+    )))
+    .bind(group_id.get())
+    .bind(member.kind())
+    .bind(member.value())
+    .bind(match member {
+        MemberRef::UserId(id) => id.get(),
+        _ => 0,
+    })
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(member_from_row).transpose()
+}
+
+/// Takes a member off a group (`/remove`); their invite code stops working with the row.
+pub async fn delete(conn: &mut Conn, member_id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM members WHERE id = $1")
+        .bind(member_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

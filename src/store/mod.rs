@@ -6,6 +6,8 @@
 //! `BEGIN IMMEDIATE`: a deferred transaction that later wants to write fails with "database is
 //! locked" without waiting for the busy timeout (RELIABILITY.md §4.2).
 
+pub mod circles;
+pub mod export;
 pub(crate) mod forget;
 pub mod groups;
 pub mod holds;

@@ -34,18 +34,28 @@ impl Priority {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
     /// A bot message to a chat, HTML parse mode, optional inline keyboard (JSON); or, when
-    /// `invoice` is set (JSON of `app::purchase::InvoiceSpec`), an invoice.
+    /// `invoice` is set (JSON of `app::purchase::InvoiceSpec`), an invoice; when `document`
+    /// is set (JSON of [`DocumentSpec`]), the text is sent as a file with `sendDocument`.
     Telegram {
         chat_id: i64,
         keyboard: Option<String>,
         fallback_email: Option<String>,
         invoice: Option<String>,
+        document: Option<String>,
     },
     Email {
         to: String,
         subject: String,
         html: Option<String>,
     },
+}
+
+/// A file the outbox sends (`sendDocument`): the row's text is its content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DocumentSpec {
+    pub file_name: String,
+    /// HTML caption.
+    pub caption: String,
 }
 
 /// A message to queue in the outbox.
@@ -82,7 +92,7 @@ pub fn is_bulk(dedupe_key: &str) -> bool {
         .any(|p| dedupe_key.starts_with(p))
 }
 
-const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error, priority, invoice, created_at";
+const COLUMNS: &str = "id, dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard, fallback_email, status, attempts, last_error, priority, invoice, document, created_at";
 
 fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
     let channel: String = r.try_get("channel")?;
@@ -92,6 +102,7 @@ fn from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
             keyboard: r.try_get("keyboard")?,
             fallback_email: r.try_get("fallback_email")?,
             invoice: r.try_get("invoice")?,
+            document: r.try_get("document")?,
         },
         _ => Channel::Email {
             to: r
@@ -119,7 +130,7 @@ pub async fn enqueue(conn: &mut Conn, m: &NewMessage, now: i64) -> Result<bool, 
     Ok(enqueue_many(conn, std::slice::from_ref(m), now).await? == 1)
 }
 
-/// Rows per INSERT (12 parameters each); kept small for the reason in `ledger`.
+/// Rows per INSERT (13 parameters each); kept small for the reason in `ledger`.
 const ROWS_PER_STATEMENT: usize = 20;
 
 /// Queues several messages in as few statements as possible, in order (they are sent in the
@@ -133,7 +144,7 @@ pub async fn enqueue_many(
     for chunk in messages.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO outbox (dedupe_key, channel, chat_id, email_to, subject, body_text, body_html, keyboard,
-                 fallback_email, priority, invoice, status, attempts, next_attempt_at, created_at)
+                 fallback_email, priority, invoice, document, status, attempts, next_attempt_at, created_at)
              VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
             values_list(chunk.len())
         );
@@ -152,6 +163,7 @@ pub async fn enqueue_many(
                 .bind(c.fallback)
                 .bind(m.priority.as_i64())
                 .bind(c.invoice)
+                .bind(c.document)
                 .bind(now);
         }
         queued += query.execute(&mut *conn).await?.rows_affected();
@@ -159,15 +171,15 @@ pub async fn enqueue_many(
     Ok(queued)
 }
 
-/// `($1, …, $11, 'pending', 0, $12, $12), (…)` for `rows` rows of 12 parameters.
+/// `($1, …, $12, 'pending', 0, $13, $13), (…)` for `rows` rows of 13 parameters.
 fn values_list(rows: usize) -> String {
     let row = |i: usize| {
-        let p: Vec<String> = (1..=12).map(|k| format!("${}", i * 12 + k)).collect();
+        let p: Vec<String> = (1..=13).map(|k| format!("${}", i * 13 + k)).collect();
         format!(
             "({}, 'pending', 0, {}, {})",
-            p[..11].join(", "),
-            p[11],
-            p[11]
+            p[..12].join(", "),
+            p[12],
+            p[12]
         )
     };
     (0..rows).map(row).collect::<Vec<_>>().join(", ")
@@ -180,6 +192,7 @@ struct Columns {
     keyboard: Option<String>,
     fallback: Option<String>,
     invoice: Option<String>,
+    document: Option<String>,
     to: Option<String>,
     subject: String,
     html: Option<String>,
@@ -193,12 +206,14 @@ impl Columns {
                 keyboard,
                 fallback_email,
                 invoice,
+                document,
             } => Self {
                 channel: "telegram",
                 chat_id: Some(*chat_id),
                 keyboard: keyboard.clone(),
                 fallback: fallback_email.clone(),
                 invoice: invoice.clone(),
+                document: document.clone(),
                 to: None,
                 subject: String::new(),
                 html: None,
@@ -209,6 +224,7 @@ impl Columns {
                 keyboard: None,
                 fallback: None,
                 invoice: None,
+                document: None,
                 to: Some(to.clone()),
                 subject: subject.clone(),
                 html: html.clone(),
@@ -235,7 +251,7 @@ pub async fn mark_sent(
     // The words go once delivered: they carry receipt links, invitation codes and addresses
     // that the database need not keep; the row stays as the record of the delivery.
     sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, remote_id = $3, attempts = attempts + 1, sending_since = NULL, claimed_by = NULL,
-             body_text = '', body_html = NULL, keyboard = NULL, invoice = NULL WHERE id = $1")
+             body_text = '', body_html = NULL, keyboard = NULL, invoice = NULL, document = NULL WHERE id = $1")
         .bind(id)
         .bind(now)
         .bind(remote_id)

@@ -25,6 +25,18 @@ pub enum Command {
     Cancel(String),
     #[command(description = "settle a group you organised now, with the buyers it has")]
     Close(String),
+    #[command(description = "keep your open group open longer: KEY 24h")]
+    Extend(String),
+    #[command(description = "invite more members to your open group: KEY MEMBER…")]
+    Invite(String),
+    #[command(description = "take back a member's invitation before they buy: KEY MEMBER")]
+    Remove(String),
+    #[command(
+        description = "buy together again: a new group with the same people, KEY [PRODUCT] [N] [EXPIRY]"
+    )]
+    Regroup(String),
+    #[command(description = "your group's purchases as a CSV file: KEY")]
+    Export(String),
     #[command(description = "help with a payment")]
     PaySupport,
     #[command(description = "erase your name, username, email and addresses")]

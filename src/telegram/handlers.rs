@@ -117,6 +117,11 @@ pub fn commands() -> UpdateHandler<Box<dyn std::error::Error + Send + Sync + 'st
         .branch(case![Command::Points].endpoint(points))
         .branch(case![Command::Cancel(key)].endpoint(cancel))
         .branch(case![Command::Close(key)].endpoint(close))
+        .branch(case![Command::Extend(args)].endpoint(extend))
+        .branch(case![Command::Invite(args)].endpoint(invite))
+        .branch(case![Command::Remove(args)].endpoint(remove))
+        .branch(case![Command::Regroup(args)].endpoint(regroup))
+        .branch(case![Command::Export(args)].endpoint(export))
         .branch(case![Command::PaySupport].endpoint(pay_support))
         .branch(case![Command::ForgetMe].endpoint(forget_me))
 }
@@ -210,9 +215,9 @@ async fn status(a: Asker, key: String) -> HandlerResult {
 
 /// `/mygroups`: the person's group purchases.
 async fn my_groups(a: Asker) -> HandlerResult {
-    let groups = app::queries::my_groups(&a.ctx, &a.who).await;
-    a.answer("mygroups", groups.and_then(|g| text(g.html())))
-        .await
+    let groups = app::queries::my_groups(&a.ctx, &a.who, 0).await;
+    let answer = groups.map(|g| Some((g.html(), app::views::my_groups_keyboard(&g))));
+    a.answer("mygroups", answer).await
 }
 
 /// `/points`: the balance and how it was earned.
@@ -242,6 +247,39 @@ async fn close(a: Asker, key: String) -> HandlerResult {
         None => Err(UserError::KeyUsage("close").into()),
     };
     a.answer("close", answer).await
+}
+
+/// `/extend KEY 24h`: the organiser keeps an open group open longer.
+async fn extend(a: Asker, args: String) -> HandlerResult {
+    let extended = app::organiser::extend(&a.ctx, a.update_id, &a.who, &args).await;
+    a.answer("extend", extended.and_then(|e| text(e.html())))
+        .await
+}
+
+/// `/invite KEY MEMBER…`: the organiser names more members.
+async fn invite(a: Asker, args: String) -> HandlerResult {
+    let invited = app::organiser::invite(&a.ctx, a.update_id, &a.who, &args).await;
+    a.answer("invite", invited.and_then(|i| text(i.html())))
+        .await
+}
+
+/// `/remove KEY MEMBER`: the organiser takes back an invitation.
+async fn remove(a: Asker, args: String) -> HandlerResult {
+    let removed = app::organiser::remove(&a.ctx, a.update_id, &a.who, &args).await;
+    a.answer("remove", removed.and_then(|r| text(r.html())))
+        .await
+}
+
+/// `/regroup KEY …`: the confirmation goes out through the outbox, as `/newgroup`'s does.
+async fn regroup(a: Asker, args: String) -> HandlerResult {
+    let created = app::regroup::regroup(&a.ctx, a.update_id, &a.who, Some(a.chat.0), &args).await;
+    a.answer("regroup", created.map(|_| None)).await
+}
+
+/// `/export KEY`: the CSV file goes out through the outbox as this update's answer.
+async fn export(a: Asker, args: String) -> HandlerResult {
+    let sent = app::organiser::export(&a.ctx, a.update_id, &a.who, a.chat.0, &args).await;
+    a.answer("export", sent.map(|()| None)).await
 }
 
 /// `/paysupport`: whom to write about a payment.

@@ -24,6 +24,22 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, ctx: Ctx, upd: Update) -> H
     let chat = ChatId(who.id.get());
     let id = update_id(&upd);
     let step = match q.data.as_deref().and_then(Press::decode) {
+        Some(Press::Regroup { key }) => {
+            // "Buy together again": the new group's confirmation is queued with it.
+            return match crate::app::regroup::regroup(&ctx, id, &who, None, &key).await {
+                Ok(_) => Ok(()),
+                Err(e) => reply_error(&ctx, id, chat, &who, "regroup button", &e).await,
+            };
+        }
+        Some(Press::MyGroups { page }) => {
+            return match crate::app::queries::my_groups(&ctx, &who, page).await {
+                Ok(g) => {
+                    let kb = crate::app::views::my_groups_keyboard(&g);
+                    reply(&ctx, id, chat, g.html(), kb).await
+                }
+                Err(e) => reply_error(&ctx, id, chat, &who, "mygroups button", &e).await,
+            };
+        }
         Some(press) => purchase::press(&ctx, &who, &press).await,
         None => Err(UserError::StaleButton.into()),
     };

@@ -46,6 +46,7 @@ async fn every_command_has_help() {
         vec!["refunds", "--help"],
         vec!["refunds", "done", "--help"],
         vec!["refund", "--help"],
+        vec!["export", "--help"],
     ] {
         let out = groupbuy("sqlite://unused.db", &args, &[]);
         assert!(out.status.success(), "{args:?}: {}", text(&out));

@@ -8,6 +8,7 @@ mod db;
 mod embodiments;
 mod flood;
 mod helpers;
+mod history;
 mod instances;
 mod money;
 mod money_model;

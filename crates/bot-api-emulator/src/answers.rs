@@ -146,6 +146,16 @@ fn new_message(st: &mut FakeState, method: &str, params: &Value) -> Value {
                 "total_amount": total,
             });
         }
+        "sendDocument" => {
+            // Telegram keeps the file and answers with its ids; the caption comes back.
+            m["document"] = json!({
+                "file_id": format!("document-{message_id}"),
+                "file_unique_id": format!("u{message_id}"),
+            });
+            if let Some(c) = params.get("caption") {
+                m["caption"] = c.clone();
+            }
+        }
         _ => {
             // Other send* methods: a plain text message carrying the caption, enough for
             // teloxide to deserialize a `Message`.

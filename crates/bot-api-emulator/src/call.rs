@@ -26,6 +26,17 @@ pub struct Call {
     pub response: Value,
     /// Schema violations of this call.
     pub violations: Vec<String>,
+    /// Files the call uploaded (multipart parts with a file name), with their contents.
+    pub files: Vec<Upload>,
+}
+
+/// One file a call uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The parameter it was sent as (`document`, `certificate`…).
+    pub field: String,
+    pub file_name: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Call {
@@ -40,6 +51,10 @@ impl Call {
     /// The message text (the `text` parameter), if any.
     pub fn text(&self) -> Option<&str> {
         self.str_param("text")
+    }
+    /// The file uploaded as parameter `field`.
+    pub fn file(&self, field: &str) -> Option<&Upload> {
+        self.files.iter().find(|f| f.field == field)
     }
     /// `result.message_id` of a successful call that returned a Message.
     pub fn result_message_id(&self) -> Option<i64> {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::answers::{answer, get_updates};
 use super::schema::schema;
-use super::{Call, Fault, Shared, TOKEN};
+use super::{Call, Fault, Shared, TOKEN, Upload};
 
 /// One request on its way through the fake, recorded as a [`Call`] when answered.
 struct Incoming {
@@ -21,6 +21,7 @@ struct Incoming {
     method: String,
     params: Value,
     violations: Vec<String>,
+    files: Vec<Upload>,
 }
 
 pub(super) async fn handle(
@@ -40,17 +41,25 @@ pub(super) async fn handle(
         .method(&method)
         .map_or_else(|| method.clone(), |d| d.name.clone());
     let mut violations = Vec::new();
-    let params =
-        parse_params(&canonical, &content_type, query.as_deref(), &body).unwrap_or_else(|e| {
-            violations.push(format!("{canonical}: unparsable request body: {e}"));
-            Value::Object(Map::new())
-        });
+    let mut files = Vec::new();
+    let params = parse_params(
+        &canonical,
+        &content_type,
+        query.as_deref(),
+        &body,
+        &mut files,
+    )
+    .unwrap_or_else(|e| {
+        violations.push(format!("{canonical}: unparsable request body: {e}"));
+        Value::Object(Map::new())
+    });
     let mut req = Incoming {
         at,
         content_type,
         method: canonical,
         params,
         violations,
+        files,
     };
     let (status, body) = respond(&shared, &bot, &mut req).await;
     finish(&shared, req, status, body)
@@ -196,6 +205,7 @@ fn finish(shared: &Shared, req: Incoming, status: StatusCode, body: Value) -> Re
             failed: !status.is_success(),
             response: body.clone(),
             violations: req.violations,
+            files: req.files,
         });
     }
     shared.changed.notify_waiters();
@@ -211,11 +221,13 @@ fn error_body(code: u16, description: &str, parameters: Option<Value>) -> Value 
     b
 }
 
+/// The parameters of a call; the files it uploaded (multipart) go to `files`.
 fn parse_params(
     method: &str,
     content_type: &str,
     query: Option<&str>,
     body: &[u8],
+    files: &mut Vec<Upload>,
 ) -> Result<Value, String> {
     let mut pairs: Vec<(String, String)> = match query {
         Some(q) if !q.is_empty() => {
@@ -230,7 +242,8 @@ fn parse_params(
         .map(|i| &body[i..])
         .unwrap_or(&[]);
     if ct.starts_with("multipart/form-data") {
-        pairs.extend(parse_multipart(content_type, body)?);
+        let (fields, uploads) = parse_multipart(content_type, body)?;
+        pairs.extend(attach(fields, uploads, files));
     } else if ct.starts_with("application/x-www-form-urlencoded") {
         pairs.extend(
             serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
@@ -252,8 +265,12 @@ fn parse_params(
     Ok(schema().decode_string_params(method, pairs))
 }
 
-/// A small multipart/form-data parser (text fields; file parts become `<file NAME, N bytes>`).
-fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>, String> {
+/// A request's text parameters, by name, in order.
+type Fields = Vec<(String, String)>;
+
+/// A small multipart/form-data parser: text fields, and file parts as `<file NAME, N bytes>`
+/// (what the schema checks) with their contents kept as uploads.
+fn parse_multipart(content_type: &str, body: &[u8]) -> Result<(Fields, Vec<Upload>), String> {
     let boundary = content_type
         .split(';')
         .map(str::trim)
@@ -265,6 +282,7 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<(String, Strin
         .ok_or("multipart without boundary")?;
     let delim = format!("--{boundary}").into_bytes();
     let mut out = Vec::new();
+    let mut uploads = Vec::new();
     let mut positions = Vec::new();
     let mut i = 0;
     while let Some(p) = find(&body[i..], &delim) {
@@ -289,12 +307,44 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<(String, Strin
             .ok_or("multipart part without Content-Disposition")?;
         let name = disposition_param(disposition, "name").ok_or("multipart part without name")?;
         let value = match disposition_param(disposition, "filename") {
-            Some(f) => format!("<file {f}, {} bytes>", content.len()),
+            Some(f) => {
+                let placeholder = format!("<file {f}, {} bytes>", content.len());
+                uploads.push(Upload {
+                    field: name.clone(),
+                    file_name: f,
+                    bytes: content.to_vec(),
+                });
+                placeholder
+            }
             None => String::from_utf8_lossy(content).into_owned(),
         };
         out.push((name, value));
     }
-    Ok(out)
+    Ok((out, uploads))
+}
+
+/// Resolves Telegram's `attach://NAME`: a parameter naming a file part sent under its own
+/// name. The parameter takes the file's placeholder and the upload the parameter's name; the
+/// part itself is not a parameter. Returns the parameters; the uploads go to `files`.
+fn attach(
+    mut fields: Vec<(String, String)>,
+    mut uploads: Vec<Upload>,
+    files: &mut Vec<Upload>,
+) -> Vec<(String, String)> {
+    let mut parts = Vec::new();
+    for (param, value) in &mut fields {
+        let Some(name) = value.strip_prefix("attach://").map(str::to_owned) else {
+            continue;
+        };
+        if let Some(u) = uploads.iter_mut().find(|u| u.field == name) {
+            *value = format!("<file {}, {} bytes>", u.file_name, u.bytes.len());
+            u.field = param.clone();
+            parts.push(name);
+        }
+    }
+    fields.retain(|(k, _)| !parts.contains(k));
+    files.append(&mut uploads);
+    fields
 }
 
 fn disposition_param(disposition: &str, key: &str) -> Option<String> {
@@ -325,7 +375,13 @@ mod tests {
     #[test]
     fn multipart_parser_reads_text_and_file_parts() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"url\"\r\n\r\nhttps://h/x\r\n--XyZ\r\nContent-Disposition: form-data; name=\"certificate\"; filename=\"c.pem\"\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\n--XyZ--\r\n";
-        let p = parse_multipart("multipart/form-data; boundary=XyZ", body).expect("parse");
+        let (p, files) = parse_multipart("multipart/form-data; boundary=XyZ", body).expect("parse");
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            (files[0].field.as_str(), files[0].file_name.as_str()),
+            ("certificate", "c.pem")
+        );
+        assert_eq!(files[0].bytes, b"abc");
         assert_eq!(
             p,
             vec![

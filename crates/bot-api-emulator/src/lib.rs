@@ -30,7 +30,7 @@ pub mod schema;
 mod stars;
 mod updates;
 
-pub use call::Call;
+pub use call::{Call, Upload};
 pub use chat::{ChatEntry, PayError, Payment};
 use limits::Limits;
 use queue::{assign_update_id, queue_update, remember_users};

@@ -650,3 +650,43 @@ async fn teloxide_dispatcher_polls_the_fake() {
     );
     fake.assert_no_violations();
 }
+
+#[tokio::test]
+async fn send_document_takes_a_multipart_upload_and_keeps_the_file() {
+    let fake = FakeBotApi::start().await;
+    let bot = bot(&fake);
+    let csv = b"group_key,buyer\nK,Alice\n".to_vec();
+    let sent = bot
+        .send_document(
+            ChatId(1001),
+            teloxide::types::InputFile::memory(csv.clone()).file_name("group-K.csv"),
+        )
+        .caption("Group K")
+        .await
+        .expect("sendDocument");
+    assert!(sent.document().is_some(), "{sent:?}");
+    assert_eq!(sent.caption(), Some("Group K"));
+    fake.assert_no_violations();
+    let call = &fake.calls_to("sendDocument")[0];
+    assert!(call.content_type.starts_with("multipart/form-data"));
+    assert_eq!(call.chat_id(), Some(1001));
+    let file = call.file("document").expect("the uploaded file");
+    assert_eq!(
+        (file.file_name.as_str(), &file.bytes),
+        ("group-K.csv", &csv)
+    );
+
+    // Without the document it is checked like every other method: a violation.
+    fake.allow_violations();
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}bot{}/sendDocument",
+            fake.api_url(),
+            fake.token()
+        ))
+        .json(&json!({"chat_id": 1001}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+}

@@ -15,7 +15,7 @@ use crate::store::{Conn, mailing, members, purchases, users};
 
 /// Who was reached at once, who waits for their first contact, and who was not mailed.
 #[derive(Debug, Default)]
-pub(super) struct Told {
+pub(crate) struct Told {
     pub reached: Vec<String>,
     pub waiting: Vec<String>,
     pub not_mailed: NotMailed,
@@ -23,7 +23,7 @@ pub(super) struct Told {
 
 /// Email members `/newgroup` left out, and why; their seats stay open to anyone with the link.
 #[derive(Debug, Default)]
-pub(super) struct NotMailed {
+pub(crate) struct NotMailed {
     /// On the suppression list: they asked never to get invitations.
     pub refused: Vec<String>,
     /// Over the organiser's `email_invites_per_group` or `email_invites_per_day`.
@@ -48,7 +48,7 @@ enum Invited {
 /// Invites every named member: a prompt to those who already talk to the bot, an email to
 /// email invitees (within the organiser's budget, never to a suppressed address), and a
 /// prompt waiting for the others' first contact.
-pub(super) async fn invite_all(
+pub(crate) async fn invite_all(
     tx: &mut Conn,
     ctx: &Ctx,
     group: &GroupRow,

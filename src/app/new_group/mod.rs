@@ -7,16 +7,16 @@ mod invite;
 mod words;
 
 pub use invite::{PromptTo, queue_prompt};
-pub use words::{ANY, NEVER, Request, parse_expiry, parse_members, parse_words};
+pub use words::{ANY, NEVER, Request, parse_duration, parse_expiry, parse_members, parse_words};
 
 use super::{AppResult, Ctx, Person};
-use crate::domain::{Expiry, GroupId, GroupKey, HeadCount, Policy, Product, UserId};
+use crate::domain::{Expiry, GroupId, GroupKey, HeadCount, MemberRef, Policy, Product, UserId};
 use crate::replies::UserError;
 use crate::replies::group::{GroupCreated, tier_line};
 use crate::store::groups::{self, GroupRow, NewGroup};
 use crate::store::{Conn, is_unique_violation, products, updates, users};
-use invite::{Told, invite_all};
-use words::find_product;
+pub(crate) use invite::{Told, invite_all};
+pub(crate) use words::{REGROUP_USAGE, find_product, parse_overrides};
 
 /// What the organiser is told; also returned so callers can show it directly.
 #[derive(Debug, Clone)]
@@ -36,23 +36,88 @@ pub async fn create(
     args: &str,
 ) -> AppResult<Option<Created>> {
     let req = parse_words(args)?;
-    let now = ctx.now();
     let mut conn = ctx.store.read().await?;
     let catalog = products::list(&mut conn).await?;
     drop(conn);
     let product = find_product(&catalog, &req.product)?;
-    let (head_count, open_count) = size_of(ctx, &req)?;
+    let (head_count, open_count) = head_count_of(ctx, &req.head_count)?;
     let members = parse_members(&req.members, head_count)?;
-    let expiry = expiry_of(ctx, &req, now)?;
+    let lifetime = lifetime_of(ctx, req.expiry.as_deref())?;
     let policy = policy_of(ctx, args, req.policy)?;
-
+    let application = Application {
+        product,
+        head_count,
+        open_count,
+        policy,
+        members,
+        lifetime,
+    };
     let mut tx = ctx.store.write().await?;
-    if !updates::claim(&mut tx, update_id, now).await? {
-        tracing::info!(update_id, "duplicate /newgroup ignored");
+    let created = open_in(&mut tx, ctx, update_id, organiser, chat_id, &application).await?;
+    if created.is_some() {
+        tx.commit().await?;
+        ctx.answered();
+    }
+    Ok(created)
+}
+
+/// N as the organiser typed it, within `max_head_count`; for `any` (¶0144, an open head
+/// count) the operator's maximum as the most it can take, and true.
+pub(crate) fn head_count_of(ctx: &Ctx, raw: &str) -> Result<(HeadCount, bool), UserError> {
+    let max = ctx.config.max_head_count;
+    let open_count = raw.eq_ignore_ascii_case(ANY);
+    let head_count = if open_count {
+        HeadCount::new(i64::from(max), max)
+    } else {
+        HeadCount::parse(raw, max)
+    }
+    .map_err(|_| UserError::from_head_count(raw, max))?;
+    Ok((head_count, open_count))
+}
+
+/// How long the key lives, in seconds: the typed expiry, or the configured default; None for
+/// `never` (¶0145).
+pub(crate) fn lifetime_of(ctx: &Ctx, raw: Option<&str>) -> Result<Option<i64>, UserError> {
+    match raw {
+        Some(raw) if raw.eq_ignore_ascii_case(NEVER) => Ok(None),
+        Some(raw) => parse_expiry(raw)
+            .map(Some)
+            .ok_or_else(|| UserError::BadExpiry(raw.to_string())),
+        None => Ok(Some(ctx.config.key_lifetime_secs)),
+    }
+}
+
+/// A group purchase applied for, its words checked: what, for how many, under which policy,
+/// with whom, how long.
+#[derive(Debug, Clone)]
+pub(crate) struct Application {
+    pub product: Product,
+    pub head_count: HeadCount,
+    /// An open head count (¶0144).
+    pub open_count: bool,
+    pub policy: Policy,
+    pub members: Vec<MemberRef>,
+    /// Seconds from now to the key's expiry; None: no expiry (¶0145).
+    pub lifetime: Option<i64>,
+}
+
+/// Opens the group inside the caller's transaction and queues the organiser's confirmation
+/// and the members' invitations; the caller commits. None: this update was handled before.
+pub(crate) async fn open_in(
+    tx: &mut Conn,
+    ctx: &Ctx,
+    update_id: i64,
+    organiser: &Person,
+    chat_id: i64,
+    application: &Application,
+) -> AppResult<Option<Created>> {
+    let now = ctx.now();
+    if !updates::claim(tx, update_id, now).await? {
+        tracing::info!(update_id, "duplicate group application ignored");
         return Ok(None);
     }
     users::seen(
-        &mut tx,
+        tx,
         organiser.id,
         organiser.username.as_deref(),
         &organiser.first_name,
@@ -60,55 +125,30 @@ pub async fn create(
         now,
     )
     .await?;
+    let (product, members) = (&application.product, &application.members);
     let opening = Opening {
         organiser: organiser.id,
         chat_id,
-        product: &product,
-        head_count,
-        open_count,
-        policy,
+        product,
+        head_count: application.head_count,
+        open_count: application.open_count,
+        policy: application.policy,
         now,
-        expiry,
+        expiry: application
+            .lifetime
+            .map_or(Expiry::Never, |secs| Expiry::At(now + secs)),
     };
-    let (group_id, key) = insert_with_fresh_key(&mut tx, &opening).await?;
-    let group = groups::by_id(&mut tx, group_id)
+    let (group_id, key) = insert_with_fresh_key(tx, &opening).await?;
+    let group = groups::by_id(tx, group_id)
         .await?
         .ok_or_else(|| super::AppError::Other("group vanished".into()))?;
-
-    let told = invite_all(&mut tx, ctx, &group, &product, organiser, &members, now).await?;
-    let html = confirmation(ctx, &group, &product, told).html();
+    let told = invite_all(tx, ctx, &group, product, organiser, members, now).await?;
+    let html = confirmation(ctx, &group, product, told).html();
     // The organiser waits for this one: an answer, served before the invitations.
     let confirmation = super::reply::message(format!("created:{group_id}"), chat_id, html, None);
-    super::reply::queue(&mut tx, now, &confirmation).await?;
-    tx.commit().await?;
-    ctx.answered();
-    tracing::info!(%group_id, sku = %product.sku, head_count = head_count.get(), members = members.len(), "group created");
+    super::reply::queue(tx, now, &confirmation).await?;
+    tracing::info!(%group_id, sku = %product.sku, head_count = application.head_count.get(), members = members.len(), "group created");
     Ok(Some(Created { group_id, key }))
-}
-
-/// N, or for `any` (¶0144, an open head count) the operator's maximum as the most it can
-/// take; true for `any`.
-fn size_of(ctx: &Ctx, req: &Request) -> Result<(HeadCount, bool), UserError> {
-    let max = ctx.config.max_head_count;
-    let open_count = req.head_count.eq_ignore_ascii_case(ANY);
-    let head_count = if open_count {
-        HeadCount::new(i64::from(max), max)
-    } else {
-        HeadCount::parse(&req.head_count, max)
-    }
-    .map_err(|_| UserError::from_head_count(&req.head_count, max))?;
-    Ok((head_count, open_count))
-}
-
-/// The expiry the words ask for: `never` (¶0145), a lifetime such as `48h`, or the default.
-fn expiry_of(ctx: &Ctx, req: &Request, now: i64) -> Result<Expiry, UserError> {
-    Ok(match &req.expiry {
-        Some(raw) if raw.eq_ignore_ascii_case(NEVER) => Expiry::Never,
-        Some(raw) => {
-            Expiry::At(now + parse_expiry(raw).ok_or_else(|| UserError::BadExpiry(raw.clone()))?)
-        }
-        None => Expiry::At(now + ctx.config.key_lifetime_secs),
-    })
 }
 
 /// A group about to be opened: who, where, what, how many, until when.

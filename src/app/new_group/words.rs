@@ -70,6 +70,40 @@ pub fn parse_words(args: &str) -> Result<Request, UserError> {
     })
 }
 
+/// What `/regroup KEY …` changes of the group it repeats, in `/newgroup`'s words: another
+/// product, another head count, another expiry; anything not named stays as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Overrides {
+    pub product: Option<String>,
+    pub head_count: Option<String>,
+    pub expiry: Option<String>,
+}
+
+/// The words after `/regroup KEY`: a whole number is the head count, a number with a unit
+/// the expiry, the other words the product; each at most once.
+pub fn parse_overrides(words: &[&str]) -> Result<Overrides, UserError> {
+    let mut out = Overrides::default();
+    let mut product = Vec::new();
+    for w in words {
+        if w.bytes().all(|b| b.is_ascii_digit()) {
+            if out.head_count.replace((*w).to_string()).is_some() {
+                return Err(UserError::Usage(REGROUP_USAGE));
+            }
+        } else if parse_expiry(w).is_some() || looks_like_expiry(w) {
+            if out.expiry.replace((*w).to_string()).is_some() {
+                return Err(UserError::BadExpiry((*w).to_string()));
+            }
+        } else {
+            product.push(*w);
+        }
+    }
+    out.product = (!product.is_empty()).then(|| product.join(" "));
+    Ok(out)
+}
+
+/// How `/regroup` is written.
+pub const REGROUP_USAGE: &str = "/regroup KEY [PRODUCT] [N] [EXPIRY]";
+
 /// Splits `48h` into `("48", 'h')`; `None` for an empty word. Safe for any Unicode input.
 fn number_and_unit(w: &str) -> Option<(&str, char)> {
     let unit = w.chars().last()?;
@@ -85,15 +119,19 @@ fn looks_like_expiry(w: &str) -> bool {
 
 /// `30m`, `48h`, `7d` → seconds; 5 minutes to 365 days.
 pub fn parse_expiry(w: &str) -> Option<i64> {
+    parse_duration(w).filter(|secs| (300..=365 * 86_400).contains(secs))
+}
+
+/// `30m`, `48h`, `7d` → seconds, any number of them (`groupbuy export --since`).
+pub fn parse_duration(w: &str) -> Option<i64> {
     let (num, unit) = number_and_unit(w)?;
     let n: i64 = num.parse().ok()?;
-    let secs = n.checked_mul(match unit {
+    n.checked_mul(match unit {
         'm' => 60,
         'h' => 3_600,
         'd' => 86_400,
         _ => return None,
-    })?;
-    (300..=365 * 86_400).contains(&secs).then_some(secs)
+    })
 }
 
 /// Parses members, refusing malformed and duplicate ones and more than `seats`.
@@ -117,7 +155,7 @@ pub fn parse_members(raw: &[String], seats: HeadCount) -> Result<Vec<MemberRef>,
 }
 
 /// The one catalog product `query` names.
-pub(super) fn find_product(all: &[Product], query: &str) -> Result<Product, UserError> {
+pub(crate) fn find_product(all: &[Product], query: &str) -> Result<Product, UserError> {
     match catalog::find(all, query) {
         ProductMatch::Found(p) => Ok(p.clone()),
         ProductMatch::Ambiguous(ps) => Err(UserError::AmbiguousProduct {
@@ -176,6 +214,31 @@ mod tests {
         assert_eq!(r.product, "Photo scanner");
         assert_eq!(r.head_count, "ANY");
         assert_eq!(parse_words("any 3"), Err(UserError::NewGroupUsage));
+    }
+
+    #[test]
+    fn regroup_overrides_in_newgroup_words() {
+        assert_eq!(parse_overrides(&[]), Ok(Overrides::default()));
+        assert_eq!(
+            parse_overrides(&["Photo", "scanner", "4", "48h"]),
+            Ok(Overrides {
+                product: Some("Photo scanner".into()),
+                head_count: Some("4".into()),
+                expiry: Some("48h".into()),
+            })
+        );
+        assert_eq!(
+            parse_overrides(&["99x"]).map(|o| o.expiry),
+            Ok(Some("99x".into()))
+        );
+        assert_eq!(
+            parse_overrides(&["1h", "2h"]),
+            Err(UserError::BadExpiry("2h".into()))
+        );
+        assert_eq!(
+            parse_overrides(&["3", "4"]),
+            Err(UserError::Usage(REGROUP_USAGE))
+        );
     }
 
     #[test]

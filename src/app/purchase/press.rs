@@ -33,6 +33,10 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
         | Press::Other { key }
         | Press::Product { key, .. }
         | Press::Pay { key, .. } => key,
+        // The adapter sends this one to `app::regroup`; it never reaches the buy flow.
+        Press::Regroup { .. } | Press::MyGroups { .. } => {
+            return Err(UserError::StaleButton.into());
+        }
     };
     let group = open_group(&mut conn, key, now).await?;
     check_can_buy(&mut conn, &group, person, now).await?;
@@ -71,6 +75,7 @@ pub async fn press(ctx: &Ctx, person: &Person, press: &Press) -> AppResult<Step>
             let spec = invoice(ctx, &group, person, &product, Points::new(*redeem))?;
             Ok(Step::Invoice(spec))
         }
+        Press::Regroup { .. } | Press::MyGroups { .. } => Err(UserError::StaleButton.into()),
     }
 }
 

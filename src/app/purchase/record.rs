@@ -10,7 +10,7 @@ use crate::app::{AppError, AppResult, Ctx, Person};
 use crate::domain::payment::{self, GroupState, Hold, RefundReason, Seats, Verdict};
 use crate::domain::{Currency, GroupStatus, Money, Points, PurchaseId, Sku};
 use crate::metrics::Metrics;
-use crate::replies::messages::{Receipt, receipt_line};
+use crate::replies::messages::{Bought, Receipt, receipt_line};
 use crate::store::groups::{self, GroupRow};
 use crate::store::outbox::{Channel, NewMessage, Priority};
 use crate::store::purchases::{self, Flag, NewPurchase};
@@ -162,6 +162,7 @@ async fn queue_receipt(
             keyboard: None,
             fallback_email: email,
             invoice: None,
+            document: None,
         },
         text,
         priority: Priority::Interactive,
@@ -301,7 +302,39 @@ async fn take_seat(
     let product = product_name(tx, &a.p.sku).await?;
     ship(tx, a, purchase_id, &product).await?;
     let bought = purchases::count_counted(tx, group.id).await?;
+    tell_organiser(tx, a, purchase_id, bought).await?;
     Ok(receipt_message(a, &product, bought, token))
+}
+
+/// The organiser hears of each purchase but their own (in a large group, of those that reach
+/// a new tier or fill it), in the chat they opened the group in: "Alice bought — 2 of 3, 3%
+/// reached; one more → 5%".
+async fn tell_organiser(
+    tx: &mut Conn,
+    a: &Arrival<'_>,
+    purchase_id: PurchaseId,
+    bought: u32,
+) -> AppResult<()> {
+    let group = a.group;
+    if group.organiser_id == a.person.id {
+        return Ok(());
+    }
+    let progress = a.ctx.config.tiers.progress(bought, group.head_count.get());
+    if !progress.worth_telling() {
+        return Ok(());
+    }
+    let notice = Bought {
+        key: group.key.clone(),
+        buyer: a.person.first_name.clone(),
+        progress,
+    };
+    let m = crate::app::telegram_message(
+        format!("bought:{purchase_id}"),
+        group.chat_id,
+        notice.html(),
+    );
+    crate::store::outbox::enqueue(tx, &m, a.now).await?;
+    Ok(())
 }
 
 /// The payment cannot count: it is refunded. Returns the receipt saying so.

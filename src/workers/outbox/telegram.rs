@@ -9,13 +9,14 @@ use crate::app::purchase::InvoiceSpec;
 use crate::keyboard::{Action, Keyboard};
 use crate::metrics::Metrics;
 use crate::replies::strip_tags;
-use crate::store::outbox::{Channel, OutboxRow};
+use crate::store::outbox::{Channel, DocumentSpec, OutboxRow};
 use crate::workers::limiter::Lane;
 use teloxide::payloads::SendInvoice;
 use teloxide::prelude::*;
 use teloxide::requests::JsonRequest;
 use teloxide::types::{
-    InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, LinkPreviewOptions, ParseMode,
+    InlineKeyboardButton, InlineKeyboardMarkup, InputFile, LabeledPrice, LinkPreviewOptions,
+    ParseMode,
 };
 use teloxide::{ApiError, RequestError};
 
@@ -100,6 +101,11 @@ impl OutboxWorker {
                 ..
             } => self.send_invoice(*chat_id, spec).await,
             Channel::Telegram {
+                chat_id,
+                document: Some(spec),
+                ..
+            } => self.send_document(*chat_id, spec, &row.text).await,
+            Channel::Telegram {
                 chat_id, keyboard, ..
             } => {
                 let text = Text {
@@ -132,6 +138,21 @@ impl OutboxWorker {
         if lane == Lane::Paid {
             req = req.allow_paid_broadcast(true);
         }
+        self.outcome(tokio::time::timeout(SEND_TIMEOUT, req.send()).await)
+    }
+
+    /// Sends a file (`/export`): the row's text as its content, named and captioned by `spec`.
+    async fn send_document(&self, chat_id: i64, spec: &str, content: &str) -> Delivery {
+        let spec: DocumentSpec = match serde_json::from_str(spec) {
+            Ok(s) => s,
+            Err(e) => return Delivery::Dead(format!("a document this version cannot read: {e}")),
+        };
+        let file = InputFile::memory(content.as_bytes().to_vec()).file_name(spec.file_name);
+        let req = self
+            .bot
+            .send_document(ChatId(chat_id), file)
+            .caption(spec.caption)
+            .parse_mode(ParseMode::Html);
         self.outcome(tokio::time::timeout(SEND_TIMEOUT, req.send()).await)
     }
 

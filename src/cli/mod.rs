@@ -1,17 +1,22 @@
 //! The `groupbuy` command line: `playground`, `serve`, `migrate`, `catalog import FILE`,
 //! `catalog remove SKU`, `refunds`, `refunds done CHARGE_ID`, `refund CHARGE_ID`,
-//! `settle`, `outbox`, `forget USER_ID|EMAIL`.
+//! `settle`, `outbox`, `forget USER_ID|EMAIL`, `export`.
 
 use crate::clock::Clock;
-use crate::config::{CatalogFile, Config, parse_products};
+use crate::config::Config;
 use crate::startup::{App, open_store};
-use crate::store::outbox::{self, Channel};
-use crate::store::products;
+use crate::store::outbox;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod operator;
+mod refunds;
+
+use operator::{catalog_import, catalog_remove, export, forget, print_stuck};
+use refunds::{print_refunds, refund_paid_out, reverse};
 
 /// The `groupbuy` command line.
 #[derive(Parser, Debug)]
@@ -73,6 +78,19 @@ pub enum Cmd {
         /// The Telegram payment charge id (shown in receipts and by `groupbuy refunds --all`).
         charge_id: String,
     },
+    /// Export purchases (for accounting or fulfilment) to standard output, streamed: one
+    /// group's, or those of the groups opened lately (default: all). CSV has a line per
+    /// purchase and a totals line per currency; JSON the same as an object.
+    Export {
+        /// One group, by its key.
+        #[arg(long, value_name = "KEY", conflicts_with = "since")]
+        group: Option<String>,
+        /// Only groups opened this recently: 30m, 48h, 30d.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::export::Format,
+    },
     /// Erase a person: name, username, email and addresses everywhere (users, invitations,
     /// shipping requests, outbox, inbox); amounts stay against the bare user id. An email
     /// address is also never mailed again.
@@ -121,7 +139,7 @@ pub enum CatalogCmd {
 }
 
 /// The example configuration shipped with the repo: the embedded defaults.
-pub const EXAMPLE: &str = include_str!("../groupbuy.example.toml");
+pub const EXAMPLE: &str = include_str!("../../groupbuy.example.toml");
 
 /// Reads the configuration: the file (if any) and the process environment.
 pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -192,6 +210,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Refund { charge_id } => reverse(&library(config, clock).await?, &charge_id).await,
         Cmd::Forget { who } => forget(&library(config, clock).await?, &who).await,
+        Cmd::Export {
+            group,
+            since,
+            format,
+        } => export(&config, &clock, group.as_deref(), since.as_deref(), format).await,
         Cmd::Outbox { action: None } => print_stuck(&config, &clock).await,
         Cmd::Outbox {
             action: Some(OutboxCmd::Retry { id }),
@@ -247,76 +270,6 @@ async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     app.run(shutdown).await
 }
 
-/// `groupbuy catalog import FILE`.
-async fn catalog_import(config: &Config, clock: &Clock, file: &PathBuf) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let parsed: CatalogFile = toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid catalog file", file.display()))?;
-    let list = parse_products(&parsed.products)?;
-    let store = open_store(config, clock).await?;
-    let mut tx = store.write().await?;
-    let n = products::upsert(&mut tx, &list, clock.now()).await?;
-    tx.commit().await?;
-    println!("imported {n} products from {}", file.display());
-    Ok(())
-}
-
-/// `groupbuy outbox`: groups whose settlement was set aside, then what did not go out.
-async fn print_stuck(config: &Config, clock: &Clock) -> anyhow::Result<()> {
-    let store = open_store(config, clock).await?;
-    let mut conn = store.read().await?;
-    for g in crate::store::groups::set_aside_list(&mut conn, 200).await? {
-        println!(
-            "group {}\t{}\tsettlement failed, retried at {}\t{}",
-            g.id,
-            g.key,
-            crate::replies::when(g.retry_at),
-            g.error
-        );
-    }
-    let rows = outbox::stuck(&mut conn, 200).await?;
-    if rows.is_empty() {
-        println!("nothing stuck: every message and email went out or is on its first try");
-    }
-    for r in rows {
-        let to = match &r.channel {
-            Channel::Telegram { chat_id, .. } => format!("telegram:{chat_id}"),
-            Channel::Email { to, .. } => format!("email:{to}"),
-        };
-        println!(
-            "{}\t{}\t{}\tattempts={}\t{}\t{}",
-            r.id,
-            r.status,
-            to,
-            r.attempts,
-            r.dedupe_key,
-            r.last_error.unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
-/// `groupbuy forget USER_ID|EMAIL`.
-async fn forget(ctx: &crate::app::Ctx, who: &str) -> anyhow::Result<()> {
-    let Some(whom) = crate::app::forget::Whom::parse(who) else {
-        anyhow::bail!(
-            "{who:?} is neither a Telegram user id (a positive number) nor an email address"
-        );
-    };
-    let e = crate::app::forget::forget(ctx, &whom).await?;
-    println!(
-        "forgotten: {} user record(s), {} invitation(s), {} shipping request(s), {} queued and {} sent message(s), {} raw update(s)",
-        e.users,
-        e.members,
-        e.shipping_requests,
-        e.outbox_deleted,
-        e.outbox_scrubbed,
-        e.inbox_deleted
-    );
-    Ok(())
-}
-
 /// The use cases on the configured database, for a command that runs one and exits.
 async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx> {
     let store = open_store(&config, &clock).await?;
@@ -326,106 +279,6 @@ async fn library(config: Config, clock: Clock) -> anyhow::Result<crate::app::Ctx
         clock,
         "",
     ))
-}
-
-async fn catalog_remove(config: &Config, clock: &Clock, sku: &str) -> anyhow::Result<()> {
-    let parsed = crate::domain::Sku::parse(sku)
-        .map_err(|e| anyhow::anyhow!("{sku:?} is not a product code: {e}"))?;
-    let store = open_store(config, clock).await?;
-    let mut tx = store.write().await?;
-    if !products::take_off_sale(&mut tx, &parsed, clock.now()).await? {
-        anyhow::bail!("no product on sale has the code {parsed}");
-    }
-    tx.commit().await?;
-    println!("{parsed} is off sale; its groups still settle");
-    Ok(())
-}
-
-/// `groupbuy refund CHARGE_ID`.
-async fn reverse(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
-    use crate::domain::payment::RefundMethod;
-    let r = crate::app::refund::reverse(ctx, charge_id)
-        .await?
-        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
-    match r.method {
-        RefundMethod::Stars => println!(
-            "purchase {} reversed: {} go back through refundStarPayment (`groupbuy serve` makes the call)",
-            r.charge_id, r.amount
-        ),
-        RefundMethod::Provider => println!(
-            "purchase {} reversed: refund {} through your payment provider, then run `groupbuy refunds done {}`",
-            r.charge_id, r.amount, r.charge_id
-        ),
-    }
-    if r.clawed_back > 0 {
-        println!(
-            "{} points of its settled discount were taken back",
-            r.clawed_back
-        );
-    }
-    Ok(())
-}
-
-/// `groupbuy refunds done CHARGE_ID`.
-async fn refund_paid_out(ctx: &crate::app::Ctx, charge_id: &str) -> anyhow::Result<()> {
-    let r = crate::app::refund::mark_paid(ctx, charge_id)
-        .await?
-        .map_err(|refusal| anyhow::anyhow!("{refusal}"))?;
-    println!(
-        "refund of {} closed: the buyer is told (`groupbuy serve` delivers the message)",
-        r.charge_id
-    );
-    Ok(())
-}
-
-/// `groupbuy refunds [--all]`: one line per charge.
-async fn print_refunds(ctx: &crate::app::Ctx, all: bool) -> anyhow::Result<()> {
-    let mut conn = ctx.store.read().await?;
-    let rows = crate::store::refunds::list(&mut conn, all, 10_000).await?;
-    if rows.is_empty() {
-        println!(
-            "{}",
-            if all {
-                "no refunds"
-            } else {
-                "no refunds are owed"
-            }
-        );
-    }
-    for r in rows {
-        let status = if r.done { "done" } else { "due" };
-        let how = match (r.done, r.method) {
-            (true, _) => format!(
-                "refunded {}",
-                r.done_at.map(crate::replies::when).unwrap_or_default()
-            ),
-            (false, crate::domain::payment::RefundMethod::Stars) => format!(
-                "refundStarPayment, attempts={}{}",
-                r.attempts,
-                r.last_error
-                    .map(|e| format!(", last error: {e}"))
-                    .unwrap_or_default()
-            ),
-            (false, crate::domain::payment::RefundMethod::Provider) => {
-                format!(
-                    "refund through the provider, then `groupbuy refunds done {}`",
-                    r.charge_id
-                )
-            }
-        };
-        println!(
-            "{}\t{}\t{}\t{}\tuser={}\tpurchase=GB-{}\treason={}\t{}",
-            r.charge_id,
-            status,
-            crate::app::refund::amount_text(&r.currency, r.amount),
-            r.method.as_str(),
-            r.user_id,
-            r.purchase_id,
-            r.reason.as_str(),
-            how
-        );
-    }
-    Ok(())
 }
 
 /// Hides a password in a database URL.

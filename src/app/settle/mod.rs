@@ -6,16 +6,18 @@
 //! keyed by (txn, account), and outbox rows by their dedupe key. A process killed mid-way
 //! leaves the transaction uncommitted, and the sweep settles the group again from scratch.
 
-use super::{AppError, AppResult, Ctx, email_message, telegram_message};
+use super::{AppError, AppResult, Ctx};
+use crate::domain::circle::CircleKey;
 use crate::domain::settlement::{self, PurchaseLine};
-use crate::domain::{GroupId, GroupStatus, Points, PurchaseId, Sku, UserId};
-use crate::mail::render::DiscountNotice;
-use crate::replies::messages::{Ending, SettledSummary};
+use crate::domain::{GroupId, GroupStatus, Money, PurchaseId, Sku, UserId};
 use crate::store::groups::{self, GroupRow};
 use crate::store::purchases::PurchaseRow;
 use crate::store::settlements::{self, SettlementRow};
-use crate::store::{Conn, ledger, outbox, purchases, users};
-use std::collections::HashMap;
+use crate::store::{Conn, circles, ledger, purchases};
+
+mod notices;
+
+use notices::queue_notices;
 
 /// Settles one due group in its own transaction. False if it was not due or already settled.
 #[tracing::instrument(skip(ctx))]
@@ -127,12 +129,12 @@ enum When {
 }
 
 /// A group being settled: its row, its counted purchases and what they get.
-struct Closing {
-    group: GroupRow,
-    bought: Vec<PurchaseRow>,
-    outcome: settlement::Outcome,
+pub(super) struct Closing {
+    pub group: GroupRow,
+    pub bought: Vec<PurchaseRow>,
+    pub outcome: settlement::Outcome,
     /// Closed by its organiser before it filled or expired.
-    closed_early: bool,
+    pub closed_early: bool,
 }
 
 /// Settles those of `ids` that are due, inside the caller's transaction, with a handful of
@@ -154,6 +156,7 @@ async fn settle_due(conn: &mut Conn, ctx: &Ctx, ids: &[GroupId], when: When) -> 
         return Ok(0);
     }
     record_settlements(conn, &due, now).await?;
+    record_circles(conn, &due, now).await?;
     // Balances before these credits: each notice then shows the balance after its own credit,
     // as when the groups are settled one by one.
     let mut buyer_ids: Vec<UserId> = due
@@ -236,6 +239,35 @@ async fn record_settlements(conn: &mut Conn, due: &[Closing], now: i64) -> AppRe
             rows.len() as u64 - inserted,
             rows.len()
         )));
+    }
+    Ok(())
+}
+
+/// Each settled group's buyers bought together once more: their circle's count, total,
+/// last purchase and products (claim 13), in the settlement's transaction.
+async fn record_circles(conn: &mut Conn, due: &[Closing], now: i64) -> AppResult<()> {
+    for c in due {
+        let Some(circle) = CircleKey::of(c.bought.iter().map(|p| p.buyer_id)) else {
+            continue;
+        };
+        let mut products: Vec<(Sku, u32)> = Vec::new();
+        for p in &c.bought {
+            match products.iter_mut().find(|(sku, _)| *sku == p.sku) {
+                Some((_, n)) => *n += 1,
+                None => products.push((p.sku.clone(), 1)),
+            }
+        }
+        let spent: i64 = c.bought.iter().map(|p| p.price.minor()).sum();
+        let spent = Money::from_minor(spent)
+            .map_err(|e| AppError::Other(format!("group {} spent {spent}: {e}", c.group.id)))?;
+        let bought = circles::Bought {
+            group_id: c.group.id,
+            circle: &circle,
+            spent,
+            products: &products,
+            now,
+        };
+        circles::record(conn, &bought).await?;
     }
     Ok(())
 }
@@ -326,121 +358,4 @@ async fn post_credits(conn: &mut Conn, due: &[Closing], currency: &str, now: i64
         .collect();
     ledger::post_many(conn, &posts).await?;
     Ok(())
-}
-
-/// Each buyer's notice (bot message, and email when we have their address) with their new
-/// balance, and the organiser's summary, queued in one statement.
-async fn queue_notices(
-    conn: &mut Conn,
-    ctx: &Ctx,
-    due: &[Closing],
-    buyer_ids: &[UserId],
-    mut balances: HashMap<UserId, Points>,
-    now: i64,
-) -> AppResult<()> {
-    let buyers = users::get_many(conn, buyer_ids).await?;
-    // The catalog's names, looked up once per SKU (None: no longer sold).
-    let mut catalog: HashMap<Sku, Option<String>> = HashMap::new();
-    let mut notices = Vec::new();
-    for c in due {
-        let (group, outcome) = (&c.group, &c.outcome);
-        let product = product_name(conn, &mut catalog, &group.sku)
-            .await?
-            .ok_or_else(|| {
-                AppError::Other(format!("product {} is not in the catalog", group.sku))
-            })?;
-        for (credit, purchase) in outcome.credits.iter().zip(&c.bought) {
-            let name = product_name(conn, &mut catalog, &purchase.sku)
-                .await?
-                .unwrap_or_else(|| product.clone());
-            let balance = balances.entry(credit.buyer_id).or_insert(Points::ZERO);
-            *balance = Points::new(balance.value() + credit.points.value());
-            let notice = notice_of(ctx, c, credit, purchase, name, *balance);
-            notices.push(telegram_message(
-                format!("notice:{}:{}:tg", group.id, purchase.id),
-                credit.buyer_id.get(),
-                crate::replies::messages::discount_notice(&notice),
-            ));
-            if let Some(to) = buyers.get(&credit.buyer_id).and_then(|u| u.email.clone()) {
-                notices.push(email_message(
-                    format!("notice:{}:{}:email", group.id, purchase.id),
-                    &to,
-                    notice.render()?,
-                ));
-            }
-        }
-        let summary = SettledSummary {
-            key: group.key.clone(),
-            product: product.clone(),
-            buyers: outcome.buyers,
-            head_count: group.head_count,
-            filled: outcome.filled,
-            rate: outcome.rate,
-            total: outcome.total,
-            total_money: ctx.money(outcome.total.value()),
-            discount: group.discount,
-            open_count: group.open_count,
-        };
-        let key = format!("summary:{}", group.id);
-        notices.push(telegram_message(key, group.chat_id, summary.html()));
-    }
-    outbox::enqueue_many(conn, &notices, now).await?;
-    Ok(())
-}
-
-/// One buyer's discount notice, with their balance after this credit.
-fn notice_of(
-    ctx: &Ctx,
-    c: &Closing,
-    credit: &settlement::Credit,
-    purchase: &PurchaseRow,
-    product: String,
-    balance: Points,
-) -> DiscountNotice {
-    let (group, outcome) = (&c.group, &c.outcome);
-    let points = credit.points.value();
-    DiscountNotice {
-        key: group.key.to_string(),
-        product,
-        buyers: outcome.buyers,
-        head_count: group.head_count.get(),
-        open_count: group.open_count,
-        rate: outcome.rate.to_string(),
-        points,
-        points_text: credit.points.to_string(),
-        extra: credit.region_rate.minor(),
-        extra_text: ctx.money(credit.region_rate.minor()),
-        bonus: credit.region_bonus.minor(),
-        bonus_text: ctx.money(credit.region_bonus.minor()),
-        unit: ctx.config.currency.code().to_string(),
-        reason: crate::replies::messages::no_discount_reason(&Ending {
-            filled: outcome.filled,
-            partial: group.policy == crate::domain::Policy::Partial,
-            buyers: outcome.buyers,
-            head_count: group.head_count.get(),
-            discount: group.discount,
-            closed_early: c.closed_early,
-            open_count: group.open_count,
-        }),
-        balance_text: balance.to_string(),
-        // Receipt tokens are stored hashed; the link's token is derived from the charge again.
-        receipt_url: ctx.receipt_url(&group.key, &ctx.secrets.receipt_token(&purchase.charge_id)),
-    }
-}
-
-/// The catalog name of `sku`, remembered in `catalog` for the rest of the batch.
-async fn product_name(
-    conn: &mut Conn,
-    catalog: &mut HashMap<Sku, Option<String>>,
-    sku: &Sku,
-) -> AppResult<Option<String>> {
-    if let Some(known) = catalog.get(sku) {
-        return Ok(known.clone());
-    }
-    // Taken out of the catalog or not: its groups still settle and still name it.
-    let name = crate::store::products::get_any(conn, sku.as_str())
-        .await?
-        .map(|p| p.name);
-    catalog.insert(sku.clone(), name.clone());
-    Ok(name)
 }
