@@ -187,6 +187,8 @@ pub enum UserError {
     Usage(&'static str),
     #[error("extension past the longest lifetime")]
     ExtendPastMaximum { key: GroupKey, latest: i64 },
+    #[error("extension of a group without expiry")]
+    ExtendNoExpiry { key: GroupKey },
     #[error("not enough unreserved seats")]
     NoSeatsToInvite {
         key: GroupKey,
@@ -274,6 +276,7 @@ impl UserError {
             UserError::CheckoutBusy => "checkout_busy",
             UserError::Usage(_) => "usage",
             UserError::ExtendPastMaximum { .. } => "extend_past_maximum",
+            UserError::ExtendNoExpiry { .. } => "extend_no_expiry",
             UserError::NoSeatsToInvite { .. } => "no_seats_to_invite",
             UserError::AlreadyInvited { .. } => "already_invited",
             UserError::NotAMember { .. } => "not_a_member",

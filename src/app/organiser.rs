@@ -7,7 +7,7 @@ use super::access::product_of;
 use super::new_group::{Told, invite_all, parse_expiry, parse_members};
 use super::{AppResult, Ctx, Person, queue_email, queue_message};
 use crate::domain::group::{ExtendError, extended_expiry};
-use crate::domain::{MemberRef, UserId};
+use crate::domain::{Expiry, MemberRef, UserId};
 use crate::replies::UserError;
 use crate::replies::group::MembersInvited;
 use crate::replies::messages::{Exported, Extended, Removed};
@@ -137,6 +137,12 @@ pub async fn extend(ctx: &Ctx, update_id: i64, person: &Person, args: &str) -> A
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
     let group = organised_open_group(&mut tx, ctx, person, raw_key, now).await?;
+    if group.expiry() == Expiry::Never {
+        return Err(UserError::ExtendNoExpiry {
+            key: group.key.clone(),
+        }
+        .into());
+    }
     let until = extended_expiry(group.created_at, group.expires_at, by).map_err(
         |ExtendError::PastMaximum { latest }| UserError::ExtendPastMaximum {
             key: group.key.clone(),

@@ -137,6 +137,9 @@ impl UserError {
             UserError::Usage(usage) => {
                 Some(format!("Please write it as <code>{}</code>.", esc(usage)))
             }
+            UserError::ExtendNoExpiry { key } => Some(format!(
+                "Group <code>{key}</code> has no expiry, so there is nothing to extend: it stays open until every seat is bought or you send <code>/close {key}</code>."
+            )),
             UserError::ExtendPastMaximum { key, latest } => Some(format!(
                 "Group <code>{}</code> can stay open until {} at the latest (a year after it opened). Nothing was changed: pick a shorter extension.",
                 key,

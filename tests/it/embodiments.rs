@@ -145,6 +145,14 @@ async fn embodiments_never_expiring_group_waits_then_settles_when_full() {
     says(&app, bob().id, "Your group purchase is open", &settles).await;
     let no_expiry = "No expiry: open until every seat is bought";
     says(&app, alice().id, "invited you", no_expiry).await;
+    // Nothing to extend: the organiser is told why, and the group keeps no expiry.
+    app.say(&bob(), &format!("/extend {key} 24h"));
+    app.message_to(bob().id, "has no expiry, so there is nothing to extend")
+        .await;
+    assert_eq!(
+        app.sql_i64("SELECT expires_at FROM group_buys").await,
+        253_402_300_799
+    );
     app.buy(&alice(), &key, "camera", tokyo()).await;
     // A year and more later: still open, still buyable, not settled.
     app.advance(400 * 86_400);
