@@ -130,23 +130,64 @@ pub struct Bought {
     pub key: GroupKey,
     pub buyer: String,
     pub progress: crate::domain::tiers::Progress,
+    /// An open head count (¶0144): buyers are counted, not seats.
+    pub open_count: bool,
+    /// False for a product sold without a group discount (¶0146): no tier to speak of.
+    pub discount: bool,
 }
 
 impl Bought {
+    /// Telegram HTML.
     pub fn html(&self) -> String {
         let p = &self.progress;
+        let buyer = esc(&super::short(&self.buyer));
+        let count = super::of_seats(p.bought, p.head_count, self.open_count);
+        if !self.discount {
+            return format!(
+                "{buyer} bought — {count}. (group <code>{}</code>)",
+                self.key
+            );
+        }
         let next = match p.one_more {
             Some(rate) => format!("one more → {rate}"),
             None => "the group is full".into(),
         };
         format!(
-            "{} bought — {} of {}, {} reached; {next}. (group <code>{}</code>)",
-            esc(&super::short(&self.buyer)),
-            p.bought,
-            p.head_count,
-            p.reached,
-            self.key
+            "{buyer} bought — {count}, {} reached; {next}. (group <code>{}</code>)",
+            p.reached, self.key
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn bought(open_count: bool, discount: bool) -> Option<Bought> {
+        let tiers = crate::config::default_tiers();
+        Some(Bought {
+            key: GroupKey::generate().ok()?,
+            buyer: "Alice".into(),
+            progress: tiers.progress(2, 3),
+            open_count,
+            discount,
+        })
+    }
+
+    #[test]
+    fn the_purchase_notice_counts_seats_or_buyers_and_names_no_tier_without_discount() {
+        let seats = bought(false, true).expect("a notice").html();
+        assert!(
+            seats.starts_with("Alice bought — 2 of 3, 3% reached; one more → 5%."),
+            "{seats}"
+        );
+        let open = bought(true, true).expect("a notice").html();
+        assert!(open.starts_with("Alice bought — 2, 3% reached"), "{open}");
+        let plain = bought(false, false).expect("a notice").html();
+        assert!(
+            plain.starts_with("Alice bought — 2 of 3. (group"),
+            "{plain}"
+        );
+        assert!(!plain.contains('%'), "{plain}");
     }
 }
 

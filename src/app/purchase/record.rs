@@ -327,6 +327,8 @@ async fn tell_organiser(
         key: group.key.clone(),
         buyer: a.person.first_name.clone(),
         progress,
+        open_count: group.open_count,
+        discount: group.discount,
     };
     let m = crate::app::telegram_message(
         format!("bought:{purchase_id}"),
