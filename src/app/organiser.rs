@@ -7,7 +7,7 @@ use super::access::product_of;
 use super::new_group::{Told, invite_all, parse_expiry, parse_members};
 use super::{AppResult, Ctx, Person, queue_email, queue_message};
 use crate::domain::group::{ExtendError, extended_expiry};
-use crate::domain::{Expiry, MemberRef, UserId};
+use crate::domain::{MemberRef, UserId};
 use crate::replies::UserError;
 use crate::replies::group::MembersInvited;
 use crate::replies::messages::{Exported, Extended, Removed};
@@ -137,18 +137,11 @@ pub async fn extend(ctx: &Ctx, update_id: i64, person: &Person, args: &str) -> A
     let now = ctx.now();
     let mut tx = ctx.store.write().await?;
     let group = organised_open_group(&mut tx, ctx, person, raw_key, now).await?;
-    if group.expiry() == Expiry::Never {
-        return Err(UserError::ExtendNoExpiry {
-            key: group.key.clone(),
-        }
-        .into());
-    }
-    let until = extended_expiry(group.created_at, group.expires_at, by).map_err(
-        |ExtendError::PastMaximum { latest }| UserError::ExtendPastMaximum {
-            key: group.key.clone(),
-            latest,
-        },
-    )?;
+    let key = group.key.clone();
+    let until = extended_expiry(group.created_at, group.expiry(), by).map_err(|e| match e {
+        ExtendError::PastMaximum { latest } => UserError::ExtendPastMaximum { key, latest },
+        ExtendError::NoExpiry => UserError::ExtendNoExpiry { key },
+    })?;
     if !updates::claim(&mut tx, update_id, now).await?
         || !groups::set_expiry(&mut tx, group.id, until).await?
     {

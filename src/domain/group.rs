@@ -178,11 +178,18 @@ pub enum ExtendError {
     /// is the latest it may be.
     #[error("past the longest lifetime of a group")]
     PastMaximum { latest: i64 },
+    /// The group has no expiry (¶0145): there is nothing to move.
+    #[error("the group has no expiry")]
+    NoExpiry,
 }
 
-/// The expiry of a group opened at `created_at` and expiring at `expires_at`, moved `by_secs`
-/// later (`/extend KEY 24h`), within [`MAX_LIFETIME_SECS`] of its opening.
-pub fn extended_expiry(created_at: i64, expires_at: i64, by_secs: i64) -> Result<i64, ExtendError> {
+/// The expiry of a group opened at `created_at` with `expiry`, moved `by_secs` later
+/// (`/extend KEY 24h`), within [`MAX_LIFETIME_SECS`] of its opening. A group without expiry
+/// has none to move.
+pub fn extended_expiry(created_at: i64, expiry: Expiry, by_secs: i64) -> Result<i64, ExtendError> {
+    let Expiry::At(expires_at) = expiry else {
+        return Err(ExtendError::NoExpiry);
+    };
     let latest = created_at.saturating_add(MAX_LIFETIME_SECS);
     match expires_at.checked_add(by_secs) {
         Some(at) if by_secs > 0 && at <= latest => Ok(at),
@@ -196,19 +203,23 @@ mod tests {
 
     #[test]
     fn an_expiry_moves_later_within_the_longest_lifetime() {
-        assert_eq!(extended_expiry(0, 3_600, 86_400), Ok(90_000));
+        assert_eq!(extended_expiry(0, Expiry::At(3_600), 86_400), Ok(90_000));
         assert_eq!(
-            extended_expiry(0, MAX_LIFETIME_SECS - 10, 10),
+            extended_expiry(0, Expiry::At(MAX_LIFETIME_SECS - 10), 10),
             Ok(MAX_LIFETIME_SECS)
         );
         assert_eq!(
-            extended_expiry(100, MAX_LIFETIME_SECS, 3_600),
+            extended_expiry(100, Expiry::At(MAX_LIFETIME_SECS), 3_600),
             Err(ExtendError::PastMaximum {
                 latest: MAX_LIFETIME_SECS + 100
             })
         );
-        assert!(extended_expiry(0, i64::MAX - 1, 86_400).is_err());
-        assert!(extended_expiry(0, 3_600, 0).is_err());
+        assert!(extended_expiry(0, Expiry::At(i64::MAX - 1), 86_400).is_err());
+        assert!(extended_expiry(0, Expiry::At(3_600), 0).is_err());
+        assert_eq!(
+            extended_expiry(0, Expiry::Never, 86_400),
+            Err(ExtendError::NoExpiry)
+        );
     }
 
     #[test]
